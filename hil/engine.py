@@ -1,0 +1,217 @@
+"""The run engine: validates, opens the backend, records the run, runs the protocol, always
+leaves the hardware safe, and marks how the run ended.
+
+Order of a run:
+
+1. parameters are validated and checked against the station (nothing is written on failure);
+2. the backend is opened behind the safety layer;
+3. a ``runs`` row is committed with status ``running``;
+4. the protocol executes, committing its readings as it takes them;
+5. whatever happens (return, exception, Ctrl-C, SIGTERM) the backend is put in its safe state
+   (outputs off, routes open) and closed, and the run is marked ``completed``, ``failed`` or
+   ``interrupted``;
+6. the protocol's plot is written and recorded as an artifact.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import traceback
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from hil.errors import ConfigError, format_validation_error
+from hil.factory import open_backend
+from hil.protocol import NullProgress, Progress, Protocol, RunContext, get_protocol
+from hil.safety import SafeBackend
+from hil.station import Station, parse_station
+from hil.store import Store
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Raised in the main thread when the process receives SIGTERM during a run."""
+
+
+@dataclass
+class RunOutcome:
+    """How a run ended: its id, status, error message (if any) and plot path (if any)."""
+
+    run_id: int
+    status: str
+    error: str | None = None
+    plot: Path | None = None
+
+
+def parse_params(protocol: Protocol, values: Mapping[str, Any] | BaseModel) -> Any:
+    """Validate protocol parameters; a bad one raises :class:`ConfigError` naming it and its range."""
+    if isinstance(values, protocol.Params):
+        return values
+    data = values.model_dump() if isinstance(values, BaseModel) else dict(values)
+    try:
+        return protocol.Params.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, protocol.Params)) from None
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into :class:`RunInterrupted` (main thread only) for the duration of a run."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise RunInterrupted(f"received signal {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def prepare(
+    protocol: Protocol | str, station: Station, params: Mapping[str, Any] | BaseModel
+) -> tuple[Protocol, Any, Station]:
+    """Validate everything a run needs without touching backend or store."""
+    proto = get_protocol(protocol) if isinstance(protocol, str) else protocol
+    checked = parse_params(proto, params)
+    needed = proto.required_arrays(checked, station)
+    if needed:
+        if station.backend == "twin":
+            station = station.with_arrays(needed)
+        have = {a.name: a for a in station.arrays}
+        for spec in needed:
+            cfg = have.get(spec.name)
+            if cfg is None:
+                raise ConfigError(
+                    f"station: protocol '{proto.name}' needs array '{spec.name}' "
+                    f"({spec.rows} x {spec.cols}), which station '{station.name}' does not declare"
+                )
+            if (cfg.rows, cfg.cols) != (spec.rows, spec.cols):
+                raise ConfigError(
+                    f"station: array '{spec.name}' is {cfg.rows} x {cfg.cols}, protocol "
+                    f"'{proto.name}' needs {spec.rows} x {spec.cols}"
+                )
+    proto.preflight(checked, station)
+    return proto, checked, station
+
+
+class RunEngine:
+    """Runs protocols against a station and records them in a store.
+
+    Args:
+        store: where runs are recorded.
+        progress: factory of a progress display per run (default: none).
+        plot_dir: where plots are written (default: ``./rram-hil-plots``).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        progress: Callable[[], Progress] | None = None,
+        plot_dir: str | Path = "rram-hil-plots",
+    ) -> None:
+        self.store = store
+        self.progress = progress or NullProgress
+        self.plot_dir = Path(plot_dir)
+
+    def run(
+        self,
+        protocol: Protocol | str,
+        station: Station,
+        params: Mapping[str, Any] | BaseModel | None = None,
+        seed: int | None = None,
+        plot: Path | bool = True,
+    ) -> RunOutcome:
+        """Run a protocol. Raises :class:`ConfigError`/``LimitError`` before anything is written
+        if the input is bad; otherwise always returns the outcome (the run row tells the same)."""
+        proto, checked, station = prepare(protocol, station, params or {})
+        if station.backend == "twin" and seed is None:
+            assert station.twin is not None
+            seed = station.twin.seed
+        backend = open_backend(station, seed)
+        run_id = self.store.create_run(
+            proto.name,
+            checked.model_dump(mode="json"),
+            station.snapshot(),
+            station.backend,
+            backend.identify(),
+            seed,
+        )
+        ctx = RunContext(run_id, backend, self.store, station, seed, self.progress())
+        return self._execute(proto, checked, ctx, plot)
+
+    def resume(self, run_id: int, plot: Path | bool = True) -> RunOutcome:
+        """Continue an interrupted or failed run from its last checkpoint."""
+        info = self.store.run(run_id)
+        proto = get_protocol(info.protocol)
+        if not proto.supports_resume:
+            raise ConfigError(
+                f"resume: protocol '{info.protocol}' cannot be resumed (run {run_id} is {info.status})"
+            )
+        if info.status not in ("interrupted", "failed"):
+            raise ConfigError(
+                f"resume: run {run_id} is '{info.status}'; only interrupted or failed runs resume"
+            )
+        station = parse_station(info.station, f"run {run_id} station")
+        checked = parse_params(proto, info.parameters)
+        proto.preflight(checked, station)
+        state = self.store.load_checkpoint(run_id) or {}
+        backend = open_backend(station, info.seed)
+        self.store.reopen_run(run_id)
+        self.store.add_event(run_id, "resumed", {"checkpoint": state}, t_s=backend.now())
+        ctx = RunContext(run_id, backend, self.store, station, info.seed, self.progress(), resume_state=state)
+        return self._execute(proto, checked, ctx, plot)
+
+    def _execute(self, proto: Protocol, params: Any, ctx: RunContext, plot: Path | bool) -> RunOutcome:
+        status, error = "completed", None
+        backend = ctx.backend
+        try:
+            with _terminate_as_interrupt():
+                try:
+                    proto.execute(ctx, params)
+                finally:
+                    _make_safe(backend)
+        except KeyboardInterrupt as exc:
+            status, error = "interrupted", str(exc) or "interrupted by the user (Ctrl-C)"
+        except Exception as exc:  # the run is recorded as failed; the caller gets the message
+            status, error = "failed", f"{type(exc).__name__}: {exc}"
+            self.store.add_event(ctx.run_id, "error", {"traceback": traceback.format_exc(limit=20)})
+        self.store.add_event(ctx.run_id, "safe-state", {"outputs": "off", "routes": "open"})
+        self.store.finish_run(ctx.run_id, status, error)
+        plot_path = self._plot(proto, ctx.run_id, plot)
+        return RunOutcome(ctx.run_id, status, error, plot_path)
+
+    def _plot(self, proto: Protocol, run_id: int, plot: Path | bool) -> Path | None:
+        if plot is False:
+            return None
+        path = (
+            Path(plot) if not isinstance(plot, bool) else self.plot_dir / f"run-{run_id:04d}-{proto.name}.png"
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        written = proto.plot(self.store, run_id, path)
+        if written is not None:
+            self.store.add_artifact(run_id, "plot", written.resolve())
+        return written
+
+
+def _make_safe(backend: SafeBackend | Any) -> None:
+    """Safe state then close; a second Ctrl-C during cleanup is ignored until it is done."""
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        try:
+            backend.safe_state()
+        finally:
+            backend.close()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)

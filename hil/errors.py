@@ -1,0 +1,87 @@
+"""Clear, one-line errors for bad input: every message names the field and its allowed range."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import annotated_types as at
+from pydantic import BaseModel, ValidationError
+
+
+class ConfigError(ValueError):
+    """Bad input (a station file, a ``--set`` value, a preset): nothing was changed."""
+
+
+def field_range(model: type[BaseModel], name: str) -> str:
+    """The allowed range of ``model.name`` in words, e.g. ``-5 <= amplitude_V <= 5 V``."""
+    info = model.model_fields.get(name)
+    if info is None:
+        return ""
+    unit = ""
+    extra = info.json_schema_extra
+    if isinstance(extra, dict) and isinstance(extra.get("unit"), str):
+        unit = " " + extra["unit"]
+    lo = hi = ""
+    for meta in info.metadata:
+        if isinstance(meta, at.Ge):
+            lo = f"{meta.ge:g} <= " if isinstance(meta.ge, float) else f"{meta.ge} <= "
+        elif isinstance(meta, at.Gt):
+            lo = f"{meta.gt:g} < " if isinstance(meta.gt, float) else f"{meta.gt} < "
+        elif isinstance(meta, at.Le):
+            hi = f" <= {meta.le:g}" if isinstance(meta.le, float) else f" <= {meta.le}"
+        elif isinstance(meta, at.Lt):
+            hi = f" < {meta.lt:g}" if isinstance(meta.lt, float) else f" < {meta.lt}"
+    if not lo and not hi:
+        ann = getattr(info.annotation, "__name__", None) or str(info.annotation)
+        return f"{name}: {ann}{unit}"
+    return f"{lo}{name}{hi}{unit}"
+
+
+def _model_at(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> tuple[type[BaseModel] | None, str]:
+    """Walk ``loc`` through nested models; return the innermost model and the last field name."""
+    current = model
+    name = ""
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        name = str(part)
+        if current is None:
+            continue
+        info = current.model_fields.get(name)
+        nxt = None
+        if info is not None:
+            ann = info.annotation
+            for cand in (ann, *getattr(ann, "__args__", ())):
+                inner = getattr(cand, "__args__", None)
+                for c in (cand, *(inner or ())):
+                    if isinstance(c, type) and issubclass(c, BaseModel):
+                        nxt = c
+        if nxt is not None:
+            current = nxt
+        elif part != loc[-1]:
+            current = None
+    return current, name
+
+
+def format_validation_error(
+    exc: ValidationError, model: type[BaseModel] | None = None, prefix: str = ""
+) -> str:
+    """One line per problem: ``field: what is wrong (got VALUE; allowed: RANGE)``, joined by '; '."""
+    parts = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        dotted = ".".join(str(p) for p in loc) or (model.__name__ if model else "input")
+        msg = err["msg"]
+        got = err.get("input")
+        detail = msg
+        if err["type"] not in ("missing", "extra_forbidden") and not isinstance(got, dict | list):
+            detail += f" (got {got!r}"
+            owner, name = _model_at(model, loc) if model else (None, "")
+            rng = field_range(owner, name) if owner else ""
+            detail += f"; allowed: {rng})" if rng else ")"
+        elif err["type"] == "extra_forbidden" and model is not None:
+            owner, _ = _model_at(model, loc[:-1]) if len(loc) > 1 else (model, "")
+            if owner is not None:
+                detail += f" (known fields: {', '.join(owner.model_fields)})"
+        parts.append(f"{prefix}{dotted}: {detail}")
+    return "; ".join(parts)

@@ -1,0 +1,125 @@
+"""SQLAlchemy 2.x models of the store. The schema is plain and documented in ``docs/schema.md``.
+
+Nothing here is SQLite-specific: any SQLAlchemy URL works; SQLite is the default.
+Column names carry units (``voltage_V``, ``current_A``, ``conductance_S``, ``t_s``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+RUN_STATUSES = ("running", "completed", "failed", "interrupted")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table of the store (other modules may add tables to it)."""
+
+
+class Run(Base):
+    """One execution of a protocol: what ran, with which parameters, where, and how it ended."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    protocol: Mapped[str] = mapped_column(String(64), index=True)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    station: Mapped[dict[str, Any]] = mapped_column(JSON)
+    station_name: Mapped[str] = mapped_column(String(128))
+    backend: Mapped[str] = mapped_column(String(32))
+    backend_info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    seed: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    package_version: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="running", index=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    hostname: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    resumes: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Reading(Base):
+    """One measured reading of one cell. ``cycle``/``pulse``/``step`` are the protocol's own indices."""
+
+    __tablename__ = "readings"
+    __table_args__ = (Index("ix_readings_run_seq", "run_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(32), default="read")
+    array: Mapped[str] = mapped_column(String(64))
+    row: Mapped[int] = mapped_column(Integer)
+    col: Mapped[int] = mapped_column(Integer)
+    voltage_V: Mapped[float] = mapped_column(Float)
+    current_A: Mapped[float] = mapped_column(Float)
+    conductance_S: Mapped[float | None] = mapped_column(Float, nullable=True)
+    t_s: Mapped[float] = mapped_column(Float)
+    cycle: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    pulse: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    step: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class PulseRecord(Base):
+    """Pulses applied to one cell: ``count`` identical pulses starting at ``t_s``."""
+
+    __tablename__ = "pulses"
+    __table_args__ = (Index("ix_pulses_run_seq", "run_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    purpose: Mapped[str] = mapped_column(String(32), default="pulse")
+    array: Mapped[str] = mapped_column(String(64))
+    row: Mapped[int] = mapped_column(Integer)
+    col: Mapped[int] = mapped_column(Integer)
+    amplitude_V: Mapped[float] = mapped_column(Float)
+    width_s: Mapped[float] = mapped_column(Float)
+    count: Mapped[int] = mapped_column(Integer)
+    t_s: Mapped[float] = mapped_column(Float)
+    cycle: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    pulse: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    step: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class Event(Base):
+    """Settings and state changes of a run: compliance set, safe state, phase switch, resume, ..."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    t_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Checkpoint(Base):
+    """The last committed progress of a run, from which ``rram-hil resume`` continues."""
+
+    __tablename__ = "checkpoints"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class Artifact(Base):
+    """A file a run produced (a plot, a report)."""
+
+    __tablename__ = "artifacts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    path: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

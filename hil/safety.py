@@ -1,0 +1,314 @@
+"""Safety limits, enforced in one place below every protocol and above every backend.
+
+:class:`SafeBackend` wraps any :class:`~hil.backend.Backend`. Every command is checked against
+the station's :class:`SafetyLimits` *before* anything is forwarded: a command outside the limits
+raises :class:`LimitError` naming the parameter, its value and the allowed range, and the
+wrapped backend never sees it. The run engine only ever hands protocols a ``SafeBackend``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from hil.backend import Backend
+from hil.types import (
+    DEFAULT_READ_VOLTAGE_V,
+    ArraySpec,
+    Capabilities,
+    CellsLike,
+    Direction,
+    IVResult,
+    ProgramResult,
+    Pulse,
+    PulseTrainResult,
+    Readout,
+    as_cells,
+)
+
+
+class LimitError(ValueError):
+    """A command outside the station's safety limits. Nothing was sent to the backend.
+
+    Attributes:
+        parameter: the offending parameter's name.
+        value: its value.
+        allowed: the allowed range, in words.
+    """
+
+    def __init__(self, parameter: str, value: object, allowed: str, limit: str | None = None) -> None:
+        self.parameter = parameter
+        self.value = value
+        self.allowed = allowed
+        self.limit = limit
+        where = f" (station limit {limit})" if limit else ""
+        super().__init__(f"{parameter} = {_fmt(value)} is outside the allowed range {allowed}{where}")
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+class SafetyLimits(BaseModel):
+    """A station's safety limits (SI units). Every command must stay inside them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_abs_voltage_V: float = Field(5.0, gt=0, le=200, description="largest |V| any output may source (V)")
+    max_read_voltage_V: float = Field(
+        1.0, gt=0, le=200, description="largest |V| of a read or VMM input, non-disturbing (V)"
+    )
+    max_compliance_A: float = Field(1e-2, gt=0, le=10, description="largest current compliance (A)")
+    min_pulse_width_s: float = Field(1e-9, gt=0, description="shortest pulse (s)")
+    max_pulse_width_s: float = Field(1e-2, gt=0, le=100, description="longest pulse (s)")
+    max_pulses_per_call: int = Field(
+        10_000, ge=1, description="most pulses one cell may receive in one call (train or programming)"
+    )
+    max_dwell_s: float = Field(1.0, gt=0, le=3600, description="longest dwell per I-V sweep point (s)")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SafetyLimits:
+        if self.max_read_voltage_V > self.max_abs_voltage_V:
+            raise ValueError(
+                f"max_read_voltage_V = {self.max_read_voltage_V:g} V must be <= "
+                f"max_abs_voltage_V = {self.max_abs_voltage_V:g} V"
+            )
+        if self.min_pulse_width_s > self.max_pulse_width_s:
+            raise ValueError(
+                f"min_pulse_width_s = {self.min_pulse_width_s:g} s must be <= "
+                f"max_pulse_width_s = {self.max_pulse_width_s:g} s"
+            )
+        return self
+
+    # ------------------------------------------------------------------ checks
+    def check_voltage(self, value: float, parameter: str = "amplitude_V") -> None:
+        """|V| within ``max_abs_voltage_V``."""
+        _finite(parameter, value)
+        if abs(value) > self.max_abs_voltage_V:
+            lim = self.max_abs_voltage_V
+            raise LimitError(parameter, value, f"[{-lim:g}, {lim:g}] V", "max_abs_voltage_V")
+
+    def check_read_voltage(self, value: float, parameter: str = "read_voltage_V") -> None:
+        """0 < |V| <= ``max_read_voltage_V``."""
+        _finite(parameter, value)
+        lim = self.max_read_voltage_V
+        if value == 0 or abs(value) > lim:
+            raise LimitError(parameter, value, f"0 < |V| <= {lim:g} V", "max_read_voltage_V")
+
+    def check_pulse(self, pulse: Pulse, count: int = 1, prefix: str = "") -> None:
+        """Amplitude, width and count of a pulse train."""
+        self.check_voltage(pulse.amplitude_V, f"{prefix}amplitude_V")
+        self.check_width(pulse.width_s, f"{prefix}width_s")
+        self.check_count(count, f"{prefix}count")
+
+    def check_width(self, value: float, parameter: str = "width_s") -> None:
+        _finite(parameter, value)
+        if not (self.min_pulse_width_s <= value <= self.max_pulse_width_s):
+            raise LimitError(
+                parameter,
+                value,
+                f"[{self.min_pulse_width_s:g}, {self.max_pulse_width_s:g}] s",
+                "min_pulse_width_s/max_pulse_width_s",
+            )
+
+    def check_count(self, value: int, parameter: str = "count") -> None:
+        if int(value) != value or not (1 <= value <= self.max_pulses_per_call):
+            raise LimitError(
+                parameter, value, f"[1, {self.max_pulses_per_call}] pulses", "max_pulses_per_call"
+            )
+
+    def check_counts(
+        self, counts: np.ndarray, shape: tuple[int, int], parameter: str = "counts"
+    ) -> np.ndarray:
+        """A pulse-count matrix: integer, non-negative, at most ``max_pulses_per_call`` per cell."""
+        arr = np.asarray(counts)
+        if arr.shape != shape:
+            raise LimitError(f"{parameter}.shape", arr.shape, f"{shape} (the array's shape)")
+        if arr.size == 0:
+            return arr.astype(np.int64)
+        if not np.issubdtype(arr.dtype, np.integer) and (
+            not np.all(np.isfinite(arr)) or np.any(arr != np.rint(arr))
+        ):
+            raise LimitError(parameter, "non-integer entries", "whole numbers of pulses")
+        lo, hi = arr.min(), arr.max()
+        if lo < 0:
+            raise LimitError(
+                f"{parameter} (min)", int(lo), f"[0, {self.max_pulses_per_call}] pulses per cell"
+            )
+        if hi > self.max_pulses_per_call:
+            raise LimitError(
+                f"{parameter} (max)",
+                int(hi),
+                f"[0, {self.max_pulses_per_call}] pulses per cell",
+                "max_pulses_per_call",
+            )
+        return arr.astype(np.int64, copy=False)
+
+    def check_compliance(self, value: float, parameter: str = "compliance_A") -> None:
+        _finite(parameter, value)
+        if not (0 < value <= self.max_compliance_A):
+            raise LimitError(parameter, value, f"(0, {self.max_compliance_A:g}] A", "max_compliance_A")
+
+    def check_dwell(self, value: float, parameter: str = "dwell_s") -> None:
+        _finite(parameter, value)
+        if not (0 < value <= self.max_dwell_s):
+            raise LimitError(parameter, value, f"(0, {self.max_dwell_s:g}] s", "max_dwell_s")
+
+
+def _finite(parameter: str, value: float) -> None:
+    try:
+        ok = math.isfinite(float(value))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise LimitError(parameter, value, "a finite number")
+
+
+class SafeBackend(Backend):
+    """A backend that checks every command against :class:`SafetyLimits` before forwarding it.
+
+    This is the single place where limits are enforced; it sits below every protocol and above
+    every backend implementation, the twin included.
+    """
+
+    def __init__(self, inner: Backend, limits: SafetyLimits) -> None:
+        self.inner = inner
+        self.limits = limits
+
+    # description is forwarded unchanged
+    @property
+    def arrays(self) -> Mapping[str, ArraySpec]:
+        return self.inner.arrays
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.inner.capabilities
+
+    def identify(self) -> dict[str, str]:
+        return self.inner.identify()
+
+    def now(self) -> float:
+        return self.inner.now()
+
+    # checked commands
+    def read(self, array: str, cells: CellsLike = None, voltage_V: float = DEFAULT_READ_VOLTAGE_V) -> Readout:
+        spec = self.spec(array)
+        checked = None if cells is None else as_cells(cells, spec)
+        self.limits.check_read_voltage(voltage_V, "voltage_V")
+        return self.inner.read(array, checked, voltage_V)
+
+    def pulse(
+        self,
+        array: str,
+        cells: CellsLike,
+        pulse: Pulse,
+        count: int = 1,
+        read_after: bool = False,
+        read_voltage_V: float = DEFAULT_READ_VOLTAGE_V,
+    ) -> PulseTrainResult:
+        spec = self.spec(array)
+        checked = as_cells(cells, spec)
+        self.limits.check_pulse(pulse, count)
+        if read_after:
+            self.limits.check_read_voltage(read_voltage_V)
+        return self.inner.pulse(array, checked, pulse, int(count), read_after, read_voltage_V)
+
+    def program(self, array: str, counts: np.ndarray, pulse: Pulse) -> ProgramResult:
+        spec = self.spec(array)
+        checked = self.limits.check_counts(counts, spec.shape)
+        self.limits.check_voltage(pulse.amplitude_V)
+        self.limits.check_width(pulse.width_s)
+        return self.inner.program(array, checked, pulse)
+
+    def program_outer(self, array: str, r: np.ndarray, c: np.ndarray, pulse: Pulse) -> ProgramResult:
+        spec = self.spec(array)
+        r_arr = np.asarray(r, dtype=float)
+        c_arr = np.asarray(c, dtype=float)
+        for name, vec, n in (("r", r_arr, spec.rows), ("c", c_arr, spec.cols)):
+            if vec.shape != (n,):
+                raise LimitError(f"{name}.shape", vec.shape, f"({n},)")
+            if not np.all(np.isfinite(vec)) or (vec.size and vec.min() < 0):
+                raise LimitError(name, "negative or non-finite entries", "finite values >= 0")
+        self.limits.check_voltage(pulse.amplitude_V)
+        self.limits.check_width(pulse.width_s)
+        if r_arr.size and c_arr.size:
+            largest = int(np.rint(r_arr.max() * c_arr.max()))
+            if largest > self.limits.max_pulses_per_call:
+                raise LimitError(
+                    "round(r_i * c_j) (max)",
+                    largest,
+                    f"[0, {self.limits.max_pulses_per_call}] pulses per cell",
+                    "max_pulses_per_call",
+                )
+        return self.inner.program_outer(array, r_arr, c_arr, pulse)
+
+    def vmm(
+        self,
+        arrays: str | Sequence[str],
+        voltages_V: np.ndarray,
+        direction: Direction = "forward",
+        signs: Sequence[float] | None = None,
+    ) -> np.ndarray:
+        names = [arrays] if isinstance(arrays, str) else list(arrays)
+        if not names:
+            raise LimitError("arrays", "[]", "at least one array")
+        specs = [self.spec(n) for n in names]
+        if any(s.shape != specs[0].shape for s in specs):
+            raise LimitError("arrays", names, "arrays of one shape")
+        if direction not in ("forward", "backward"):
+            raise LimitError("direction", direction, "'forward' or 'backward'")
+        if signs is not None and len(signs) != len(names):
+            raise LimitError("signs", len(signs), f"one sign per array ({len(names)})")
+        v = np.asarray(voltages_V, dtype=float)
+        n_in = specs[0].rows if direction == "forward" else specs[0].cols
+        if v.ndim not in (1, 2) or v.shape[-1] != n_in:
+            raise LimitError("voltages_V.shape", v.shape, f"(..., {n_in})")
+        if v.size:
+            if not np.all(np.isfinite(v)):
+                raise LimitError("voltages_V", "non-finite entries", "finite voltages")
+            peak = float(np.abs(v).max())
+            if peak > self.limits.max_read_voltage_V:
+                lim = self.limits.max_read_voltage_V
+                raise LimitError("voltages_V (max |V|)", peak, f"[{-lim:g}, {lim:g}] V", "max_read_voltage_V")
+        return self.inner.vmm(names if len(names) > 1 else names[0], v, direction, signs)
+
+    def iv_sweep(
+        self,
+        array: str,
+        row: int,
+        col: int,
+        voltages_V: np.ndarray,
+        compliance_A: float,
+        dwell_s: float = 1e-3,
+    ) -> IVResult:
+        spec = self.spec(array)
+        as_cells([(row, col)], spec)
+        v = np.asarray(voltages_V, dtype=float)
+        if v.ndim != 1 or v.size == 0:
+            raise LimitError("voltages_V.shape", v.shape, "a non-empty 1-D list of voltages")
+        if not np.all(np.isfinite(v)):
+            raise LimitError("voltages_V", "non-finite entries", "finite voltages")
+        peak = float(np.abs(v).max())
+        if peak > self.limits.max_abs_voltage_V:
+            lim = self.limits.max_abs_voltage_V
+            raise LimitError("voltages_V (max |V|)", peak, f"[{-lim:g}, {lim:g}] V", "max_abs_voltage_V")
+        self.limits.check_compliance(compliance_A)
+        self.limits.check_dwell(dwell_s)
+        return self.inner.iv_sweep(array, int(row), int(col), v, float(compliance_A), float(dwell_s))
+
+    def delay(self, seconds: float) -> None:
+        _finite("seconds", seconds)
+        if seconds < 0:
+            raise LimitError("seconds", seconds, "[0, inf) s")
+        self.inner.delay(float(seconds))
+
+    def safe_state(self) -> None:
+        self.inner.safe_state()
+
+    def close(self) -> None:
+        self.inner.close()

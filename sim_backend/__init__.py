@@ -1,0 +1,1 @@
+"""The simulated twin: device and array physics, the direct twin backend, instrument emulators."""
