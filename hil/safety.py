@@ -105,6 +105,8 @@ class SafetyLimits(BaseModel):
         self.check_voltage(pulse.amplitude_V, f"{prefix}amplitude_V")
         self.check_width(pulse.width_s, f"{prefix}width_s")
         self.check_count(count, f"{prefix}count")
+        if pulse.compliance_A is not None:
+            self.check_compliance(pulse.compliance_A, f"{prefix}compliance_A")
 
     def check_width(self, value: float, parameter: str = "width_s") -> None:
         _finite(parameter, value)
@@ -195,6 +197,12 @@ class SafeBackend(Backend):
     def now(self) -> float:
         return self.inner.now()
 
+    def _check_shape(self, pulse: Pulse) -> None:
+        self.limits.check_voltage(pulse.amplitude_V)
+        self.limits.check_width(pulse.width_s)
+        if pulse.compliance_A is not None:
+            self.limits.check_compliance(pulse.compliance_A)
+
     # checked commands
     def read(self, array: str, cells: CellsLike = None, voltage_V: float = DEFAULT_READ_VOLTAGE_V) -> Readout:
         spec = self.spec(array)
@@ -221,8 +229,7 @@ class SafeBackend(Backend):
     def program(self, array: str, counts: np.ndarray, pulse: Pulse) -> ProgramResult:
         spec = self.spec(array)
         checked = self.limits.check_counts(counts, spec.shape)
-        self.limits.check_voltage(pulse.amplitude_V)
-        self.limits.check_width(pulse.width_s)
+        self._check_shape(pulse)
         return self.inner.program(array, checked, pulse)
 
     def program_outer(self, array: str, r: np.ndarray, c: np.ndarray, pulse: Pulse) -> ProgramResult:
@@ -234,8 +241,7 @@ class SafeBackend(Backend):
                 raise LimitError(f"{name}.shape", vec.shape, f"({n},)")
             if not np.all(np.isfinite(vec)) or (vec.size and vec.min() < 0):
                 raise LimitError(name, "negative or non-finite entries", "finite values >= 0")
-        self.limits.check_voltage(pulse.amplitude_V)
-        self.limits.check_width(pulse.width_s)
+        self._check_shape(pulse)
         if r_arr.size and c_arr.size:
             largest = int(np.rint(r_arr.max() * c_arr.max()))
             if largest > self.limits.max_pulses_per_call:

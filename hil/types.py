@@ -61,10 +61,15 @@ class ArraySpec:
 
 @dataclass(frozen=True)
 class Pulse:
-    """A rectangular voltage pulse: amplitude (V, signed) and width (s)."""
+    """A rectangular voltage pulse: amplitude (V, signed), width (s) and current compliance (A).
+
+    ``compliance_A`` of ``None`` lets the backend use its station's pulse compliance; a source
+    sets it before its output turns on.
+    """
 
     amplitude_V: float
     width_s: float
+    compliance_A: float | None = None
 
 
 @dataclass(frozen=True)
