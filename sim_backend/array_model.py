@@ -24,6 +24,9 @@ FlatIndex = np.ndarray | None
 #: Relative drift below which a cached conductance matrix stays valid (retention only).
 _CACHE_DRIFT_TOLERANCE = 1e-6
 
+#: Incremental changes remembered for fused read-out caches (older ones force a rebuild).
+_MAX_CHANGES = 64
+
 
 @dataclass(frozen=True)
 class TwinTiming:
@@ -75,6 +78,12 @@ class TwinArray:
         self.formed = np.full(shape, preset.forming_free, dtype=bool)
         self.t_prog: np.ndarray | None = None if preset.retention_tau_s is None else np.zeros(shape)
         self._cache: tuple[float, np.ndarray] | None = None
+        #: incremented on every change of state; with :attr:`changes` it lets fused read-out
+        #: caches (see :class:`sim_backend.twin.TwinBackend`) follow the array incrementally
+        self.version = 0
+        #: the last incremental changes ``(version, flat idx, G before, G after)``; a change of
+        #: the whole array (or of the formed state) clears it, so followers rebuild
+        self.changes: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
 
     # ------------------------------------------------------------------ state
     def _flat(self, a: np.ndarray, idx: FlatIndex) -> np.ndarray:
@@ -98,17 +107,29 @@ class TwinArray:
             return g
         return np.where(formed, g, self.preset.pristine_conductance_ratio * self._flat(self.g_lo, idx))
 
-    def conductance_matrix(self, t: float) -> np.ndarray:
-        """The whole ``(rows, cols)`` conductance matrix (S), cached between programming operations."""
+    def cache_valid(self, t_cached: float, t: float) -> bool:
+        """Whether conductances computed at ``t_cached`` still hold at ``t`` (retention drift only)."""
         tau = self.preset.retention_tau_s
+        return tau is None or abs(t - t_cached) <= _CACHE_DRIFT_TOLERANCE * tau
+
+    def conductance_matrix(self, t: float) -> np.ndarray:
+        """The whole ``(rows, cols)`` conductance matrix (S), read-only.
+
+        Cached: programming updates the cached entries of the cells it touched, and the whole
+        matrix is recomputed once retention drift since it was computed could exceed a relative
+        ``1e-6`` (never, without retention).
+        """
         if self._cache is not None:
             t_cached, g = self._cache
-            if tau is None or abs(t - t_cached) <= _CACHE_DRIFT_TOLERANCE * tau:
-                return g
+            if self.cache_valid(t_cached, t):
+                view = g.view()
+                view.flags.writeable = False
+                return view
         g = self.conductance(t).reshape(self.spec.shape)
-        g.flags.writeable = False
         self._cache = (t, g)
-        return g
+        view = g.view()
+        view.flags.writeable = False
+        return view
 
     # ------------------------------------------------------------------ programming
     def apply_pulses(
@@ -148,6 +169,7 @@ class TwinArray:
         self._store(idx, x_new, t, ~frozen)
 
     def _store(self, idx: FlatIndex, x_new: np.ndarray, t: float, touched: np.ndarray) -> None:
+        g_before = None if idx is None else self.conductance(t, idx)
         flat_x = self.x.reshape(-1)
         if idx is None:
             flat_x[:] = x_new
@@ -159,7 +181,27 @@ class TwinArray:
                 flat_t[touched] = t
             else:
                 flat_t[idx[touched]] = t
+        self.version += 1
+        if idx is None or g_before is None:
+            self._invalidate()
+            return
+        g_after = self.conductance(t, idx)
+        if self._cache is not None:
+            t_cached, g = self._cache
+            if self.cache_valid(t_cached, t):
+                # the touched cells were just programmed: their value at t is exact, and the
+                # others stay within the drift tolerance of t_cached
+                g.reshape(-1)[idx] = g_after
+            else:
+                self._cache = None
+        self.changes.append((self.version, idx, g_before, g_after))
+        if len(self.changes) > _MAX_CHANGES:
+            del self.changes[0]
+
+    def _invalidate(self) -> None:
+        """Forget every cached conductance (a change of the whole array)."""
         self._cache = None
+        self.changes.clear()
 
     def _form(self, idx: FlatIndex, hit: np.ndarray) -> None:
         flat = self.formed.reshape(-1)
@@ -167,7 +209,8 @@ class TwinArray:
             flat[hit] = True
         else:
             flat[idx[hit]] = True
-        self._cache = None
+        self.version += 1
+        self._invalidate()
 
     # ------------------------------------------------------------------ measurement
     def read_current(self, idx: FlatIndex, voltage_V: float, t: float) -> np.ndarray:
