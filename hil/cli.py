@@ -341,6 +341,15 @@ def check_station(file: Annotated[str, typer.Argument(metavar="FILE", help="stat
         out.print(f"instrument {name}: {inst.model} at {inst.resource}")
 
 
+def _register_extensions() -> None:
+    from hil.cli_training import register as register_training
+
+    register_training(app)
+
+
+_register_extensions()
+
+
 def version_callback(value: bool) -> None:
     if value:
         out.print(f"rram-hil {__version__}")

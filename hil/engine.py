@@ -82,6 +82,8 @@ def prepare(
     """Validate everything a run needs without touching backend or store."""
     proto = get_protocol(protocol) if isinstance(protocol, str) else protocol
     checked = parse_params(proto, params)
+    if station.backend == "twin":
+        station = proto.configure_twin(checked, station)
     needed = proto.required_arrays(checked, station)
     if needed:
         if station.backend == "twin":

@@ -22,6 +22,9 @@ def build_backend(station: Station, seed: int | None = None) -> Backend:
             if cfg.overrides:
                 preset = preset.with_overrides(**cfg.overrides)
             per_array = {a.name: load_preset(a.preset) for a in station.arrays if a.preset}
+            for a in station.arrays:
+                if a.overrides:
+                    per_array[a.name] = per_array.get(a.name, preset).with_overrides(**a.overrides)
         except PresetError as exc:
             raise ConfigError(f"twin.{exc}") from None
         return TwinBackend(
@@ -43,3 +46,30 @@ def build_backend(station: Station, seed: int | None = None) -> Backend:
 def open_backend(station: Station, seed: int | None = None) -> SafeBackend:
     """The backend of ``station`` behind the station's safety limits. Use it as a context manager."""
     return SafeBackend(build_backend(station, seed), station.limits)
+
+
+def twin_device_parameters(station: Station, array: str | None = None) -> dict[str, object]:
+    """The twin device parameters (preset after the station's overrides, and the array's own
+    preset and overrides when ``array`` is given) as a plain dict, for protocols that derive
+    per-array overrides from them without importing the twin.
+
+    Raises:
+        ConfigError: not a twin station, or the preset cannot be loaded.
+    """
+    if station.backend != "twin" or station.twin is None:
+        raise ConfigError(f"station: '{station.name}' is not a twin station")
+    from sim_backend.preset import PresetError, load_preset
+
+    try:
+        preset = load_preset(station.twin.preset)
+        if station.twin.overrides:
+            preset = preset.with_overrides(**station.twin.overrides)
+        for a in station.arrays:
+            if a.name == array:
+                if a.preset:
+                    preset = load_preset(a.preset)
+                if a.overrides:
+                    preset = preset.with_overrides(**a.overrides)
+    except PresetError as exc:
+        raise ConfigError(f"twin.{exc}") from None
+    return preset.model_dump()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 RUN_STATUSES = ("running", "completed", "failed", "interrupted")
@@ -123,3 +123,108 @@ class Artifact(Base):
     kind: Mapped[str] = mapped_column(String(32))
     path: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# ---------------------------------------------------------------------- training (hybrid-training)
+class TrainingEpoch(Base):
+    """One epoch of a training run: accuracies, loss, programming effort (committed per epoch).
+
+    Epoch 0 is the network before training (phase ``init``). ``pulses``/``resets`` and the
+    energy and time estimates count this epoch only; ``*_total`` columns would be sums over rows.
+    """
+
+    __tablename__ = "epochs"
+    __table_args__ = (Index("ix_epochs_run_epoch", "run_id", "epoch", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    epoch: Mapped[int] = mapped_column(Integer)
+    phase: Mapped[str] = mapped_column(String(16))
+    train_accuracy: Mapped[float] = mapped_column(Float)
+    test_accuracy: Mapped[float] = mapped_column(Float)
+    mse: Mapped[float] = mapped_column(Float)
+    online_accuracy: Mapped[float | None] = mapped_column(Float, nullable=True)
+    samples: Mapped[int] = mapped_column(Integer, default=0)
+    pulses: Mapped[int] = mapped_column(Integer, default=0)
+    resets: Mapped[int] = mapped_column(Integer, default=0)
+    update_frequency: Mapped[float | None] = mapped_column(Float, nullable=True)
+    energy_J: Mapped[float | None] = mapped_column(Float, nullable=True)
+    update_time_parallel_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    update_time_serial_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    weight_error_mean: Mapped[float | None] = mapped_column(Float, nullable=True)
+    switched: Mapped[bool] = mapped_column(Boolean, default=False)
+    wall_s: Mapped[float] = mapped_column(Float, default=0.0)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class EpochArray(Base):
+    """Per-array programming statistics of one epoch (weight-update frequency, Fig. 4B)."""
+
+    __tablename__ = "epoch_arrays"
+    __table_args__ = (Index("ix_epoch_arrays_run_epoch", "run_id", "epoch"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    epoch: Mapped[int] = mapped_column(Integer)
+    array: Mapped[str] = mapped_column(String(64))
+    program_calls: Mapped[int] = mapped_column(Integer, default=0)
+    pulses: Mapped[int] = mapped_column(Integer, default=0)
+    cells_programmed: Mapped[int] = mapped_column(Integer, default=0)
+    update_frequency: Mapped[float] = mapped_column(Float, default=0.0)
+    resets: Mapped[int] = mapped_column(Integer, default=0)
+    energy_J: Mapped[float] = mapped_column(Float, default=0.0)
+    update_time_parallel_s: Mapped[float] = mapped_column(Float, default=0.0)
+    update_time_serial_s: Mapped[float] = mapped_column(Float, default=0.0)
+    mean_conductance_S: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class ArraySnapshot(Base):
+    """A whole array's conductances (S) at the end of an epoch, as a compressed float32 ``.npz`` blob.
+
+    ``kind`` is ``conductance`` (per epoch), or ``gmin``/``gmax`` (calibration, epoch -1).
+    """
+
+    __tablename__ = "snapshots"
+    __table_args__ = (Index("ix_snapshots_run_epoch", "run_id", "epoch"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    epoch: Mapped[int] = mapped_column(Integer)
+    array: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16), default="conductance")
+    rows: Mapped[int] = mapped_column(Integer)
+    cols: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class TrackedSynapse(Base):
+    """Weight history of a tracked synapse (Fig. 4D-F): the weight and its big and small parts."""
+
+    __tablename__ = "tracked_synapses"
+    __table_args__ = (Index("ix_tracked_run", "run_id", "epoch"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    epoch: Mapped[int] = mapped_column(Integer)
+    sample: Mapped[int] = mapped_column(Integer)
+    layer: Mapped[int] = mapped_column(Integer)
+    row: Mapped[int] = mapped_column(Integer)
+    col: Mapped[int] = mapped_column(Integer)
+    weight: Mapped[float] = mapped_column(Float)
+    weight_big: Mapped[float | None] = mapped_column(Float, nullable=True)
+    weight_small: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class WeightErrorBin(Base):
+    """One bin of the per-epoch histogram of |W_target - W| of a layer (Fig. 5C-E)."""
+
+    __tablename__ = "weight_errors"
+    __table_args__ = (Index("ix_weight_errors_run", "run_id", "epoch"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    epoch: Mapped[int] = mapped_column(Integer)
+    layer: Mapped[int] = mapped_column(Integer)
+    bin_lo: Mapped[float] = mapped_column(Float)
+    bin_hi: Mapped[float] = mapped_column(Float)
+    count: Mapped[int] = mapped_column(Integer)

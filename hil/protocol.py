@@ -168,6 +168,15 @@ class Protocol(ABC):
         """Arrays the protocol needs that a twin station fabricates on demand (default: none)."""
         return []
 
+    def configure_twin(self, params: Any, station: Station) -> Station:
+        """A twin station with the device parameters that are run parameters applied (default: as is).
+
+        Called by :func:`hil.engine.prepare` for twin stations only, before the arrays of
+        :meth:`required_arrays` are fabricated; it may set ``twin.overrides``, ``twin.seed`` or
+        add arrays with per-array preset ``overrides``. The result is what the run records.
+        """
+        return station
+
     def preflight(self, params: Any, station: Station) -> None:  # noqa: B027 - optional hook
         """Check the parameters against the station (arrays, limits) before anything runs.
 

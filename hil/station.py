@@ -54,6 +54,10 @@ class ArrayConfig(BaseModel):
     preset: str | None = Field(
         None, description="twin only: a preset for this array instead of the station's"
     )
+    overrides: dict[str, Any] = Field(
+        default_factory=dict,
+        description="twin only: preset parameters changed for this array (after the station's overrides)",
+    )
     routing: dict[str, Any] | None = Field(
         None, description="hardware only: how rows/cols reach the instruments"
     )

@@ -95,9 +95,7 @@ class TwinArray:
         x = self._flat(self.x, idx)
         if self.t_prog is None:
             return x.copy()
-        elapsed = t - self._flat(self.t_prog, idx)
-        drifted = physics.retention_decay(x, elapsed, self.preset.retention_tau_s)
-        return np.where(self._flat(self.stuck, idx), x, drifted)
+        return self._drifted(x, self._flat(self.stuck, idx), t, idx)
 
     def conductance(self, t: float, idx: FlatIndex = None) -> np.ndarray:
         """True conductance (S) at ``t``, without read noise (flat over ``idx``)."""
@@ -147,13 +145,19 @@ class TwinArray:
         pulse of at least the forming voltage.
         """
         p = self.preset
-        m = np.broadcast_to(np.asarray(count, dtype=float), self._flat(self.x, idx).shape)
+        x_stored = self._flat(self.x, idx)
+        if isinstance(count, np.ndarray) and count.shape == x_stored.shape:
+            m = count.astype(float)
+        else:
+            m = np.broadcast_to(np.asarray(count, dtype=float), x_stored.shape)
         if abs(amplitude_V) >= p.forming_voltage_V and not self.formed.all():
             self._form(idx, m > 0)
         polarity, s = physics.step_strength(p, amplitude_V, width_s)
         if polarity == "none" or s == 0.0:
             return
-        x0 = self.state(t, idx)
+        stuck = self._flat(self.stuck, idx)
+        formed = self._flat(self.formed, idx)
+        x0 = self._drifted(x_stored, stuck, t, idx)  # the state at t, as :meth:`state` gives it
         n = m * s
         if p.c2c_sigma_over_mu > 0:
             # cycle-to-cycle variability of the step: count * s nominal steps become
@@ -164,12 +168,45 @@ class TwinArray:
             x_new = physics.potentiate(x0, n, p.nonlinearity_potentiation, p.n_states)
         else:
             x_new = physics.depress(x0, n, p.nonlinearity_depression, p.n_states)
-        frozen = self._flat(self.stuck, idx) | ~self._flat(self.formed, idx) | (m == 0)
-        x_new = np.where(frozen, self._flat(self.x, idx), x_new)
-        self._store(idx, x_new, t, ~frozen)
+        all_formed = bool(formed.all())
+        frozen = (m == 0) | stuck
+        if not all_formed:
+            frozen |= ~formed
+        any_frozen = bool(frozen.any())
+        x_final = np.where(frozen, x_stored, x_new) if any_frozen else x_new
+        if idx is None:
+            self._store(None, x_final, t, ~frozen)
+            return
+        # conductances at t before and after (for the caches): a touched cell was just
+        # programmed (no drift yet), a frozen one keeps its drifted state
+        g_lo = self.g_lo.reshape(-1)[idx]
+        span = self.g_span.reshape(-1)[idx]
+        g_before = g_lo + x0 * span
+        g_after = g_lo + (np.where(frozen, x0, x_new) if any_frozen else x_new) * span
+        if not all_formed:
+            pristine = p.pristine_conductance_ratio * g_lo
+            g_before = np.where(formed, g_before, pristine)
+            g_after = np.where(formed, g_after, pristine)
+        self._store(idx, x_final, t, None if not any_frozen else ~frozen, g_before, g_after)
 
-    def _store(self, idx: FlatIndex, x_new: np.ndarray, t: float, touched: np.ndarray) -> None:
-        g_before = None if idx is None else self.conductance(t, idx)
+    def _drifted(self, x: np.ndarray, stuck: np.ndarray | None, t: float, idx: FlatIndex) -> np.ndarray:
+        """Stored states ``x`` of the cells ``idx`` drifted to ``t`` (stuck cells do not drift)."""
+        if self.t_prog is None:
+            return x
+        elapsed = t - self._flat(self.t_prog, idx)
+        drifted = physics.retention_decay(x, elapsed, self.preset.retention_tau_s)
+        return np.where(stuck, x, drifted) if stuck is not None and stuck.any() else drifted
+
+    def _store(
+        self,
+        idx: FlatIndex,
+        x_new: np.ndarray,
+        t: float,
+        touched: np.ndarray | None,
+        g_before: np.ndarray | None = None,
+        g_after: np.ndarray | None = None,
+    ) -> None:
+        """Commit new states; a change of some cells updates the caches in place, of all clears them."""
         flat_x = self.x.reshape(-1)
         if idx is None:
             flat_x[:] = x_new
@@ -178,14 +215,13 @@ class TwinArray:
         if self.t_prog is not None:
             flat_t = self.t_prog.reshape(-1)
             if idx is None:
-                flat_t[touched] = t
+                flat_t[slice(None) if touched is None else touched] = t
             else:
-                flat_t[idx[touched]] = t
+                flat_t[idx if touched is None else idx[touched]] = t
         self.version += 1
-        if idx is None or g_before is None:
+        if idx is None or g_before is None or g_after is None:
             self._invalidate()
             return
-        g_after = self.conductance(t, idx)
         if self._cache is not None:
             t_cached, g = self._cache
             if self.cache_valid(t_cached, t):

@@ -164,16 +164,16 @@ class TwinBackend(Backend):
         return self._program_flat(array, spec, idx, counts.reshape(-1)[idx], pulse)
 
     def program_outer(self, array: str, r: np.ndarray, c: np.ndarray, pulse: Pulse) -> ProgramResult:
-        """Outer-product update touching only rows and columns that carry pulses."""
+        """Outer-product update touching only the cells that receive pulses.
+
+        ``count_ij = rint(r_i c_j)`` is non-zero only where ``r_i c_j > 0.5``; with the columns
+        sorted by ``c``, each row's candidates are a prefix found by bisection, so the work is
+        proportional to the cells programmed rather than to the array. Counts and cell order
+        (row-major) are those of the dense outer product.
+        """
         spec = self.spec(array)
-        r = np.asarray(r, dtype=float)
-        c = np.asarray(c, dtype=float)
-        ri = np.flatnonzero(r > 0)
-        ci = np.flatnonzero(c > 0)
-        sub = np.rint(np.multiply.outer(r[ri], c[ci])).astype(np.int64)
-        nz_r, nz_c = np.nonzero(sub)
-        idx = ri[nz_r] * spec.cols + ci[nz_c]
-        return self._program_flat(array, spec, idx, sub[nz_r, nz_c], pulse)
+        idx, counts = sparse_outer_counts(np.asarray(r, dtype=float), np.asarray(c, dtype=float), spec.cols)
+        return self._program_flat(array, spec, idx, counts, pulse)
 
     def _program_flat(
         self, array: str, spec: ArraySpec, idx: np.ndarray, counts: np.ndarray, pulse: Pulse
@@ -212,8 +212,7 @@ class TwinBackend(Backend):
         current: np.ndarray | None = None
         var: np.ndarray | None = None
         for group in fused.groups:
-            f = physics.iv_shape(v, group.read_reference_V, group.iv_v0_V)
-            c_part, v_part = _multiply(f, group.combined, group.noise_sq, direction)
+            c_part, v_part = _multiply(v, group, direction)
             current = c_part if current is None else current + c_part
             if v_part is not None:
                 var = v_part if var is None else var + v_part
@@ -337,15 +336,14 @@ class TwinBackend(Backend):
         self.closed = True
 
 
-def _multiply(
-    f: np.ndarray, combined: np.ndarray, noise_sq: np.ndarray | None, direction: str
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """``f @ combined`` (forward) or ``f @ combined.T`` (backward), and the same with
-    ``f**2`` and ``noise_sq``; a mostly-zero 1-D ``f`` only touches its non-zero lines."""
-    if f.ndim == 1:
-        nz = np.flatnonzero(f)
-        if nz.size <= _SPARSE_FRACTION * f.size:
-            fz = f[nz]
+def _multiply(v: np.ndarray, group: _IVGroup, direction: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """``f(v) @ C`` (forward) or ``f(v) @ C.T`` (backward), and the same with ``f(v)**2`` and the
+    noise matrix; a mostly-zero 1-D drive only touches its non-zero lines (``f(0) = 0``)."""
+    combined, noise_sq = group.combined, group.noise_sq
+    if v.ndim == 1:
+        nz = np.flatnonzero(v)
+        if nz.size <= _SPARSE_FRACTION * v.size:
+            fz = physics.iv_shape(v[nz], group.read_reference_V, group.iv_v0_V)
             if direction == "forward":
                 cur = fz @ combined[nz]
                 var = None if noise_sq is None else (fz * fz) @ noise_sq[nz]
@@ -353,6 +351,7 @@ def _multiply(
                 cur = combined[:, nz] @ fz
                 var = None if noise_sq is None else noise_sq[:, nz] @ (fz * fz)
             return cur, var
+    f = physics.iv_shape(v, group.read_reference_V, group.iv_v0_V)
     mat = combined if direction == "forward" else combined.T
     cur = f @ mat
     var = None
@@ -360,3 +359,47 @@ def _multiply(
         sq = noise_sq if direction == "forward" else noise_sq.T
         var = (f * f) @ sq
     return cur, var
+
+
+def sparse_outer_counts(r: np.ndarray, c: np.ndarray, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flat row-major indices and counts of the non-zero entries of ``rint(outer(r, c))``.
+
+    Equal to ``idx = flatnonzero(rint(outer(r, c)))`` and its counts, without building the
+    whole outer product: a count is non-zero only where ``r_i c_j > 0.5``. Rows and columns that
+    cannot reach it are dropped; when the rest is sparse, each row's candidates are found by
+    bisection in the columns sorted by ``c``. ``r`` and ``c`` are non-negative.
+    """
+    empty = np.zeros(0, dtype=np.int64)
+    ri = np.flatnonzero(r > 0)
+    ci = np.flatnonzero(c > 0)
+    if ri.size == 0 or ci.size == 0:
+        return empty, empty
+    r_sel, c_sel = r[ri], c[ci]
+    margin = 1.0 - 1e-9  # generous candidate bounds; exact counts are filtered below
+    rows = ri[r_sel * c_sel.max() > 0.5 * margin]
+    cols = ci[c_sel * r_sel.max() > 0.5 * margin]
+    if rows.size == 0 or cols.size == 0:
+        return empty, empty
+    r_rows = r[rows]
+    order = np.argsort(-c[cols])
+    c_desc = c[cols[order]]
+    k = np.searchsorted(-c_desc, -(0.5 / r_rows) * margin, side="right")
+    total = int(k.sum())
+    if total > 0.3 * rows.size * cols.size:
+        sub = np.rint(np.multiply.outer(r_rows, c[cols]))
+        nr, nc = np.nonzero(sub)
+        return rows[nr] * n_cols + cols[nc], sub[nr, nc].astype(np.int64)
+    keep = k > 0
+    rows, k, r_rows = rows[keep], k[keep], r_rows[keep]
+    starts = np.cumsum(k) - k
+    col = cols[order][np.arange(total) - np.repeat(starts, k)]
+    counts = np.rint(np.repeat(r_rows, k) * c[col]).astype(np.int64)
+    nz = counts > 0
+    flat = np.repeat(rows, k)[nz] * n_cols + col[nz]
+    counts = counts[nz]
+    # row-major order (as the dense product gives): sort keys packing index and count
+    if counts.size and counts.max() < 2**20 and flat.max() < 2**42:
+        keys = np.sort((flat << 20) | counts)
+        return keys >> 20, keys & (2**20 - 1)
+    sort = np.argsort(flat)
+    return flat[sort], counts[sort]

@@ -1,0 +1,134 @@
+"""Neuron activations for training protocols: ``f(z)`` and its derivative, by name.
+
+An activation is any object with ``name``, ``f(z) -> y`` and ``df(z, y) -> dy/dz`` (vectorised
+numpy; ``y = f(z)`` is passed so derivatives that are cheap in ``y`` need not recompute ``f``).
+:func:`get_activation` builds one from a name; :class:`TableActivation` interpolates a measured
+transfer curve (e.g. a neuron I-V curve turned into output vs input), so a device-derived
+activation plugs in the same way.
+
+Default: ``sigmoid`` (``f = 1 / (1 + exp(-z))``), the activation the floating-point reference
+of the Choi et al. 2021 numbers used; its outputs in (0, 1) are non-negative, so the next layer's
+rows are driven with one voltage polarity and the outer-product update maps onto a single
+``program_outer`` per array.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol as TypingProtocol
+
+import numpy as np
+
+from hil.errors import ConfigError
+
+
+class Activation(TypingProtocol):
+    """What a training protocol needs from an activation."""
+
+    name: str
+
+    def f(self, z: np.ndarray) -> np.ndarray: ...
+
+    def df(self, z: np.ndarray, y: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Sigmoid:
+    """``f(z) = 1 / (1 + exp(-z))``, ``f' = y (1 - y)``; outputs in (0, 1)."""
+
+    name: str = "sigmoid"
+
+    def f(self, z: np.ndarray) -> np.ndarray:
+        return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(z, dtype=float)))  # overflow-free logistic
+
+    def df(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return y * (1.0 - y)
+
+
+@dataclass(frozen=True)
+class Tanh:
+    """``f(z) = tanh(z)``, ``f' = 1 - y^2``; outputs in (-1, 1) (both read polarities)."""
+
+    name: str = "tanh"
+
+    def f(self, z: np.ndarray) -> np.ndarray:
+        return np.tanh(np.asarray(z, dtype=float))
+
+    def df(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return 1.0 - y * y
+
+
+@dataclass(frozen=True)
+class HardSigmoid:
+    """``f(z) = clip(0.25 z + 0.5, 0, 1)`` (a piecewise-linear neuron), ``f' = 0.25`` inside."""
+
+    name: str = "hard_sigmoid"
+
+    def f(self, z: np.ndarray) -> np.ndarray:
+        return np.clip(0.25 * np.asarray(z, dtype=float) + 0.5, 0.0, 1.0)
+
+    def df(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return np.where((y > 0.0) & (y < 1.0), 0.25, 0.0)
+
+
+@dataclass(frozen=True)
+class TableActivation:
+    """An activation interpolated (piecewise linear) from a measured transfer curve.
+
+    Args:
+        z_points: increasing input points (the neuron's input, in weight-sum units).
+        y_points: the output at each input point.
+        name: the name recorded with runs.
+
+    Outside the table the output is held at its end values and the derivative is 0. The
+    derivative inside is the slope of the segment holding ``z``.
+    """
+
+    z_points: tuple[float, ...]
+    y_points: tuple[float, ...]
+    name: str = "table"
+
+    def __post_init__(self) -> None:
+        z = np.asarray(self.z_points, dtype=float)
+        y = np.asarray(self.y_points, dtype=float)
+        if z.ndim != 1 or z.shape != y.shape or z.size < 2:
+            raise ConfigError("activation: a table needs at least two (z, y) points of equal length")
+        if not np.all(np.diff(z) > 0):
+            raise ConfigError("activation: table inputs z_points must be strictly increasing")
+        if not (np.all(np.isfinite(z)) and np.all(np.isfinite(y))):
+            raise ConfigError("activation: table points must be finite")
+
+    def f(self, z: np.ndarray) -> np.ndarray:
+        return np.interp(np.asarray(z, dtype=float), self.z_points, self.y_points)
+
+    def df(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
+        zp = np.asarray(self.z_points)
+        slopes = np.diff(np.asarray(self.y_points)) / np.diff(zp)
+        zz = np.asarray(z, dtype=float)
+        seg = np.clip(np.searchsorted(zp, zz, side="right") - 1, 0, slopes.size - 1)
+        inside = (zz >= zp[0]) & (zz <= zp[-1])
+        return np.where(inside, slopes[seg], 0.0)
+
+
+#: Built-in activations by name (factories, so every run gets its own object).
+ACTIVATIONS: dict[str, Callable[[], Activation]] = {
+    "sigmoid": Sigmoid,
+    "tanh": Tanh,
+    "hard_sigmoid": HardSigmoid,
+}
+
+
+def activation_names() -> list[str]:
+    """Names :func:`get_activation` accepts."""
+    return sorted(ACTIVATIONS)
+
+
+def get_activation(name: str) -> Activation:
+    """The activation called ``name``; an unknown name is a :class:`ConfigError` listing the known ones."""
+    try:
+        return ACTIVATIONS[name]()
+    except KeyError:
+        raise ConfigError(
+            f"activation: '{name}' is not known (known: {', '.join(activation_names())})"
+        ) from None
