@@ -517,14 +517,17 @@ class ArrayNetwork:
 
     def write_verify_pair(self, lay: Layer, plus: str, minus: str, cells: np.ndarray, target_S: np.ndarray,
                           epoch: int = 0, sample: int = 0) -> None:  # fmt: skip
-        """Potentiate + or - devices of ``cells`` until ``G+ - G-`` is within half a step of ``target_S``."""
-        for _ in range(self.p.verify_iterations):
+        """Potentiate + or - devices of ``cells`` until ``G+ - G-`` is within half a step of ``target_S``.
+
+        Pulses per pass are :func:`_correction`'s (conservative, so passes converge from below).
+        """
+        for iteration in range(self.p.verify_iterations):
             gp = self.backend.read(lay.names[plus], cells, self.p.read_voltage_V).conductance_S
             gm = self.backend.read(lay.names[minus], cells, self.p.read_voltage_V).conductance_S
             err = target_S - (gp - gm)
             done = True
             for kind, sign in ((plus, 1.0), (minus, -1.0)):
-                n = np.rint(np.maximum(sign * err, 0.0) / lay.step[kind]).astype(np.int64)
+                n = _correction(sign * err, lay.step[kind], iteration)
                 n = np.minimum(n, min(lay.states[kind], self.max_count))
                 if not n.any():
                     continue
@@ -533,14 +536,10 @@ class ArrayNetwork:
                 counts[cells[:, 0], cells[:, 1]] = n
                 name = lay.names[kind]
                 res = self.backend.program(name, counts, self.set_pulse)
-                self.stats[name].add(
-                    res, self.set_pulse.width_s, self._energy(lay, kind, res.pulses_applied, self.set_pulse)
-                )
+                self.stats[name].add(res, self.set_pulse.width_s, self._energy(lay, kind, res.pulses_applied, self.set_pulse))
                 if self.p.log_pulses:
                     nz = n > 0
-                    self._log_program(
-                        name, cells[nz, 0], cells[nz, 1], n[nz], self.set_pulse, "verify", epoch, sample
-                    )
+                    self._log_program(name, cells[nz, 0], cells[nz, 1], n[nz], self.set_pulse, "verify", epoch, sample)
             if done:
                 return
 
@@ -551,9 +550,9 @@ class ArrayNetwork:
         above = g > target_S + 0.5 * lay.step[kind]
         if above.any():
             self.backend.pulse(name, np.argwhere(above), self.reset_pulse, self.p.reset_pulses)
-        for _ in range(self.p.verify_iterations):
+        for iteration in range(self.p.verify_iterations):
             g = self.read(name)
-            n = np.rint(np.maximum(target_S - g, 0.0) / lay.step[kind]).astype(np.int64)
+            n = _correction(target_S - g, lay.step[kind], iteration)
             n = np.minimum(n, min(lay.states[kind], self.max_count))
             if not n.any():
                 return
@@ -581,6 +580,19 @@ class ArrayNetwork:
             if small is not None:
                 big = self.read(lay.names["Gp"])[at] - self.read(lay.names["Gm"])[at]
                 self.write_verify_pair(lay, "gp", "gm", cells, target - big)
+
+
+def _correction(shortfall_S: np.ndarray, step_S: float, iteration: int) -> np.ndarray:
+    """Pulses of one write-verify pass towards a conductance shortfall (S), potentiation only.
+
+    Wherever the shortfall exceeds half a mean step: the first pass aims at 3/4 of it and later
+    passes at ``floor`` of it (at least one pulse), so neither the device nonlinearity (larger
+    steps near Gmin) nor the programming variability overshoots by much; overshoot cannot be
+    undone without a reset.
+    """
+    steps = np.maximum(shortfall_S, 0.0) / step_S
+    aim = np.floor(0.75 * steps) if iteration == 0 else np.floor(steps)
+    return np.where(steps > 0.5, np.maximum(aim, 1.0), 0.0).astype(np.int64)
 
 
 class FloatNetwork:
