@@ -536,10 +536,14 @@ class ArrayNetwork:
                 counts[cells[:, 0], cells[:, 1]] = n
                 name = lay.names[kind]
                 res = self.backend.program(name, counts, self.set_pulse)
-                self.stats[name].add(res, self.set_pulse.width_s, self._energy(lay, kind, res.pulses_applied, self.set_pulse))
+                self.stats[name].add(
+                    res, self.set_pulse.width_s, self._energy(lay, kind, res.pulses_applied, self.set_pulse)
+                )
                 if self.p.log_pulses:
                     nz = n > 0
-                    self._log_program(name, cells[nz, 0], cells[nz, 1], n[nz], self.set_pulse, "verify", epoch, sample)
+                    self._log_program(
+                        name, cells[nz, 0], cells[nz, 1], n[nz], self.set_pulse, "verify", epoch, sample
+                    )
             if done:
                 return
 
