@@ -167,7 +167,7 @@ class HybridTrainingParams(Params):
     big_diameter_m: float = quantity(1e-6, "m", "twin: diameter of a big (G) device", gt=0, le=1e-3)
     track: int = quantity(3, "", "synapses of the last layer whose weight history is recorded", ge=0, le=100)
     track_interval: int = quantity(500, "", "samples between weight-history points", ge=1)
-    werror_interval: int = quantity(10, "", "samples between |W_target - W| measurements", ge=1)
+    werror_interval: int = quantity(50, "", "samples between |W_target - W| measurements", ge=1)
     eval_batch: int = quantity(1000, "", "images per batched VMM when evaluating", ge=1, le=100_000)
     log_pulses: bool = quantity(False, "", "log every programmed cell's pulses (small networks only)")
 

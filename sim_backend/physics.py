@@ -46,7 +46,7 @@ def potentiate(x: np.ndarray, n_steps: np.ndarray | float, nu: float, n_states: 
     else:
         an = np.exp(-nu * n / n_states)
         out = an * x + (1.0 - an) / (-math.expm1(-nu))
-    return np.clip(out, 0.0, 1.0)
+    return np.minimum(np.maximum(out, 0.0), 1.0)
 
 
 def depress(x: np.ndarray, n_steps: np.ndarray | float, nu: float, n_states: int) -> np.ndarray:

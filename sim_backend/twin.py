@@ -48,7 +48,9 @@ class _IVGroup:
 
 @dataclass
 class _FusedReadout:
-    """A cached multi-array read-out, kept in step with its arrays' incremental changes."""
+    """A cached multi-array read-out, kept in step with its arrays' incremental changes.
+
+    ``combined`` is float64; the noise variance matrix is float32 (it only scales the noise)."""
 
     t_built: float
     groups: list[_IVGroup]
@@ -81,6 +83,7 @@ class TwinBackend(Backend):
         self._specs = {a.name: a for a in arrays}
         self._models = {a.name: TwinArray(a, overrides.get(a.name, preset), self.seed) for a in arrays}
         self._fused: dict[tuple[tuple[str, ...], tuple[float, ...]], _FusedReadout] = {}
+        self._all_cells: dict[str, np.ndarray] = {}
         self._t = 0.0
         self.output_on = False
         self.safe_state_calls = 0
@@ -115,7 +118,12 @@ class TwinBackend(Backend):
     def _index(self, array: str, cells: CellsLike) -> tuple[ArraySpec, np.ndarray, np.ndarray | None]:
         spec = self.spec(array)
         if cells is None:
-            return spec, as_cells(None, spec), None
+            every = self._all_cells.get(array)
+            if every is None:
+                every = as_cells(None, spec)
+                every.flags.writeable = False
+                self._all_cells[array] = every
+            return spec, every, None
         arr = as_cells(cells, spec)
         return spec, arr, arr[:, 0] * spec.cols + arr[:, 1]
 
@@ -201,14 +209,15 @@ class TwinBackend(Backend):
         a mostly-zero 1-D drive only multiplies its non-zero rows, so a read-out costs one
         (sparse) matrix-vector product whatever the number of arrays.
         """
-        names = [arrays] if isinstance(arrays, str) else list(arrays)
-        weights = [1.0] * len(names) if signs is None else [float(s) for s in signs]
+        names = (arrays,) if isinstance(arrays, str) else tuple(arrays)
+        weights = (1.0,) * len(names) if signs is None else tuple(float(s) for s in signs)
         if len(weights) != len(names):
             raise ValueError(f"signs: {len(weights)} given for {len(names)} arrays")
-        for name in names:
-            self.spec(name)
+        if (names, weights) not in self._fused:
+            for name in names:
+                self.spec(name)
         v = np.asarray(voltages_V, dtype=float)
-        fused = self._fused_readout(tuple(names), tuple(weights))
+        fused = self._fused_readout(names, weights)
         current: np.ndarray | None = None
         var: np.ndarray | None = None
         for group in fused.groups:
@@ -219,7 +228,7 @@ class TwinBackend(Backend):
         assert current is not None
         if var is not None:
             rng = self._models[names[0]].read_rng
-            current = current + np.sqrt(var) * rng.standard_normal(current.shape)
+            current = current + np.sqrt(var.astype(float)) * rng.standard_normal(current.shape)
         self._t += self.timing.read_time_s
         return current
 
@@ -228,10 +237,9 @@ class TwinBackend(Backend):
         key = (names, signs)
         t = self._t
         entry = self._fused.get(key)
-        models = [self._models[n] for n in names]
         if (
             entry is not None
-            and all(m.cache_valid(entry.t_built, t) for m in models)
+            and all(self._models[n].cache_valid(entry.t_built, t) for n in names)
             and self._catch_up(entry, names, signs)
         ):
             return entry
@@ -253,7 +261,8 @@ class TwinBackend(Backend):
             group.members.append((name, sign))
             group.combined += sign * g
             if p.read_noise_rel > 0:
-                sq = (p.read_noise_rel**2) * (g * g)
+                # the noise variance needs no more than single precision
+                sq = ((p.read_noise_rel**2) * (g * g)).astype(np.float32)
                 group.noise_sq = sq if group.noise_sq is None else group.noise_sq + sq
         versions = {n: self._models[n].version for n in names}
         return _FusedReadout(t, list(groups.values()), versions)
@@ -344,12 +353,13 @@ def _multiply(v: np.ndarray, group: _IVGroup, direction: str) -> tuple[np.ndarra
         nz = np.flatnonzero(v)
         if nz.size <= _SPARSE_FRACTION * v.size:
             fz = physics.iv_shape(v[nz], group.read_reference_V, group.iv_v0_V)
+            f2 = (fz * fz).astype(np.float32)
             if direction == "forward":
                 cur = fz @ combined[nz]
-                var = None if noise_sq is None else (fz * fz) @ noise_sq[nz]
+                var = None if noise_sq is None else f2 @ noise_sq[nz]
             else:
                 cur = combined[:, nz] @ fz
-                var = None if noise_sq is None else noise_sq[:, nz] @ (fz * fz)
+                var = None if noise_sq is None else noise_sq[:, nz] @ f2
             return cur, var
     f = physics.iv_shape(v, group.read_reference_V, group.iv_v0_V)
     mat = combined if direction == "forward" else combined.T
@@ -357,7 +367,7 @@ def _multiply(v: np.ndarray, group: _IVGroup, direction: str) -> tuple[np.ndarra
     var = None
     if noise_sq is not None:
         sq = noise_sq if direction == "forward" else noise_sq.T
-        var = (f * f) @ sq
+        var = (f * f).astype(np.float32) @ sq
     return cur, var
 
 
@@ -381,6 +391,10 @@ def sparse_outer_counts(r: np.ndarray, c: np.ndarray, n_cols: int) -> tuple[np.n
     if rows.size == 0 or cols.size == 0:
         return empty, empty
     r_rows = r[rows]
+    if rows.size * cols.size <= 4096:
+        sub = np.rint(np.multiply.outer(r_rows, c[cols]))
+        nr, nc = np.nonzero(sub)
+        return rows[nr] * n_cols + cols[nc], sub[nr, nc].astype(np.int64)
     order = np.argsort(-c[cols])
     c_desc = c[cols[order]]
     k = np.searchsorted(-c_desc, -(0.5 / r_rows) * margin, side="right")

@@ -1,0 +1,96 @@
+"""One epoch of hybrid 784-250-10 training on the twin against one epoch of plain numpy FP.
+
+Both run in this process on the same data (MNIST from $RRAM_HIL_DATA or --data-dir), batch 1,
+learning rate 0.1, sigmoid, the same loss. The FP baseline is textbook numpy (dense forward,
+dense outer-product update); the hybrid epoch is the ``hybrid-training`` protocol through the
+engine, the safety layer and the twin (calibration and evaluation excluded: the protocol's own
+per-epoch wall time is used). Last line: ``hybrid_epoch_over_fp_epoch: RATIO x``.
+
+    python benchmarks/bench_training_epoch.py [--train-limit N] [--phase dynamic|fine]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def fp_epoch(images: np.ndarray, labels: np.ndarray, seed: int = 0, loss: str = "cross_entropy") -> float:
+    """Seconds for one epoch of plain numpy 784-250-10 SGD (sigmoid, batch 1, lr 0.1)."""
+    rng = np.random.default_rng(seed)
+    w1 = rng.uniform(-1, 1, (785, 250)) / np.sqrt(785)
+    w2 = rng.uniform(-1, 1, (251, 10)) / np.sqrt(251)
+    targets = np.eye(10)[labels]
+    order = rng.permutation(len(labels))
+    t0 = time.perf_counter()
+    for n in order:
+        x = np.append(images[n], 1.0)
+        h = 1.0 / (1.0 + np.exp(-(x @ w1)))
+        hb = np.append(h, 1.0)
+        o = 1.0 / (1.0 + np.exp(-(hb @ w2)))
+        d2 = o - targets[n]
+        if loss == "mse":
+            d2 = d2 * o * (1 - o)
+        d1 = (w2[:250] @ d2) * h * (1 - h)
+        w2 -= 0.1 * np.outer(hb, d2)
+        w1 -= 0.1 * np.outer(x, d1)
+    return time.perf_counter() - t0
+
+
+def hybrid_epoch(data_dir: str | None, train_limit: int | None, phase: str) -> tuple[float, dict]:
+    """Seconds of one training epoch of the hybrid protocol (dynamic or fine tuning)."""
+    from hil.engine import RunEngine
+    from hil.station import load_station
+    from hil.store import Store
+    from hil.training_store import epochs_df
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(Path(tmp) / "bench.sqlite")
+        params = {"synapse": "hybrid", "epochs": 1 if phase == "dynamic" else 2, "test_limit": 1000}
+        if phase == "fine":
+            params["max_dynamic_epochs"] = 1
+        if train_limit:
+            params["train_limit"] = train_limit
+        if data_dir:
+            params["data_dir"] = data_dir
+        outcome = RunEngine(store).run("hybrid-training", load_station(None), params, plot=False)
+        assert outcome.status == "completed", outcome.error
+        ep = epochs_df(store, outcome.run_id)
+        row = ep.iloc[-1]
+        store.close()
+        return float(row["wall_s"]), row.to_dict()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--train-limit", type=int, default=None, help="images per epoch (default: all 60,000)"
+    )
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--phase", choices=["dynamic", "fine"], default="dynamic")
+    args = parser.parse_args()
+    from hil.datasets import load_mnist
+
+    data = load_mnist(args.data_dir)
+    n = args.train_limit or len(data.train_labels)
+    images, labels = data.train_images[:n].astype(np.float64), data.train_labels[:n]
+    t_fp = fp_epoch(images, labels)
+    t_hy, row = hybrid_epoch(args.data_dir or os.environ.get("RRAM_HIL_DATA"), args.train_limit, args.phase)
+    t_fp2 = fp_epoch(images, labels, seed=1)  # again after, against drifting machine load
+    fp = 0.5 * (t_fp + t_fp2)
+    print(f"images per epoch: {n}")
+    print(f"plain numpy FP epoch: {t_fp:.2f} s and {t_fp2:.2f} s ({1e6 * fp / n:.0f} us/image)")
+    print(
+        f"hybrid {args.phase} epoch on the twin: {t_hy:.2f} s ({1e6 * t_hy / n:.0f} us/image); "
+        f"{int(row['pulses'])} pulses, {int(row['resets'])} resets, train acc {row['train_accuracy']:.2f} %"
+    )
+    print(f"hybrid_epoch_over_fp_epoch: {t_hy / fp:.2f} x")
+
+
+if __name__ == "__main__":
+    main()
