@@ -41,9 +41,7 @@ def main() -> None:
         hy, t_hy = peak_mib("hybrid", args.epochs, args.train_limit, Path(tmp) / "m.sqlite")
         size = (Path(tmp) / "m.sqlite").stat().st_size / 2**20
     print(f"float 784-250-10 run: peak {fp:.0f} MiB ({t_fp:.0f} s)")
-    print(
-        f"hybrid 784-250-10 run ({args.epochs} epoch(s), 8 arrays): peak {hy:.0f} MiB ({t_hy:.0f} s)"
-    )
+    print(f"hybrid 784-250-10 run ({args.epochs} epoch(s), 8 arrays): peak {hy:.0f} MiB ({t_hy:.0f} s)")
     print(f"database after both runs: {size:.1f} MiB")
     print(f"peak_memory_hybrid_784_250_10: {hy:.0f} MiB")
 

@@ -24,9 +24,10 @@ from hil.errors import ConfigError
 
 
 class Activation(TypingProtocol):
-    """What a training protocol needs from an activation."""
+    """What a training protocol needs from an activation (``nonnegative``: all outputs >= 0)."""
 
     name: str
+    nonnegative: bool
 
     def f(self, z: np.ndarray) -> np.ndarray: ...
 
@@ -38,6 +39,7 @@ class Sigmoid:
     """``f(z) = 1 / (1 + exp(-z))``, ``f' = y (1 - y)``; outputs in (0, 1)."""
 
     name: str = "sigmoid"
+    nonnegative: bool = True
 
     def f(self, z: np.ndarray) -> np.ndarray:
         return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(z, dtype=float)))  # overflow-free logistic
@@ -51,6 +53,7 @@ class Tanh:
     """``f(z) = tanh(z)``, ``f' = 1 - y^2``; outputs in (-1, 1) (both read polarities)."""
 
     name: str = "tanh"
+    nonnegative: bool = False
 
     def f(self, z: np.ndarray) -> np.ndarray:
         return np.tanh(np.asarray(z, dtype=float))
@@ -64,6 +67,7 @@ class HardSigmoid:
     """``f(z) = clip(0.25 z + 0.5, 0, 1)`` (a piecewise-linear neuron), ``f' = 0.25`` inside."""
 
     name: str = "hard_sigmoid"
+    nonnegative: bool = True
 
     def f(self, z: np.ndarray) -> np.ndarray:
         return np.clip(0.25 * np.asarray(z, dtype=float) + 0.5, 0.0, 1.0)
@@ -88,6 +92,11 @@ class TableActivation:
     z_points: tuple[float, ...]
     y_points: tuple[float, ...]
     name: str = "table"
+
+    @property
+    def nonnegative(self) -> bool:
+        """Whether every output is >= 0 (then inputs to the next layer use one read polarity)."""
+        return min(self.y_points) >= 0.0
 
     def __post_init__(self) -> None:
         z = np.asarray(self.z_points, dtype=float)

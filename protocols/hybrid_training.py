@@ -276,6 +276,7 @@ class Layer:
     step: dict[str, float] = field(default_factory=dict)
     g_mean: dict[str, float] = field(default_factory=dict)
     states: dict[str, int] = field(default_factory=dict)
+    last_reset_fraction: float = 0.0
 
     @property
     def read_names(self) -> list[str]:
@@ -409,21 +410,34 @@ class ArrayNetwork:
 
     # ------------------------------------------------------------------ update
     def update(
-        self, lay: Layer, x: np.ndarray, delta: np.ndarray, phase: str, epoch: int, sample: int
+        self,
+        lay: Layer,
+        x: np.ndarray,
+        delta: np.ndarray,
+        phase: str,
+        epoch: int,
+        sample: int,
+        nonnegative: bool = False,
     ) -> None:
-        """Apply ``dW = -lr delta x^T`` to the layer's active pair (G in dynamic, g in fine tuning)."""
+        """Apply ``dW = -lr delta x^T`` to the layer's active pair (G in dynamic, g in fine tuning).
+
+        ``nonnegative`` says ``x >= 0`` is known (pixels, sigmoid outputs), sparing a check.
+        """
         plus, minus = ("Gp", "Gm") if phase != "fine" else ("gp", "gm")
         lr = self.p.lr
-        if self.p.pulse_mapping == "round" and x.min() >= 0.0:
+        if self.p.pulse_mapping == "round" and (nonnegative or x.min() >= 0.0):
             r_max = float(x.max())
             if r_max == 0.0:
                 return
-            for kind, direction in ((plus, -1.0), (minus, 1.0)):
-                c = lr * np.maximum(direction * delta, 0.0) / (lay.alpha * lay.step[kind])
-                cap = lay.states[kind] / r_max
-                c = np.minimum(c, min(cap, self.max_count / r_max))
-                if r_max * float(c.max()) < 0.5:
+            d_lo, d_hi = float(delta.min()), float(delta.max())
+            for kind, direction, d_peak in ((plus, -1.0, -d_lo), (minus, 1.0, d_hi)):
+                scale = lr / (lay.alpha * lay.step[kind])
+                if r_max * d_peak * scale < 0.5:
                     continue  # no cell would receive a pulse
+                c = np.maximum(direction * delta, 0.0) * scale
+                limit = min(lay.states[kind], self.max_count) / r_max
+                if d_peak * scale > limit:
+                    c = np.minimum(c, limit)
                 name = lay.names[kind]
                 res = self.backend.program_outer(name, x, c, self.set_pulse)
                 self.stats[name].add(
@@ -474,10 +488,19 @@ class ArrayNetwork:
 
     # ------------------------------------------------------------------ occasional reset
     def check_intervals(self) -> list[int]:
-        """Samples between saturation checks of each layer: ``reset_interval`` for the largest
-        layer, proportionally fewer for smaller ones (the same number of cells read per sample)."""
+        """Longest samples between saturation checks of each layer: ``reset_interval`` for the
+        largest layer, proportionally fewer for smaller ones (the same cells read per sample)."""
         biggest = max(lay.rows * lay.cols for lay in self.layers)
         return [max(1, round(self.p.reset_interval * lay.rows * lay.cols / biggest)) for lay in self.layers]
+
+    def hot_pairs(self, lay: Layer, plus: str, minus: str, gp: np.ndarray, gm: np.ndarray) -> np.ndarray:
+        """Pairs to reset: one device above ``reset_level`` of its window and the other above
+        ``1 - reset_level``, so that a reset frees room (a pair whose *weight* fills the window
+        stays as it is: resetting it would only re-program the same state)."""
+        xp = (gp - lay.gmin[plus]) / (lay.gmax[plus] - lay.gmin[plus])
+        xm = (gm - lay.gmin[minus]) / (lay.gmax[minus] - lay.gmin[minus])
+        level = self.p.reset_level
+        return (np.maximum(xp, xm) >= level) & (np.minimum(xp, xm) >= 1.0 - level)
 
     def check_saturation(self, phase: str, epoch: int, sample: int, layers: list[Layer] | None = None) -> int:
         """Reset the active pairs that near saturation (Burr et al. 2015); returns the pairs reset."""
@@ -486,9 +509,8 @@ class ArrayNetwork:
         for lay in self.layers if layers is None else layers:
             gp, gm = self.read(lay.names[plus]), self.read(lay.names[minus])
             lay.g_mean[plus], lay.g_mean[minus] = float(gp.mean()), float(gm.mean())
-            xp = (gp - lay.gmin[plus]) / (lay.gmax[plus] - lay.gmin[plus])
-            xm = (gm - lay.gmin[minus]) / (lay.gmax[minus] - lay.gmin[minus])
-            hot = np.maximum(xp, xm) >= self.p.reset_level
+            hot = self.hot_pairs(lay, plus, minus, gp, gm)
+            lay.last_reset_fraction = float(hot.mean())
             if not hot.any():
                 continue
             cells = np.argwhere(hot)
@@ -719,6 +741,7 @@ class _TrainingRun:
         self.switch_epoch: int | None = None
         self.total_resets = 0
         self.last_test = float("nan")
+        self.check_every: list[int] = []
         track_rng = np.random.default_rng([self.seed, 7])
         last_rows = params.sizes[-2]
         n_track = min(params.track, last_rows * N_CLASSES)
@@ -892,7 +915,13 @@ class _TrainingRun:
         act, phase = self.act, self.phase
         images, targets, labels = self.data.train_images, self.targets, self.data.train_labels
         layers = net.layers
-        intervals = net.check_intervals()
+        # inputs of layer 1 are pixels in [0, 1]; of the others, the activation's outputs
+        nonneg = [True] + [bool(getattr(act, "nonnegative", False))] * (len(layers) - 1)
+        longest = net.check_intervals()
+        # adaptive occasional reset: a layer is checked more often while many of its pairs
+        # need a reset (down to 1/16 of the longest interval), less often when few do
+        every = list(self.check_every) if self.check_every else list(longest)
+        next_check = list(every)
         n_layers = len(layers)
         last = n_layers - 1
         for s, n in enumerate(order):
@@ -919,14 +948,21 @@ class _TrainingRun:
                 if idx == last and measure:
                     self._update_measured(layers[idx], xs[idx], deltas[idx], phase, epoch, s, counters)
                 else:
-                    net.update(layers[idx], xs[idx], deltas[idx], phase, epoch, s)
-            due = [lay for lay, every in zip(layers, intervals, strict=True) if (s + 1) % every == 0]
-            if due:
-                counters.resets += net.check_saturation(phase, epoch, s, due)
+                    net.update(layers[idx], xs[idx], deltas[idx], phase, epoch, s, nonneg[idx])
+            for li in range(n_layers):
+                if s + 1 >= next_check[li]:
+                    counters.resets += net.check_saturation(phase, epoch, s, [layers[li]])
+                    frac = layers[li].last_reset_fraction
+                    if frac > 0.01:
+                        every[li] = max(max(1, longest[li] // 16), every[li] // 2)
+                    elif frac < 0.002:
+                        every[li] = min(longest[li], every[li] * 2)
+                    next_check[li] = s + 1 + every[li]
             if self.tracked.size and s % p.track_interval == 0:
                 self._track_arrays(epoch, s, counters)
         counters.resets += net.check_saturation(phase, epoch, len(order))
         counters.samples = len(order)
+        self.check_every = every
 
     def _update_measured(self, lay: Layer, x: np.ndarray, delta: np.ndarray, phase: str, epoch: int, s: int,
                          counters: EpochCounters) -> None:  # fmt: skip
