@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from typing import Protocol as TypingProtocol
 
 import numpy as np
@@ -118,6 +119,22 @@ class TableActivation:
         seg = np.clip(np.searchsorted(zp, zz, side="right") - 1, 0, slopes.size - 1)
         inside = (zz >= zp[0]) & (zz <= zp[-1])
         return np.where(inside, slopes[seg], 0.0)
+
+
+@dataclass(frozen=True)
+class InputDerivativeActivation:
+    """Adapter for an activation object whose derivative takes only the input, ``df(z)``
+    (e.g. one interpolated from a measured neuron I-V curve)."""
+
+    inner: Any
+    name: str = "measured"
+    nonnegative: bool = False
+
+    def f(self, z: np.ndarray) -> np.ndarray:
+        return np.asarray(self.inner.f(np.asarray(z, dtype=float)), dtype=float)
+
+    def df(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return np.asarray(self.inner.df(np.asarray(z, dtype=float)), dtype=float)
 
 
 #: Built-in activations by name (factories, so every run gets its own object).

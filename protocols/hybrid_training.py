@@ -308,6 +308,34 @@ class ArrayNetwork:
         self.max_count = min(self.ctx.station.limits.max_pulses_per_call, 100_000)
         self.stats: dict[str, ProgramStats] = {}
         self.reset_stats()
+        #: native VMM: forward/backward passes are one backend ``vmm`` each; otherwise the
+        #: passes use conductances read from the arrays, re-read only after an array is programmed
+        self.native_vmm = self.backend.capabilities.native_vmm
+        self._read_cache: dict[str, np.ndarray] = {}
+
+    # ------------------------------------------------------------------ programming (invalidates reads)
+    def _program(self, name: str, counts: np.ndarray, pulse: Pulse) -> ProgramResult:
+        self._read_cache.pop(name, None)
+        return self.backend.program(name, counts, pulse)
+
+    def _program_outer(self, name: str, r: np.ndarray, c: np.ndarray, pulse: Pulse) -> ProgramResult:
+        self._read_cache.pop(name, None)
+        return self.backend.program_outer(name, r, c, pulse)
+
+    def _pulse(self, name: str, cells: Any, pulse: Pulse, count: int) -> None:
+        self._read_cache.pop(name, None)
+        self.backend.pulse(name, cells, pulse, count)
+
+    def _weights_from_reads(self, lay: Layer) -> np.ndarray:
+        """``a * sum_s s G`` from reads (S -> weight units), each array re-read only when programmed."""
+        w = np.zeros((lay.rows, lay.cols))
+        for kind, name in lay.names.items():
+            g = self._read_cache.get(name)
+            if g is None:
+                g = self.read(name)
+                self._read_cache[name] = g
+            w += SIGNS[kind] * g
+        return lay.alpha * w
 
     # ------------------------------------------------------------------ bookkeeping
     def reset_stats(self) -> None:
@@ -333,12 +361,12 @@ class ArrayNetwork:
         snaps: dict[tuple[str, str], np.ndarray] = {}
         for lay in self.layers:
             for kind, name in lay.names.items():
-                self.backend.pulse(name, None, self.reset_pulse, self.p.reset_pulses)
+                self._pulse(name, None, self.reset_pulse, self.p.reset_pulses)
                 gmin = self.backend.read(name, None, self.p.read_voltage_V).conductance_S.copy()
                 full = np.full((lay.rows, lay.cols), lay.states[kind], dtype=np.int64)
-                self.backend.program(name, full, self.set_pulse)
+                self._program(name, full, self.set_pulse)
                 gmax = self.backend.read(name, None, self.p.read_voltage_V).conductance_S.copy()
-                self.backend.pulse(name, None, self.reset_pulse, self.p.reset_pulses)
+                self._pulse(name, None, self.reset_pulse, self.p.reset_pulses)
                 snaps[(name, "gmin")] = gmin
                 snaps[(name, "gmax")] = gmax
         self.apply_calibration(snaps)
@@ -372,7 +400,7 @@ class ArrayNetwork:
                 counts = np.rint(np.maximum(sign * w, 0.0) / (lay.alpha * lay.step[kind])).astype(np.int64)
                 counts = np.minimum(counts, lay.states[kind])
                 if counts.any():
-                    res = self.backend.program(lay.names[kind], counts, self.set_pulse)
+                    res = self._program(lay.names[kind], counts, self.set_pulse)
                     self.stats[lay.names[kind]].add(
                         res,
                         self.set_pulse.width_s,
@@ -387,6 +415,8 @@ class ArrayNetwork:
         at ``read_voltage_V``, and the sensed currents are scaled back.
         """
         vr = self.p.read_voltage_V
+        if not self.native_vmm:
+            return x @ self._weights_from_reads(lay)
         if x.ndim == 1:
             peak = float(np.abs(x).max())
             if peak == 0.0:
@@ -404,6 +434,9 @@ class ArrayNetwork:
         if peak == 0.0:
             return np.zeros(lay.rows - (1 if self.p.bias else 0))
         vr = self.p.read_voltage_V
+        if not self.native_vmm:
+            back = self._weights_from_reads(lay) @ delta
+            return back[:-1] if self.p.bias else back
         current = self.backend.vmm(lay.read_names, delta * (vr / peak), "backward", lay.read_signs)
         back = current * (peak * lay.alpha / vr)
         return back[:-1] if self.p.bias else back
@@ -439,7 +472,7 @@ class ArrayNetwork:
                 if d_peak * scale > limit:
                     c = np.minimum(c, limit)
                 name = lay.names[kind]
-                res = self.backend.program_outer(name, x, c, self.set_pulse)
+                res = self._program_outer(name, x, c, self.set_pulse)
                 self.stats[name].add(
                     res, self.set_pulse.width_s, self._energy(lay, kind, res.pulses_applied, self.set_pulse)
                 )
@@ -466,7 +499,7 @@ class ArrayNetwork:
             counts = np.zeros((lay.rows, lay.cols), dtype=np.int64)
             counts[rows] = sub
             name = lay.names[kind]
-            res = self.backend.program(name, counts, self.set_pulse)
+            res = self._program(name, counts, self.set_pulse)
             self.stats[name].add(
                 res, self.set_pulse.width_s, self._energy(lay, kind, res.pulses_applied, self.set_pulse)
             )
@@ -517,7 +550,7 @@ class ArrayNetwork:
             net = (gp - gm)[hot]
             for kind, g in ((plus, gp), (minus, gm)):
                 name = lay.names[kind]
-                self.backend.pulse(name, cells, self.reset_pulse, self.p.reset_pulses)
+                self._pulse(name, cells, self.reset_pulse, self.p.reset_pulses)
                 n = len(cells) * self.p.reset_pulses
                 st = self.stats[name]
                 st.resets += len(cells)
@@ -557,7 +590,7 @@ class ArrayNetwork:
                 counts = np.zeros((lay.rows, lay.cols), dtype=np.int64)
                 counts[cells[:, 0], cells[:, 1]] = n
                 name = lay.names[kind]
-                res = self.backend.program(name, counts, self.set_pulse)
+                res = self._program(name, counts, self.set_pulse)
                 self.stats[name].add(
                     res, self.set_pulse.width_s, self._energy(lay, kind, res.pulses_applied, self.set_pulse)
                 )
@@ -575,14 +608,14 @@ class ArrayNetwork:
         g = self.read(name)
         above = g > target_S + 0.5 * lay.step[kind]
         if above.any():
-            self.backend.pulse(name, np.argwhere(above), self.reset_pulse, self.p.reset_pulses)
+            self._pulse(name, np.argwhere(above), self.reset_pulse, self.p.reset_pulses)
         for iteration in range(self.p.verify_iterations):
             g = self.read(name)
             n = _correction(target_S - g, lay.step[kind], iteration)
             n = np.minimum(n, min(lay.states[kind], self.max_count))
             if not n.any():
                 return
-            res = self.backend.program(name, n, self.set_pulse)
+            res = self._program(name, n, self.set_pulse)
             self.stats[name].add(
                 res, self.set_pulse.width_s, self._energy(lay, kind, res.pulses_applied, self.set_pulse)
             )
@@ -595,7 +628,7 @@ class ArrayNetwork:
         """
         for lay, w in zip(self.layers, weights, strict=True):
             for name in lay.read_names:
-                self.backend.pulse(name, None, self.reset_pulse, self.p.reset_pulses)
+                self._pulse(name, None, self.reset_pulse, self.p.reset_pulses)
             cells = np.argwhere(np.ones((lay.rows, lay.cols), dtype=bool))
             at = (cells[:, 0], cells[:, 1])
             target = (w / lay.alpha)[at]

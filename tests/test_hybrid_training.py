@@ -395,3 +395,65 @@ def test_cli_run(tmp_path: Path, data_dir: str) -> None:
         app, ["run", "hybrid-training", "--db", str(tmp_path / "c.sqlite"), "--set", "states=1"]
     )
     assert bad.exit_code == 2 and "states" in bad.output
+
+
+def test_activations_and_their_derivatives() -> None:
+    from protocols.activations import InputDerivativeActivation, TableActivation, get_activation
+
+    z = np.linspace(-3, 3, 61)
+    for name in ("sigmoid", "tanh", "hard_sigmoid"):
+        act = get_activation(name)
+        y = act.f(z)
+        h = 1e-6
+        numeric = (act.f(z + h) - act.f(z - h)) / (2 * h)
+        ok = np.abs(np.abs(z) - 2.0) > 1e-3  # hard_sigmoid's kinks
+        np.testing.assert_allclose(act.df(z, y)[ok], numeric[ok], atol=1e-6)
+        assert act.nonnegative == bool(y.min() >= 0)
+    table = TableActivation((-1.0, 0.0, 2.0), (0.0, 1.0, 2.0))
+    np.testing.assert_allclose(table.f(np.array([-2.0, -0.5, 1.0, 3.0])), [0.0, 0.5, 1.5, 2.0])
+    np.testing.assert_allclose(table.df(np.array([-2.0, -0.5, 1.0, 3.0]), np.zeros(4)), [0.0, 1.0, 0.5, 0.0])
+
+    class Measured:  # an object with df(z) only, as a measured neuron activation has
+        def f(self, z: np.ndarray) -> np.ndarray:
+            return 2.0 * z
+
+        def df(self, z: np.ndarray) -> np.ndarray:
+            return np.full_like(z, 2.0)
+
+    wrapped = InputDerivativeActivation(Measured())
+    np.testing.assert_allclose(wrapped.df(np.array([1.0]), np.array([9.0])), [2.0])
+    np.testing.assert_allclose(wrapped.f(np.array([1.5])), [3.0])
+    with pytest.raises(ConfigError, match="strictly increasing"):
+        TableActivation((0.0, 0.0), (1.0, 2.0))
+    with pytest.raises(ConfigError, match="known"):
+        get_activation("softsign")
+
+
+def test_without_native_vmm_the_passes_use_reads_of_changed_arrays_only(store: Store, data_dir: str) -> None:
+    class NoVMM(Recording):
+        @property
+        def capabilities(self) -> Capabilities:
+            return Capabilities(native_vmm=False)
+
+    _, checked, station = prepare("hybrid-training", load_station(None), {**SMALL, "data_dir": data_dir})
+    backend = NoVMM(open_backend(station, 0))
+    run_id = store.create_run("hybrid-training", {}, station.snapshot(), "twin")
+    net = ArrayNetwork(
+        RunContext(run_id, backend, store, station, 0, NullProgress()), checked, np.random.default_rng(0)
+    )
+    net.calibrate()
+    lay = net.layers[1]
+    x = np.linspace(0, 1, lay.rows)
+    backend.calls.clear()
+    z = net.layer_forward(lay, x)
+    assert sorted(c[1][0] for c in backend.calls) == sorted(lay.names.values())  # four reads, no vmm
+    assert all(c[0] == "read" for c in backend.calls)
+    backend.calls.clear()
+    net.layer_forward(lay, x)
+    net.layer_backward(lay, np.ones(lay.cols))
+    assert backend.calls == []  # nothing programmed: nothing read again
+    net.update(lay, x, np.full(lay.cols, -1.0), "dynamic", 1, 0)
+    backend.calls.clear()
+    z2 = net.layer_forward(lay, x)
+    assert [c[1][0] for c in backend.calls if c[0] == "read"] == [lay.names["Gp"]]  # only the programmed one
+    assert np.all(z2 >= z - 1e-9)
