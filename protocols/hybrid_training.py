@@ -952,7 +952,8 @@ class _TrainingRun:
         nonneg = [True] + [bool(getattr(act, "nonnegative", False))] * (len(layers) - 1)
         longest = net.check_intervals()
         # adaptive occasional reset: a layer is checked more often while many of its pairs
-        # need a reset (down to 1/16 of the longest interval), less often when few do
+        # need a reset (down to 1/16 of the longest interval, at least 4 samples), less often
+        # when few do
         every = list(self.check_every) if self.check_every else list(longest)
         next_check = list(every)
         n_layers = len(layers)
@@ -987,7 +988,7 @@ class _TrainingRun:
                     counters.resets += net.check_saturation(phase, epoch, s, [layers[li]])
                     frac = layers[li].last_reset_fraction
                     if frac > 0.01:
-                        every[li] = max(max(1, longest[li] // 16), every[li] // 2)
+                        every[li] = max(max(4, longest[li] // 16), every[li] // 2)
                     elif frac < 0.002:
                         every[li] = min(longest[li], every[li] * 2)
                     next_check[li] = s + 1 + every[li]
