@@ -341,6 +341,11 @@ def check_station(file: Annotated[str, typer.Argument(metavar="FILE", help="stat
         out.print(f"instrument {name}: {inst.model} at {inst.resource}")
 
 
+from hil.cli_emulate import emulate  # noqa: E402 - registered after the commands it uses
+
+app.command("emulate")(emulate)
+
+
 def version_callback(value: bool) -> None:
     if value:
         out.print(f"rram-hil {__version__}")

@@ -92,6 +92,7 @@ class SmuOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     timeout_s: float = Field(5.0, gt=0, le=600, json_schema_extra={"unit": "s"})
+    visa_library: str = Field("@py", description="pyvisa backend: @py (pyvisa-py) or a VISA library path/@ivi")
     nplc: float = Field(
         0.1, ge=0.001, le=25, description="integration time of a read, in power-line cycles"
     )
@@ -107,6 +108,7 @@ class MatrixOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     timeout_s: float = Field(5.0, gt=0, le=600, json_schema_extra={"unit": "s"})
+    visa_library: str = Field("@py", description="pyvisa backend: @py (pyvisa-py) or a VISA library path/@ivi")
     slots: int = Field(1, ge=1, le=6, description="matrix cards installed (707B slots, E5250A cards)")
     emulator: EmulatorOptions = Field(default_factory=EmulatorOptions)
 

@@ -257,12 +257,12 @@ class InstrumentServer(ABC):
                     message = raw.decode("ascii", errors="replace").strip("\r\x00 ")
                     if not message:
                         continue
-                    if not self._one(conn, message, arrived):
+                    if not self._serve_message(conn, message, arrived):
                         return
         finally:
             self._drop(conn)
 
-    def _one(self, conn: socket.socket, message: str, arrived: float) -> bool:
+    def _serve_message(self, conn: socket.socket, message: str, arrived: float) -> bool:
         """Handle one message; False when the connection must close.
 
         Messages are executed one after the other, each no earlier than ``latency_s`` after

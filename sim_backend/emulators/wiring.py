@@ -27,15 +27,19 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
 from hil.types import Pulse
 from sim_backend import physics
 from sim_backend.twin import TwinBackend
+
+if TYPE_CHECKING:
+    from hil.smu_matrix_config import SmuMatrixPlan
 
 #: Leakage conductance (S) of an open matrix: what an SMU "measures" with nothing connected.
 OPEN_LEAKAGE_S = 1e-13
@@ -113,13 +117,14 @@ class Wiring:
     _pending: _Pending | None = None
     _t0: float = field(default_factory=time.perf_counter)
     _virtual: float = 0.0
+    _frozen: int = 0
 
     # ------------------------------------------------------------------ building
     @classmethod
-    def from_plan(cls, twin: TwinBackend, plan: object) -> Wiring:
-        """The cabling of a validated ``smu-matrix`` station (:class:`hil.smu_matrix_config.SmuMatrixPlan`)."""
+    def from_plan(cls, twin: TwinBackend, plan: SmuMatrixPlan) -> Wiring:
+        """The cabling of a validated ``smu-matrix`` station."""
         wiring = cls(twin)
-        for a in plan.arrays.values():  # type: ignore[attr-defined]
+        for a in plan.arrays.values():
             pins = wiring.pins.setdefault(a.matrix, {})
             for r, pin in enumerate(a.row_pins):
                 pins[pin] = Line(a.array, "row", r)
@@ -134,11 +139,27 @@ class Wiring:
 
     # ------------------------------------------------------------------ time
     def now(self) -> float:
-        """Bench clock (s): wall time since the bench started, or later if sequences ran ahead."""
+        """Bench clock (s): wall time since the bench started, or later if sequences ran ahead.
+
+        While a message executes (:meth:`frozen`) wall time does not count: only the
+        instrument-side waits it plays out advance the clock, so their durations are exact."""
+        if self._frozen:
+            return self._virtual
         wall = time.perf_counter() - self._t0
         if wall > self._virtual:
             self._virtual = wall
         return self._virtual
+
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Hold the bench (and its clock) for the duration of one instrument message."""
+        with self.lock:
+            self.now()
+            self._frozen += 1
+            try:
+                yield
+            finally:
+                self._frozen -= 1
 
     def advance(self, seconds: float) -> float:
         """Advance the bench clock by an instrument-side wait (s); returns the new time."""
@@ -203,8 +224,10 @@ class Wiring:
         return _bisect(lambda v: abs(self._true_current(conns, v)) - limit_A, 0.0, voltage_V), True
 
     def _disturbs(self, array: str, amplitude_V: float, width_s: float) -> bool:
-        polarity, s = physics.step_strength(self.twin.model(array).preset, amplitude_V, width_s)
-        return polarity != "none" and s > 0 or abs(amplitude_V) >= self.twin.model(array).preset.forming_voltage_V
+        model = self.twin.model(array)
+        polarity, s = physics.step_strength(model.preset, amplitude_V, width_s)
+        forms = abs(amplitude_V) >= model.preset.forming_voltage_V and not bool(model.formed.all())
+        return (polarity != "none" and s > 0) or forms
 
     def stimulus(self, smu: str, channel: str, voltage_V: float, width_s: float, limit_A: float) -> None:
         """The HI terminal sat at ``voltage_V`` (limited to ``limit_A``) for ``width_s``: a pulse.
@@ -230,7 +253,7 @@ class Wiring:
                     and p.array == conn.array
                     and p.cells == conn.cells
                     and p.amplitude_V == amplitude
-                    and p.width_s == width_s
+                    and abs(p.width_s - width_s) <= 1e-9 * width_s
                 ):
                     p.count += 1
                     continue
