@@ -167,7 +167,9 @@ class KeysightB2900(SCPIMixin, Instrument):
         kwargs.setdefault("read_termination", TERMINATION)
         kwargs.setdefault("write_termination", TERMINATION)
         super().__init__(adapter, name, **kwargs)
-        self.min_pulse_width_s = self.default_min_pulse_width_s if min_pulse_width_s is None else min_pulse_width_s
+        self.min_pulse_width_s = (
+            self.default_min_pulse_width_s if min_pulse_width_s is None else min_pulse_width_s
+        )
         self.line_frequency_Hz = line_frequency_Hz
 
     def _ch(self, channel: str) -> str:

@@ -20,7 +20,9 @@ class ReplyError(ValueError):
     """An instrument reply that does not parse as what was asked for."""
 
 
-def parse_floats(reply: str, expected: int | None = None, what: str = "reply", separator: str = ",") -> np.ndarray:
+def parse_floats(
+    reply: str, expected: int | None = None, what: str = "reply", separator: str = ","
+) -> np.ndarray:
     """Numbers from a comma-separated reply; raises :class:`ReplyError` on anything else.
 
     Args:

@@ -76,7 +76,9 @@ class Keithley2450(_PymeasureKeithley2450):
         kwargs.setdefault("read_termination", TERMINATION)
         kwargs.setdefault("write_termination", TERMINATION)
         super().__init__(adapter, name, **kwargs)
-        self.min_pulse_width_s = self.default_min_pulse_width_s if min_pulse_width_s is None else min_pulse_width_s
+        self.min_pulse_width_s = (
+            self.default_min_pulse_width_s if min_pulse_width_s is None else min_pulse_width_s
+        )
         self.config_list_created = False
 
     def _check(self, channel: str) -> None:
@@ -87,7 +89,7 @@ class Keithley2450(_PymeasureKeithley2450):
         """Voltage source at 0 V, current limit ``compliance_A`` (A), then output on (one message)."""
         self._check(channel)
         self.write(
-            f':SOUR:FUNC VOLT;:SOUR:VOLT:RANG:AUTO ON;:SOUR:VOLT:ILIM {fmt(compliance_A)};:SOUR:VOLT 0;'
+            f":SOUR:FUNC VOLT;:SOUR:VOLT:RANG:AUTO ON;:SOUR:VOLT:ILIM {fmt(compliance_A)};:SOUR:VOLT 0;"
             f':SENS:FUNC "CURR";:SENS:CURR:RANG:AUTO ON;:SENS:CURR:NPLC {fmt(nplc)};:OUTP ON'
         )
 
@@ -131,9 +133,11 @@ class Keithley2450(_PymeasureKeithley2450):
             f":TRIG:BLOC:DEL:CONS 3, {fmt(width_s)}",
             f':TRIG:BLOC:CONF:REC 4, "{CONFIG_LIST}", 2',
         ]
-        blocks += [":TRIG:BLOC:MEAS 5", f":TRIG:BLOC:BRAN:COUN 6, {count}, 2"] if reads else [
-            f":TRIG:BLOC:BRAN:COUN 5, {count}, 2"
-        ]
+        blocks += (
+            [":TRIG:BLOC:MEAS 5", f":TRIG:BLOC:BRAN:COUN 6, {count}, 2"]
+            if reads
+            else [f":TRIG:BLOC:BRAN:COUN 5, {count}, 2"]
+        )
         self.write(
             f":OUTP OFF;:SOUR:FUNC VOLT;:SOUR:VOLT:RANG {fmt(rng)};"
             f':SENS:FUNC "CURR";:SENS:CURR:RANG:AUTO ON;:SENS:CURR:NPLC {fmt(nplc)};{create}'

@@ -120,7 +120,9 @@ class Keithley2600(_PymeasureKeithley2600):
             # pymeasure flags the 2600 as "not known to support SCPI"; it answers *IDN? etc.
             warnings.simplefilter("ignore", FutureWarning)
             super().__init__(adapter, name, **kwargs)
-        self.min_pulse_width_s = self.default_min_pulse_width_s if min_pulse_width_s is None else min_pulse_width_s
+        self.min_pulse_width_s = (
+            self.default_min_pulse_width_s if min_pulse_width_s is None else min_pulse_width_s
+        )
         self.scripts_loaded = False
 
     # ------------------------------------------------------------------ helpers

@@ -75,13 +75,19 @@ class Keithley707B(Instrument):
 
     id = Instrument.measurement("*IDN?", """Get the identification string.""", cast=str, maxsplit=0)
 
-    closed_channels = Instrument.measurement(
-        'print(channel.getclose("allslots"))',
-        """Get the closed channels, e.g. ``['1A01', '1B13']`` (empty when all are open).""",
-        cast=str,
-        separator=";",
-        get_process_list=lambda items: [] if items == ["nil"] else list(items),
-    )
+    @property
+    def closed_channels(self) -> list[str]:
+        """The closed channels in the matrix's order, e.g. ``['1A01', '1B13']`` (empty: all open)."""
+        reply = self.ask('print(channel.getclose("allslots"))').strip()
+        if reply in ("nil", ""):
+            return []
+        names = [item.strip() for item in re.split(r"[;,]", reply) if item.strip()]
+        for name in names:
+            try:
+                crosspoint(name)
+            except ValueError:
+                raise ReplyError(f"{self.name} closed channels: malformed reply {reply[:80]!r}") from None
+        return names
 
     @property
     def next_error(self) -> tuple[int, str]:

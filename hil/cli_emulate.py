@@ -59,15 +59,24 @@ def emulate(
     ] = None,
     instrument: Annotated[
         str | None,
-        typer.Option("--instrument", help="emulate one instrument model alone (keithley2450, keithley2600, b2900, keithley707b, keithley708b, e5250a)"),
+        typer.Option(
+            "--instrument",
+            help="emulate one instrument model alone (keithley2450, keithley2600, b2900, keithley707b, keithley708b, e5250a)",
+        ),
     ] = None,
-    port: Annotated[int, typer.Option("--port", help="TCP port of --instrument (0: a free one)", min=0, max=65535)] = 0,
+    port: Annotated[
+        int, typer.Option("--port", help="TCP port of --instrument (0: a free one)", min=0, max=65535)
+    ] = 0,
     latency: Annotated[
-        float | None, typer.Option("--latency", help="per-message latency of every emulator (s)", min=0, max=10)
+        float | None,
+        typer.Option("--latency", help="per-message latency of every emulator (s)", min=0, max=10),
     ] = None,
     fault: Annotated[
         list[str] | None,
-        typer.Option("--fault", help="inject a fault: NAME:KIND, NAME:KIND@AFTER or NAME:KIND@AFTER:ARG (no NAME with --instrument); repeatable"),
+        typer.Option(
+            "--fault",
+            help="inject a fault: NAME:KIND, NAME:KIND@AFTER or NAME:KIND@AFTER:ARG (no NAME with --instrument); repeatable",
+        ),
     ] = None,
 ) -> None:
     """Run wire-level emulators of a station's instruments (or one alone) until interrupted."""
@@ -78,13 +87,17 @@ def emulate(
         if (station is None) == (instrument is None):
             raise ConfigError("emulate: give a STATION file or --instrument MODEL (one of them)")
         if station is not None and port:
-            raise ConfigError("--port: only with --instrument (a station's ports are in its resource strings)")
+            raise ConfigError(
+                "--port: only with --instrument (a station's ports are in its resource strings)"
+            )
         faults = _parse_faults(fault or [], station_mode=station is not None)
         if station is not None:
             bench = launch_station(station, seed=seed, latency_s=latency, faults=faults)
         else:
             assert instrument is not None
-            bench = launch_instrument(instrument, port=port, seed=seed, latency_s=latency, faults=faults.get("", []))
+            bench = launch_instrument(
+                instrument, port=port, seed=seed, latency_s=latency, faults=faults.get("", [])
+            )
     try:
         resources = bench.start()
     except OSError as exc:

@@ -151,7 +151,9 @@ class SmuMatrixBackend(Backend):
         connect: opens one instrument's driver (tests substitute their own).
     """
 
-    def __init__(self, plan: SmuMatrixPlan, connect: Callable[[InstrumentPlan], Any] = open_instrument) -> None:
+    def __init__(
+        self, plan: SmuMatrixPlan, connect: Callable[[InstrumentPlan], Any] = open_instrument
+    ) -> None:
         self.plan = plan
         self._connect = connect
         self._specs = {a.name: a.spec() for a in plan.station.arrays}
@@ -175,7 +177,7 @@ class SmuMatrixBackend(Backend):
                     f"({describe(exc)}); is it on and reachable (or `rram-hil emulate` running)?"
                 ) from None
         try:
-            for name, inst in plan.instruments.items():
+            for name in plan.instruments:
                 with self._guard(name):
                     self._idn[name] = str(self._drivers[name].id).strip()
                     if name in self.plan_matrices:
@@ -294,7 +296,7 @@ class SmuMatrixBackend(Backend):
 
     def _open_write(self, matrix: str) -> None:
         model = self.plan.instruments[matrix].model
-        cmd = ':ROUT:OPEN:CARD ALL' if model == "e5250a" else 'channel.open("allslots")'
+        cmd = ":ROUT:OPEN:CARD ALL" if model == "e5250a" else 'channel.open("allslots")'
         self._drivers[matrix].write(cmd)
 
     def _check_width(self, plan: ArrayPlan, pulse: Pulse) -> None:
@@ -450,7 +452,9 @@ class SmuMatrixBackend(Backend):
                     if name in self.plan_matrices:
                         stuck = self._drivers[name].open_all()
                         if stuck:
-                            problems.append(f"{name} ({inst.model}): crosspoints still closed after opening all: {sorted(stuck)}")
+                            problems.append(
+                                f"{name} ({inst.model}): crosspoints still closed after opening all: {sorted(stuck)}"
+                            )
                     else:
                         chans = self._channels.get(name) or [self._default_channel(inst.model)]
                         states = self._drivers[name].outputs_off(chans)

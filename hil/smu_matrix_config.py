@@ -33,7 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hil.errors import ConfigError, format_validation_error
 from hil.station import InstrumentConfig, Station
@@ -92,10 +92,10 @@ class SmuOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     timeout_s: float = Field(5.0, gt=0, le=600, json_schema_extra={"unit": "s"})
-    visa_library: str = Field("@py", description="pyvisa backend: @py (pyvisa-py) or a VISA library path/@ivi")
-    nplc: float = Field(
-        0.1, ge=0.001, le=25, description="integration time of a read, in power-line cycles"
+    visa_library: str = Field(
+        "@py", description="pyvisa backend: @py (pyvisa-py) or a VISA library path/@ivi"
     )
+    nplc: float = Field(0.1, ge=0.001, le=25, description="integration time of a read, in power-line cycles")
     min_pulse_width_s: float | None = Field(
         None, gt=0, le=1, description="shortest pulse this SMU is asked for (s); None: the model's own"
     )
@@ -108,7 +108,9 @@ class MatrixOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     timeout_s: float = Field(5.0, gt=0, le=600, json_schema_extra={"unit": "s"})
-    visa_library: str = Field("@py", description="pyvisa backend: @py (pyvisa-py) or a VISA library path/@ivi")
+    visa_library: str = Field(
+        "@py", description="pyvisa backend: @py (pyvisa-py) or a VISA library path/@ivi"
+    )
     slots: int = Field(1, ge=1, le=6, description="matrix cards installed (707B slots, E5250A cards)")
     emulator: EmulatorOptions = Field(default_factory=EmulatorOptions)
 
@@ -241,7 +243,9 @@ def plan_smu_matrix(station: Station) -> SmuMatrixPlan:
     smus = {n for n, p in instruments.items() if p.model in SMU_CHANNELS}
     matrices = {n for n, p in instruments.items() if p.model in MATRIX_GEOMETRY}
     if not smus:
-        raise ConfigError("instruments: backend 'smu-matrix' needs at least one SMU (" + ", ".join(SMU_MODELS) + ")")
+        raise ConfigError(
+            "instruments: backend 'smu-matrix' needs at least one SMU (" + ", ".join(SMU_MODELS) + ")"
+        )
     if not matrices:
         raise ConfigError(
             "instruments: backend 'smu-matrix' needs a switch matrix (" + ", ".join(MATRIX_MODELS) + ")"
@@ -310,7 +314,9 @@ def plan_smu_matrix(station: Station) -> SmuMatrixPlan:
             used[(routing.matrix, pin)] = a.name
         routing = routing.model_copy(
             update={
-                "drive": drive.model_copy(update={"matrix_row": drive.matrix_row.upper(), "channel": channel}),
+                "drive": drive.model_copy(
+                    update={"matrix_row": drive.matrix_row.upper(), "channel": channel}
+                ),
                 "ground_row": routing.ground_row.upper(),
             }
         )

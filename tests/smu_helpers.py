@@ -34,7 +34,11 @@ def station_dict(
         "backend": "smu-matrix",
         "twin": {"preset": "mo_tiox_choi2021", "seed": seed},
         "instruments": {
-            "smu": {"model": smu, "resource": "TCPIP0::127.0.0.1::0::SOCKET", "options": {"timeout_s": timeout}},
+            "smu": {
+                "model": smu,
+                "resource": "TCPIP0::127.0.0.1::0::SOCKET",
+                "options": {"timeout_s": timeout},
+            },
             "matrix": {
                 "model": matrix,
                 "resource": "TCPIP0::127.0.0.1::0::SOCKET",
@@ -80,9 +84,13 @@ def emulated(
     on_message: Mapping[str, Callable[[str], None]] | None = None,
 ) -> Iterator[Bench]:
     """Run a station's emulators on free loopback ports; ``bench.station`` points at them."""
-    st = station if isinstance(station, Station) else (
-        load_station(station) if isinstance(station, str | Path) else parse_station(station)
+    st = (
+        station
+        if isinstance(station, Station)
+        else (load_station(station) if isinstance(station, str | Path) else parse_station(station))
     )
-    bench = launch_station(st, seed=seed, latency_s=latency_s, faults=faults, free_ports=True, on_message=on_message)
+    bench = launch_station(
+        st, seed=seed, latency_s=latency_s, faults=faults, free_ports=True, on_message=on_message
+    )
     with bench:
         yield bench

@@ -43,11 +43,13 @@ def test_potentiation_cycling_same_trajectory_direct_and_emulated(tmp_path, stac
     and B2902A + E5250A (a 16 x 16 array: three E5252A cards have 36 outputs)."""
     seed = 7
     direct = _direct(tmp_path, seed, None if size == 32 else size)
-    with emulated(station_dict(stack, rows=size, cols=size), seed=seed) as bench:
-        with Store(tmp_path / "hw.sqlite") as store:
-            outcome = RunEngine(store).run("potentiation-cycling", bench.station, PARAMS, plot=False)
-            assert outcome.status == "completed", outcome.error
-            through_drivers = _trajectory(store, outcome.run_id)
+    with (
+        emulated(station_dict(stack, rows=size, cols=size), seed=seed) as bench,
+        Store(tmp_path / "hw.sqlite") as store,
+    ):
+        outcome = RunEngine(store).run("potentiation-cycling", bench.station, PARAMS, plot=False)
+        assert outcome.status == "completed", outcome.error
+        through_drivers = _trajectory(store, outcome.run_id)
     assert through_drivers.shape == direct.shape == (150,)
     np.testing.assert_allclose(through_drivers, direct, rtol=RTOL)
     # and the trajectory is a real one: potentiation from near Gmin towards Gmax in every cycle
@@ -58,17 +60,15 @@ def test_potentiation_cycling_same_trajectory_direct_and_emulated(tmp_path, stac
 def test_seam_fails_for_a_different_seed(tmp_path):
     """The comparison can fail: another seed gives another trajectory."""
     direct = _direct(tmp_path, 7)
-    with emulated(EXAMPLE, seed=8) as bench:
-        with Store(tmp_path / "hw.sqlite") as store:
-            outcome = RunEngine(store).run("potentiation-cycling", bench.station, PARAMS, plot=False)
-            other = _trajectory(store, outcome.run_id)
+    with emulated(EXAMPLE, seed=8) as bench, Store(tmp_path / "hw.sqlite") as store:
+        outcome = RunEngine(store).run("potentiation-cycling", bench.station, PARAMS, plot=False)
+        other = _trajectory(store, outcome.run_id)
     assert not np.allclose(other, direct, rtol=RTOL)
 
 
 def test_example_station_gives_the_direct_trajectory(tmp_path):
     """The shipped example station (its routing, its 2636B + 707B) is on the seam too."""
     direct = _direct(tmp_path, 7)
-    with emulated(EXAMPLE, seed=7) as bench:
-        with Store(tmp_path / "hw.sqlite") as store:
-            outcome = RunEngine(store).run("potentiation-cycling", bench.station, PARAMS, plot=False)
-            np.testing.assert_allclose(_trajectory(store, outcome.run_id), direct, rtol=RTOL)
+    with emulated(EXAMPLE, seed=7) as bench, Store(tmp_path / "hw.sqlite") as store:
+        outcome = RunEngine(store).run("potentiation-cycling", bench.station, PARAMS, plot=False)
+        np.testing.assert_allclose(_trajectory(store, outcome.run_id), direct, rtol=RTOL)

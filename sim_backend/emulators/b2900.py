@@ -31,10 +31,8 @@ from sim_backend.emulators.scpi import (
     channel_list,
     choice,
     fmt,
-    illegal_value,
     missing_parameter,
     number,
-    string,
 )
 from sim_backend.emulators.scpi_instrument import ScpiInstrument
 from sim_backend.emulators.scpi_server import Fault
@@ -158,7 +156,9 @@ class KeysightB2900Emulator(ScpiInstrument):
             raise missing_parameter("")
         return p[0]
 
-    def _prop(self, attr: str, parse: Callable[[str], Any], show: Callable[[Any], str] = fmt) -> tuple[Any, Any]:
+    def _prop(
+        self, attr: str, parse: Callable[[str], Any], show: Callable[[Any], str] = fmt
+    ) -> tuple[Any, Any]:
         def setter(p: list[str], x: list[int]) -> None:
             setattr(self.state[self._c(x)], attr, parse(self._one(p)))
 
@@ -187,36 +187,85 @@ class KeysightB2900Emulator(ScpiInstrument):
         def ch(x: list[int]) -> SourceChannel:
             return chan[self._c(x)]
 
-        s.add(":SOURce#:FUNCtion:MODE", lambda p, x: ch(x).set_func(choice(self._one(p), {"VOLT": "VOLT", "VOLTAGE": "VOLT", "CURR": "CURR", "CURRENT": "CURR"})), lambda p, x: ch(x).func)
+        s.add(
+            ":SOURce#:FUNCtion:MODE",
+            lambda p, x: ch(x).set_func(
+                choice(self._one(p), {"VOLT": "VOLT", "VOLTAGE": "VOLT", "CURR": "CURR", "CURRENT": "CURR"})
+            ),
+            lambda p, x: ch(x).func,
+        )
         s.add(":SOURce#:FUNCtion:SHAPe", *self._prop("shape", lambda t: choice(t, SHAPES), str))
-        s.add(":SOURce#:VOLTage[:LEVel][:IMMediate][:AMPLitude]", lambda p, x: ch(x).set_level_v(number(self._one(p), lo=-210, hi=210)), lambda p, x: fmt(ch(x).level_v))
-        s.add(":SOURce#:VOLTage[:LEVel]:TRIGgered[:AMPLitude]", *self._prop("triggered_v", lambda t: number(t, lo=-210, hi=210)))
+        s.add(
+            ":SOURce#:VOLTage[:LEVel][:IMMediate][:AMPLitude]",
+            lambda p, x: ch(x).set_level_v(number(self._one(p), lo=-210, hi=210)),
+            lambda p, x: fmt(ch(x).level_v),
+        )
+        s.add(
+            ":SOURce#:VOLTage[:LEVel]:TRIGgered[:AMPLitude]",
+            *self._prop("triggered_v", lambda t: number(t, lo=-210, hi=210)),
+        )
         s.add(":SOURce#:VOLTage:MODE", *self._prop("mode", lambda t: choice(t, MODES), str))
         s.add(":SOURce#:VOLTage:RANGe[:UPPer]", lambda p, x: None, lambda p, x: fmt(20))
         s.add(":SOURce#:VOLTage:RANGe:AUTO", lambda p, x: None, lambda p, x: "1")
         s.add(":SOURce#:VOLTage:STARt", *self._prop("start_v", lambda t: number(t, lo=-210, hi=210)))
         s.add(":SOURce#:VOLTage:STOP", *self._prop("stop_v", lambda t: number(t, lo=-210, hi=210)))
-        s.add(":SOURce#:VOLTage:POINts", *self._prop("points", lambda t: int(number(t, lo=1, hi=100000)), str))
+        s.add(
+            ":SOURce#:VOLTage:POINts", *self._prop("points", lambda t: int(number(t, lo=1, hi=100000)), str)
+        )
         s.add(":SOURce#:SWEep:POINts", *self._prop("points", lambda t: int(number(t, lo=1, hi=100000)), str))
-        s.add(":SOURce#:LIST:VOLTage", self._set_list, lambda p, x: ",".join(fmt(v) for v in self.state[self._c(x)].list_v))
+        s.add(
+            ":SOURce#:LIST:VOLTage",
+            self._set_list,
+            lambda p, x: ",".join(fmt(v) for v in self.state[self._c(x)].list_v),
+        )
         s.add(":SOURce#:LIST:VOLTage:POINts", None, lambda p, x: str(len(self.state[self._c(x)].list_v)))
         s.add(":SOURce#:PULSe:WIDTh", *self._prop("pulse_width", lambda t: number(t, lo=1e-5, hi=1e5)))
         s.add(":SOURce#:PULSe:DELay", *self._prop("pulse_delay", lambda t: number(t, lo=0, hi=1e5)))
-        s.add(":SOURce#:CURRent[:LEVel][:IMMediate][:AMPLitude]", lambda p, x: ch(x).set_level_i(number(self._one(p), lo=-3.03, hi=3.03)), lambda p, x: fmt(ch(x).level_i))
-        s.add(":SENSe#:CURRent[:DC]:PROTection[:LEVel]", lambda p, x: ch(x).set_limit_i(number(self._one(p), lo=1e-12, hi=3.03)), lambda p, x: fmt(ch(x).limit_i))
-        s.add(":SENSe#:CURRent[:DC]:PROTection:TRIPped", None, lambda p, x: "1" if ch(x).in_compliance else "0")
-        s.add(":SENSe#:VOLTage[:DC]:PROTection[:LEVel]", lambda p, x: ch(x).set_limit_v(number(self._one(p), lo=0, hi=210)), lambda p, x: fmt(ch(x).limit_v))
-        s.add(":SENSe#:FUNCtion[:ON]", self._set_sense, lambda p, x: ",".join(f'"{f}"' for f in self.state[self._c(x)].sense))
+        s.add(
+            ":SOURce#:CURRent[:LEVel][:IMMediate][:AMPLitude]",
+            lambda p, x: ch(x).set_level_i(number(self._one(p), lo=-3.03, hi=3.03)),
+            lambda p, x: fmt(ch(x).level_i),
+        )
+        s.add(
+            ":SENSe#:CURRent[:DC]:PROTection[:LEVel]",
+            lambda p, x: ch(x).set_limit_i(number(self._one(p), lo=1e-12, hi=3.03)),
+            lambda p, x: fmt(ch(x).limit_i),
+        )
+        s.add(
+            ":SENSe#:CURRent[:DC]:PROTection:TRIPped", None, lambda p, x: "1" if ch(x).in_compliance else "0"
+        )
+        s.add(
+            ":SENSe#:VOLTage[:DC]:PROTection[:LEVel]",
+            lambda p, x: ch(x).set_limit_v(number(self._one(p), lo=0, hi=210)),
+            lambda p, x: fmt(ch(x).limit_v),
+        )
+        s.add(
+            ":SENSe#:FUNCtion[:ON]",
+            self._set_sense,
+            lambda p, x: ",".join(f'"{f}"' for f in self.state[self._c(x)].sense),
+        )
         s.add(":SENSe#:FUNCtion:OFF[:ALL]", lambda p, x: None)
         s.add(":SENSe#:CURRent[:DC]:APERture", *self._prop("aperture", lambda t: number(t, lo=8e-6, hi=2)))
         s.add(":SENSe#:VOLTage[:DC]:APERture", *self._prop("aperture", lambda t: number(t, lo=8e-6, hi=2)))
-        s.add(":SENSe#:CURRent[:DC]:NPLCycles", self._set_nplc, lambda p, x: fmt(self.state[self._c(x)].aperture * self.line_frequency_Hz))
-        s.add(":SENSe#:VOLTage[:DC]:NPLCycles", self._set_nplc, lambda p, x: fmt(self.state[self._c(x)].aperture * self.line_frequency_Hz))
+        s.add(
+            ":SENSe#:CURRent[:DC]:NPLCycles",
+            self._set_nplc,
+            lambda p, x: fmt(self.state[self._c(x)].aperture * self.line_frequency_Hz),
+        )
+        s.add(
+            ":SENSe#:VOLTage[:DC]:NPLCycles",
+            self._set_nplc,
+            lambda p, x: fmt(self.state[self._c(x)].aperture * self.line_frequency_Hz),
+        )
         for f in ("CURRent", "VOLTage"):
             s.add(f":SENSe#:{f}[:DC]:RANGe[:UPPer]", lambda p, x: None, lambda p, x: fmt(1e-3))
             s.add(f":SENSe#:{f}[:DC]:RANGe:AUTO", lambda p, x: None, lambda p, x: "1")
         s.add(":SENSe#:REMote", lambda p, x: None, lambda p, x: "0")
-        s.add(":OUTPut#[:STATe]", lambda p, x: ch(x).set_output(boolean(self._one(p))), lambda p, x: "1" if ch(x).output_on else "0")
+        s.add(
+            ":OUTPut#[:STATe]",
+            lambda p, x: ch(x).set_output(boolean(self._one(p))),
+            lambda p, x: "1" if ch(x).output_on else "0",
+        )
         s.add(":OUTPut#:OFF:MODE", lambda p, x: None, lambda p, x: "NORM")
         s.add(":MEASure[:CURRent][:DC]", None, lambda p, x: self._spot(p, "CURR"))
         s.add(":MEASure:VOLTage[:DC]", None, lambda p, x: self._spot(p, "VOLT"))
@@ -225,9 +274,17 @@ class KeysightB2900Emulator(ScpiInstrument):
         s.add(":FORMat:ELEMents:SENSe", self._set_elements, lambda p, x: ",".join(self.elements))
         s.add(":FORMat[:DATA]", lambda p, x: None, lambda p, x: "ASC")
         for layers, node in ((("tran", "acq"), "[:ALL]"), (("tran",), ":TRANsient"), (("acq",), ":ACQuire")):
-            s.add(f":TRIGger#{node}:SOURce[:SIGNal]", *self._trig(layers, "source", lambda t: choice(t, TRIGGER_SOURCES)))
-            s.add(f":TRIGger#{node}:TIMer", *self._trig(layers, "timer", lambda t: number(t, lo=1e-5, hi=1e5)))
-            s.add(f":TRIGger#{node}:COUNt", *self._trig(layers, "count", lambda t: int(number(t, lo=1, hi=100000))))
+            s.add(
+                f":TRIGger#{node}:SOURce[:SIGNal]",
+                *self._trig(layers, "source", lambda t: choice(t, TRIGGER_SOURCES)),
+            )
+            s.add(
+                f":TRIGger#{node}:TIMer", *self._trig(layers, "timer", lambda t: number(t, lo=1e-5, hi=1e5))
+            )
+            s.add(
+                f":TRIGger#{node}:COUNt",
+                *self._trig(layers, "count", lambda t: int(number(t, lo=1, hi=100000))),
+            )
             s.add(f":TRIGger#{node}:DELay", *self._trig(layers, "delay", lambda t: number(t, lo=0, hi=1e5)))
         s.add(":ARM#[:ALL]:COUNt", *self._prop("arm_count", lambda t: int(number(t, lo=1, hi=100000)), str))
         s.add(":ARM#[:ALL]:SOURce[:SIGNal]", lambda p, x: None, lambda p, x: "AINT")
@@ -250,7 +307,10 @@ class KeysightB2900Emulator(ScpiInstrument):
         self.state[self._c(x)].list_v = [number(v, lo=-210, hi=210) for v in p]
 
     def _set_sense(self, p: list[str], x: list[int]) -> None:
-        funcs = [choice(v, {"CURR": "CURR", "CURR:DC": "CURR", "VOLT": "VOLT", "VOLT:DC": "VOLT", "RES": "RES"}) for v in p]
+        funcs = [
+            choice(v, {"CURR": "CURR", "CURR:DC": "CURR", "VOLT": "VOLT", "VOLT:DC": "VOLT", "RES": "RES"})
+            for v in p
+        ]
         if not funcs:
             raise missing_parameter(":SENS:FUNC")
         self.state[self._c(x)].sense = funcs

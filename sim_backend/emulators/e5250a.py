@@ -116,7 +116,9 @@ class KeysightE5250AEmulator(ScpiInstrument):
                 if self.rule[card] == "SROU":
                     inp, out = (ch // 100) % 100, ch % 100
                     self.closed = {
-                        c for c in self.closed if not (c // 10000 == card and ((c // 100) % 100 == inp or c % 100 == out))
+                        c
+                        for c in self.closed
+                        if not (c // 10000 == card and ((c // 100) % 100 == inp or c % 100 == out))
                     }
                 self.closed.add(ch)
 
@@ -151,13 +153,21 @@ class KeysightE5250AEmulator(ScpiInstrument):
         s.add("[:ROUTe]:CLOSe[:LIST]", lambda p, x: self._close(self._list(p)), self._query_closed)
         s.add("[:ROUTe]:OPEN[:LIST]", lambda p, x: self._open(self._list(p)), self._query_open)
         s.add("[:ROUTe]:OPEN:CARD", lambda p, x: self._open_cards(p))
-        s.add("[:ROUTe]:CLOSe:CARD", None, lambda p, x: ";".join(self._closed_on([c]) for c in self._cards(p[0] if p else "ALL")))
+        s.add(
+            "[:ROUTe]:CLOSe:CARD",
+            None,
+            lambda p, x: ";".join(self._closed_on([c]) for c in self._cards(p[0] if p else "ALL")),
+        )
         s.add(
             "[:ROUTe]:FUNCtion",
             lambda p, x: self._set_config(p),
             lambda p, x: self.config,
         )
-        s.add("[:ROUTe]:CONNection:RULE", self._card_setting("rule", {"FREE": "FREE", "SROU": "SROU", "SROUTE": "SROU"}), lambda p, x: self.rule[self._cards(p[0] if p else "1")[0]])
+        s.add(
+            "[:ROUTe]:CONNection:RULE",
+            self._card_setting("rule", {"FREE": "FREE", "SROU": "SROU", "SROUTE": "SROU"}),
+            lambda p, x: self.rule[self._cards(p[0] if p else "1")[0]],
+        )
         s.add(
             "[:ROUTe]:CONNection:SEQuence",
             self._card_setting("sequence", {"NSEQ": "NSEQ", "BBM": "BBM", "MBBR": "MBBR"}),

@@ -106,7 +106,9 @@ class Keithley2450Emulator(ScpiInstrument):
         self.twin = twin
         self.name = name
         wiring = wiring or direct_wiring(twin, name, ("1",))
-        self.ch = SourceChannel(wiring, name, "1", SourceDefaults(limit_i_A=1.05e-4, limit_v_V=21.0, nplc=1.0))
+        self.ch = SourceChannel(
+            wiring, name, "1", SourceDefaults(limit_i_A=1.05e-4, limit_v_V=21.0, nplc=1.0)
+        )
         super().__init__(wiring, host, port, latency_s, faults, on_message)
 
     # ------------------------------------------------------------------ state
@@ -116,8 +118,20 @@ class Keithley2450Emulator(ScpiInstrument):
         self.readback = True
         self.count = 1
         self.terminals = "FRON"
-        self.ranges: dict[str, float] = {"SOUR:VOLT": 20.0, "SOUR:CURR": 1e-3, "CURR": 1e-4, "VOLT": 2.0, "RES": 2e5}
-        self.autorange: dict[str, bool] = {"SOUR:VOLT": True, "SOUR:CURR": True, "CURR": True, "VOLT": True, "RES": True}
+        self.ranges: dict[str, float] = {
+            "SOUR:VOLT": 20.0,
+            "SOUR:CURR": 1e-3,
+            "CURR": 1e-4,
+            "VOLT": 2.0,
+            "RES": 2e5,
+        }
+        self.autorange: dict[str, bool] = {
+            "SOUR:VOLT": True,
+            "SOUR:CURR": True,
+            "CURR": True,
+            "VOLT": True,
+            "RES": True,
+        }
         self.delays = {"VOLT": 0.0, "CURR": 0.0}
         self.buffers: dict[str, list[Reading]] = {"defbuffer1": [], "defbuffer2": []}
         self.config_lists: dict[str, list[SourceConfig]] = {}
@@ -136,51 +150,150 @@ class Keithley2450Emulator(ScpiInstrument):
         s = self.scpi
         ch = self.ch
         s.add(":SYSTem:BEEPer[:IMMediate]", lambda p, x: None)
-        s.add(":ROUTe:TERMinals", lambda p, x: self._set("terminals", choice(p[0], {"FRON": "FRON", "FRONT": "FRON", "REAR": "REAR"})), lambda p, x: self.terminals)
-        s.add(":OUTPut[:STATe]", lambda p, x: ch.set_output(boolean(self._one(p))), lambda p, x: "1" if ch.output_on else "0")
+        s.add(
+            ":ROUTe:TERMinals",
+            lambda p, x: self._set(
+                "terminals", choice(p[0], {"FRON": "FRON", "FRONT": "FRON", "REAR": "REAR"})
+            ),
+            lambda p, x: self.terminals,
+        )
+        s.add(
+            ":OUTPut[:STATe]",
+            lambda p, x: ch.set_output(boolean(self._one(p))),
+            lambda p, x: "1" if ch.output_on else "0",
+        )
         for f in ("VOLT", "CURR"):
-            s.add(f":OUTPut:{f}age:SMODe" if f == "VOLT" else ":OUTPut:CURRent:SMODe", self._smode(f), lambda p, x, f=f: self.output_mode[f])
-        s.add(":SOURce:FUNCtion[:MODE]", lambda p, x: ch.set_func(choice(self._one(p), FUNCS)), lambda p, x: ch.func)
+            s.add(
+                f":OUTPut:{f}age:SMODe" if f == "VOLT" else ":OUTPut:CURRent:SMODe",
+                self._smode(f),
+                lambda p, x, f=f: self.output_mode[f],
+            )
+        s.add(
+            ":SOURce:FUNCtion[:MODE]",
+            lambda p, x: ch.set_func(choice(self._one(p), FUNCS)),
+            lambda p, x: ch.func,
+        )
         # voltage source
-        s.add(":SOURce:VOLTage[:LEVel][:IMMediate][:AMPLitude]", lambda p, x: ch.set_level_v(self._num(p, -210, 210)), lambda p, x: fmt(ch.level_v))
-        s.add(":SOURce:VOLTage:ILIMit[:LEVel]", lambda p, x: ch.set_limit_i(self._num(p, 1e-9, 1.05)), lambda p, x: fmt(ch.limit_i))
-        s.add(":SOURce:VOLTage:ILIMit[:LEVel]:TRIPped", None, lambda p, x: "1" if ch.in_compliance and ch.func == "VOLT" else "0")
-        s.add(":SOURce:VOLTage:RANGe", lambda p, x: self._range("SOUR:VOLT", p, 0.02, 200), lambda p, x: fmt(self.ranges["SOUR:VOLT"]))
-        s.add(":SOURce:VOLTage:RANGe:AUTO", lambda p, x: self._auto("SOUR:VOLT", p), lambda p, x: "1" if self.autorange["SOUR:VOLT"] else "0")
-        s.add(":SOURce:VOLTage:DELay", lambda p, x: self._delay("VOLT", p), lambda p, x: fmt(self.delays["VOLT"]))
+        s.add(
+            ":SOURce:VOLTage[:LEVel][:IMMediate][:AMPLitude]",
+            lambda p, x: ch.set_level_v(self._num(p, -210, 210)),
+            lambda p, x: fmt(ch.level_v),
+        )
+        s.add(
+            ":SOURce:VOLTage:ILIMit[:LEVel]",
+            lambda p, x: ch.set_limit_i(self._num(p, 1e-9, 1.05)),
+            lambda p, x: fmt(ch.limit_i),
+        )
+        s.add(
+            ":SOURce:VOLTage:ILIMit[:LEVel]:TRIPped",
+            None,
+            lambda p, x: "1" if ch.in_compliance and ch.func == "VOLT" else "0",
+        )
+        s.add(
+            ":SOURce:VOLTage:RANGe",
+            lambda p, x: self._range("SOUR:VOLT", p, 0.02, 200),
+            lambda p, x: fmt(self.ranges["SOUR:VOLT"]),
+        )
+        s.add(
+            ":SOURce:VOLTage:RANGe:AUTO",
+            lambda p, x: self._auto("SOUR:VOLT", p),
+            lambda p, x: "1" if self.autorange["SOUR:VOLT"] else "0",
+        )
+        s.add(
+            ":SOURce:VOLTage:DELay",
+            lambda p, x: self._delay("VOLT", p),
+            lambda p, x: fmt(self.delays["VOLT"]),
+        )
         s.add(":SOURce:VOLTage:DELay:AUTO", lambda p, x: None, lambda p, x: "0")
-        s.add(":SOURce:VOLTage:READ:BACK", lambda p, x: self._set("readback", boolean(self._one(p))), lambda p, x: "1" if self.readback else "0")
+        s.add(
+            ":SOURce:VOLTage:READ:BACK",
+            lambda p, x: self._set("readback", boolean(self._one(p))),
+            lambda p, x: "1" if self.readback else "0",
+        )
         # current source
-        s.add(":SOURce:CURRent[:LEVel][:IMMediate][:AMPLitude]", lambda p, x: ch.set_level_i(self._num(p, -1.05, 1.05)), lambda p, x: fmt(ch.level_i))
-        s.add(":SOURce:CURRent:VLIMit[:LEVel]", lambda p, x: ch.set_limit_v(self._num(p, 0.02, 210)), lambda p, x: fmt(ch.limit_v))
-        s.add(":SOURce:CURRent:RANGe", lambda p, x: self._range("SOUR:CURR", p, 1e-8, 1.0), lambda p, x: fmt(self.ranges["SOUR:CURR"]))
-        s.add(":SOURce:CURRent:RANGe:AUTO", lambda p, x: self._auto("SOUR:CURR", p), lambda p, x: "1" if self.autorange["SOUR:CURR"] else "0")
-        s.add(":SOURce:CURRent:DELay", lambda p, x: self._delay("CURR", p), lambda p, x: fmt(self.delays["CURR"]))
+        s.add(
+            ":SOURce:CURRent[:LEVel][:IMMediate][:AMPLitude]",
+            lambda p, x: ch.set_level_i(self._num(p, -1.05, 1.05)),
+            lambda p, x: fmt(ch.level_i),
+        )
+        s.add(
+            ":SOURce:CURRent:VLIMit[:LEVel]",
+            lambda p, x: ch.set_limit_v(self._num(p, 0.02, 210)),
+            lambda p, x: fmt(ch.limit_v),
+        )
+        s.add(
+            ":SOURce:CURRent:RANGe",
+            lambda p, x: self._range("SOUR:CURR", p, 1e-8, 1.0),
+            lambda p, x: fmt(self.ranges["SOUR:CURR"]),
+        )
+        s.add(
+            ":SOURce:CURRent:RANGe:AUTO",
+            lambda p, x: self._auto("SOUR:CURR", p),
+            lambda p, x: "1" if self.autorange["SOUR:CURR"] else "0",
+        )
+        s.add(
+            ":SOURce:CURRent:DELay",
+            lambda p, x: self._delay("CURR", p),
+            lambda p, x: fmt(self.delays["CURR"]),
+        )
         s.add(":SOURce:CURRent:DELay:AUTO", lambda p, x: None, lambda p, x: "0")
-        s.add(":SOURce:CURRent:READ:BACK", lambda p, x: self._set("readback", boolean(self._one(p))), lambda p, x: "1" if self.readback else "0")
+        s.add(
+            ":SOURce:CURRent:READ:BACK",
+            lambda p, x: self._set("readback", boolean(self._one(p))),
+            lambda p, x: "1" if self.readback else "0",
+        )
         # lists, sweeps and configuration lists
-        s.add(":SOURce:LIST:VOLTage", lambda p, x: self._source_list("VOLT", p), lambda p, x: ",".join(fmt(v) for v in self.source_list["VOLT"]))
-        s.add(":SOURce:LIST:CURRent", lambda p, x: self._source_list("CURR", p), lambda p, x: ",".join(fmt(v) for v in self.source_list["CURR"]))
+        s.add(
+            ":SOURce:LIST:VOLTage",
+            lambda p, x: self._source_list("VOLT", p),
+            lambda p, x: ",".join(fmt(v) for v in self.source_list["VOLT"]),
+        )
+        s.add(
+            ":SOURce:LIST:CURRent",
+            lambda p, x: self._source_list("CURR", p),
+            lambda p, x: ",".join(fmt(v) for v in self.source_list["CURR"]),
+        )
         s.add(":SOURce:SWEep:VOLTage:LINear", lambda p, x: self._sweep_linear(p))
         s.add(":SOURce:SWEep:VOLTage:LIST", lambda p, x: self._sweep_list(p))
         s.add(":SOURce:CONFiguration:LIST:CREate", lambda p, x: self._conf_create(p))
         s.add(":SOURce:CONFiguration:LIST:STORe", lambda p, x: self._conf_store(p))
-        s.add(":SOURce:CONFiguration:LIST:RECall", lambda p, x: self._conf_recall(string(p[0]), int(number(p[1])) if len(p) > 1 else 1))
+        s.add(
+            ":SOURce:CONFiguration:LIST:RECall",
+            lambda p, x: self._conf_recall(string(p[0]), int(number(p[1])) if len(p) > 1 else 1),
+        )
         s.add(":SOURce:CONFiguration:LIST:DELete", lambda p, x: self._conf_delete(p))
-        s.add(":SOURce:CONFiguration:LIST:SIZE", None, lambda p, x: str(len(self._conf(string(self._one(p))))))
+        s.add(
+            ":SOURce:CONFiguration:LIST:SIZE", None, lambda p, x: str(len(self._conf(string(self._one(p)))))
+        )
         # sense
-        s.add("[:SENSe]:FUNCtion[:ON]", lambda p, x: self._set("sense", choice(self._one(p), SENSE_FUNCS)), lambda p, x: f'"{self.sense}:DC"' if self.sense != "RES" else '"RES"')
+        s.add(
+            "[:SENSe]:FUNCtion[:ON]",
+            lambda p, x: self._set("sense", choice(self._one(p), SENSE_FUNCS)),
+            lambda p, x: f'"{self.sense}:DC"' if self.sense != "RES" else '"RES"',
+        )
         for f in ("CURRent", "VOLTage", "RESistance"):
             key = f[:4].upper() if f != "RESistance" else "RES"
-            s.add(f"[:SENSe]:{f}[:DC]:RANGe[:UPPer]", lambda p, x, k=key: self._range(k, p, 1e-8, 2e8), lambda p, x, k=key: fmt(self.ranges[k]))
-            s.add(f"[:SENSe]:{f}[:DC]:RANGe:AUTO", lambda p, x, k=key: self._auto(k, p), lambda p, x, k=key: "1" if self.autorange[k] else "0")
+            s.add(
+                f"[:SENSe]:{f}[:DC]:RANGe[:UPPer]",
+                lambda p, x, k=key: self._range(k, p, 1e-8, 2e8),
+                lambda p, x, k=key: fmt(self.ranges[k]),
+            )
+            s.add(
+                f"[:SENSe]:{f}[:DC]:RANGe:AUTO",
+                lambda p, x, k=key: self._auto(k, p),
+                lambda p, x, k=key: "1" if self.autorange[k] else "0",
+            )
             s.add(f"[:SENSe]:{f}[:DC]:NPLCycles", lambda p, x: self._nplc(p), lambda p, x: fmt(ch.nplc))
             s.add(f"[:SENSe]:{f}[:DC]:AZERo[:STATe]", lambda p, x: None, lambda p, x: "1")
             s.add(f"[:SENSe]:{f}[:DC]:AVERage[:STATe]", lambda p, x: None, lambda p, x: "0")
             s.add(f"[:SENSe]:{f}[:DC]:AVERage:TCONtrol", lambda p, x: None, lambda p, x: "REP")
             s.add(f"[:SENSe]:{f}[:DC]:AVERage:COUNt", lambda p, x: None, lambda p, x: "10")
             s.add(f"[:SENSe]:{f}[:DC]:RSENse", lambda p, x: None, lambda p, x: "0")
-        s.add("[:SENSe]:COUNt", lambda p, x: self._set("count", int(self._num(p, 1, 300000))), lambda p, x: str(self.count))
+        s.add(
+            "[:SENSe]:COUNt",
+            lambda p, x: self._set("count", int(self._num(p, 1, 300000))),
+            lambda p, x: str(self.count),
+        )
         s.add(":READ", None, lambda p, x: self._read(p))
         s.add(":MEASure[:CURRent][:DC]", None, lambda p, x: self._measure("CURR", p))
         s.add(":MEASure:VOLTage[:DC]", None, lambda p, x: self._measure("VOLT", p))
@@ -191,13 +304,19 @@ class Keithley2450Emulator(ScpiInstrument):
         s.add(":TRACe:DATA", None, lambda p, x: self._trace_data(p))
         s.add(":TRACe:ACTual", None, lambda p, x: str(len(self._buffer(p[0] if p else "defbuffer1"))))
         s.add(":TRACe:ACTual:END", None, lambda p, x: str(len(self._buffer(p[0] if p else "defbuffer1"))))
-        s.add(":TRACe:ACTual:STARt", None, lambda p, x: "1" if self._buffer(p[0] if p else "defbuffer1") else "0")
+        s.add(
+            ":TRACe:ACTual:STARt",
+            None,
+            lambda p, x: "1" if self._buffer(p[0] if p else "defbuffer1") else "0",
+        )
         s.add(":TRACe:MAKE", lambda p, x: self.buffers.setdefault(string(p[0]), []))
         s.add(":TRACe:POINts", lambda p, x: None, lambda p, x: "100000")
         s.add(":TRACe:DELete", lambda p, x: self.buffers.pop(string(p[0]), None))
         # trigger model
         s.add(":TRIGger:LOAD", lambda p, x: self._trigger_load(p))
-        s.add(":TRIGger:BLOCk:BUFFer:CLEar", lambda p, x: self._block(p, "BUFF:CLE", p[1:] or ['"defbuffer1"']))
+        s.add(
+            ":TRIGger:BLOCk:BUFFer:CLEar", lambda p, x: self._block(p, "BUFF:CLE", p[1:] or ['"defbuffer1"'])
+        )
         s.add(":TRIGger:BLOCk:CONFig:RECall", lambda p, x: self._block(p, "CONF:REC", p[1:]))
         s.add(":TRIGger:BLOCk:CONFig:NEXT", lambda p, x: self._block(p, "CONF:NEXT", p[1:]))
         s.add(":TRIGger:BLOCk:SOURce:STATe", lambda p, x: self._block(p, "SOUR:STAT", p[1:]))
@@ -241,7 +360,9 @@ class Keithley2450Emulator(ScpiInstrument):
 
     def _smode(self, func: str) -> Callable[[list[str], list[int]], None]:
         def handler(p: list[str], x: list[int]) -> None:
-            self.output_mode[func] = choice(self._one(p), {"HIMP": "HIMP", "NORM": "NORM", "ZERO": "ZERO", "GUAR": "GUAR"})
+            self.output_mode[func] = choice(
+                self._one(p), {"HIMP": "HIMP", "NORM": "NORM", "ZERO": "ZERO", "GUAR": "GUAR"}
+            )
 
         return handler
 
@@ -378,7 +499,7 @@ class Keithley2450Emulator(ScpiInstrument):
     def _trigger_load(self, p: list[str]) -> None:
         kind = string(self._one(p)).upper()
         if kind != "EMPTY":
-            raise illegal_value(f"trigger model {p[0]} (this emulator loads only \"Empty\" and the sweeps)")
+            raise illegal_value(f'trigger model {p[0]} (this emulator loads only "Empty" and the sweeps)')
         self.blocks = {}
 
     def _block(self, p: list[str], kind: str, args: Iterable[str]) -> None:
@@ -389,7 +510,9 @@ class Keithley2450Emulator(ScpiInstrument):
 
     def _sweep_blocks(self, levels: list[float], delay: float, count: int, buffer: str) -> None:
         c = self.ch
-        self.config_lists["__sweep"] = [SourceConfig("VOLT", v, c.level_i, c.limit_i, c.limit_v) for v in levels]
+        self.config_lists["__sweep"] = [
+            SourceConfig("VOLT", v, c.level_i, c.limit_i, c.limit_v) for v in levels
+        ]
         self.blocks = {
             1: ("BUFF:CLE", (f'"{buffer}"',)),
             2: ("CONF:REC", ('"__sweep"', "1")),

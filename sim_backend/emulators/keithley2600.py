@@ -62,7 +62,14 @@ class Buffer(TspObject):
     """A reading buffer (``smua.nvbuffer1``, ``smua.makebuffer(n)``)."""
 
     WRITABLE = frozenset(
-        {"appendmode", "collecttimestamps", "collectsourcevalues", "fillmode", "timestampresolution", "cachemode"}
+        {
+            "appendmode",
+            "collecttimestamps",
+            "collectsourcevalues",
+            "fillmode",
+            "timestampresolution",
+            "cachemode",
+        }
     )
 
     def __init__(self, capacity: int = 100_000) -> None:
@@ -374,7 +381,15 @@ class SmuTrigger(_Part):
         self.endpulse = TriggerEnd(1)
         self.endsweep = TriggerEnd(0)
         self.arm = TriggerArm()
-        names = ("ARMED", "SWEEPING", "SOURCE_COMPLETE", "MEASURE_COMPLETE", "PULSE_COMPLETE", "SWEEP_COMPLETE", "IDLE")
+        names = (
+            "ARMED",
+            "SWEEPING",
+            "SOURCE_COMPLETE",
+            "MEASURE_COMPLETE",
+            "PULSE_COMPLETE",
+            "SWEEP_COMPLETE",
+            "IDLE",
+        )
         self.CONSTANTS = {f"{n}_EVENT_ID": base_event + k for k, n in enumerate(names)}
 
     def abort(self) -> None:
@@ -437,7 +452,7 @@ class Smu(TspObject):
     # ------------------------------------------------------------------ trigger model
     def _timer_for(self, stimulus: float) -> TriggerTimer | None:
         for timer in self._emulator.trigger.timer:
-            if timer.EVENT_ID == stimulus:
+            if stimulus == timer.EVENT_ID:
                 return timer
         return None
 
@@ -469,7 +484,9 @@ class Smu(TspObject):
                     width = self._pulse_width()
                     if idle:
                         if t.measure.action:
-                            m = self._ch.measure_at(level, width, None if limit is None else tsp_number(limit))
+                            m = self._ch.measure_at(
+                                level, width, None if limit is None else tsp_number(limit)
+                            )
                             self._store_trigger_measurement(m, buffers, level)
                         else:
                             self._ch.pulse(level, width, None if limit is None else tsp_number(limit))
@@ -563,7 +580,9 @@ class Trigger(TspObject):
 
 
 class LocalNode(TspObject):
-    WRITABLE = frozenset({"linefreq", "prompts", "prompts4882", "showerrors", "autolinefreq", "password", "passwordmode"})
+    WRITABLE = frozenset(
+        {"linefreq", "prompts", "prompts4882", "showerrors", "autolinefreq", "password", "passwordmode"}
+    )
 
     def __init__(self, model: str, serial: str, revision: str) -> None:
         self.model = model

@@ -60,7 +60,9 @@ def emulator_class(model: str) -> tuple[type, dict[str, Any]]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ConfigError(f"model: the emulator of '{model}' ({module_name}) is not available: {exc}") from None
+        raise ConfigError(
+            f"model: the emulator of '{model}' ({module_name}) is not available: {exc}"
+        ) from None
     return getattr(module, cls_name), dict(fixed)
 
 
@@ -253,7 +255,14 @@ def launch_instrument(
     cls, fixed = emulator_class(model)
     station = load_station(None)
     twin = twin_for(station, seed)
-    offered = {"name": model.lower(), "host": "127.0.0.1", "port": port, "latency_s": latency_s, "faults": list(faults), **fixed}
+    offered = {
+        "name": model.lower(),
+        "host": "127.0.0.1",
+        "port": port,
+        "latency_s": latency_s,
+        "faults": list(faults),
+        **fixed,
+    }
     bench = Bench(station, twin, Wiring(twin))
     emu = _construct(cls, twin, offered)
     bench.wiring = getattr(emu, "wiring", bench.wiring)

@@ -102,7 +102,9 @@ def _split(text: str, sep: str) -> list[str]:
 
 
 # --------------------------------------------------------------------- parameter parsing
-def number(text: str, default: float | None = None, lo: float | None = None, hi: float | None = None) -> float:
+def number(
+    text: str, default: float | None = None, lo: float | None = None, hi: float | None = None
+) -> float:
     """A numeric parameter; ``MIN``/``MAX``/``DEF`` map to ``lo``/``hi``/``default``."""
     t = text.strip().upper()
     special = {"MIN": lo, "MINIMUM": lo, "MAX": hi, "MAXIMUM": hi, "DEF": default, "DEFAULT": default}

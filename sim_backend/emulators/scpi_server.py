@@ -169,7 +169,9 @@ class InstrumentServer(ABC):
             listener.bind((self.host, self.port))
         except OSError as exc:
             listener.close()
-            raise OSError(f"{self.model} emulator: cannot listen on {self.host}:{self.port} ({exc.strerror})") from None
+            raise OSError(
+                f"{self.model} emulator: cannot listen on {self.host}:{self.port} ({exc.strerror})"
+            ) from None
         listener.listen(4)
         self.port = listener.getsockname()[1]
         self._listener = listener
@@ -229,7 +231,9 @@ class InstrumentServer(ABC):
             with self._clients_lock:
                 self._clients.add(conn)
             self.connections_accepted += 1
-            thread = threading.Thread(target=self._serve, args=(conn,), name=f"{self.model}-conn", daemon=True)
+            thread = threading.Thread(
+                target=self._serve, args=(conn,), name=f"{self.model}-conn", daemon=True
+            )
             thread.start()
             self._threads = [t for t in self._threads if t.is_alive()] + [thread]
 

@@ -41,7 +41,9 @@ class SourceChannel:
         in_compliance: whether the last measurement hit the compliance.
     """
 
-    def __init__(self, wiring: Wiring, smu: str, channel: str, defaults: SourceDefaults | None = None) -> None:
+    def __init__(
+        self, wiring: Wiring, smu: str, channel: str, defaults: SourceDefaults | None = None
+    ) -> None:
         self.wiring = wiring
         self.smu = smu
         self.channel = channel

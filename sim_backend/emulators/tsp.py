@@ -266,7 +266,9 @@ class TspInstrument(InstrumentServer):
             name, run, lines = self._collecting
             if text == "endscript":
                 self._collecting = None
-                self._run_lua(f"rramhil_make_script({_lua_string(name)}, {_lua_string(chr(10).join(lines))}, false)")
+                self._run_lua(
+                    f"rramhil_make_script({_lua_string(name)}, {_lua_string(chr(10).join(lines))}, false)"
+                )
                 if run:
                     self._run_lua(f"{name}()")
             else:

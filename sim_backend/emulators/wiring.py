@@ -202,7 +202,9 @@ class Wiring:
                     groups.setdefault((a.array, +1), []).append((a.index, b.index))
                 else:
                     groups.setdefault((a.array, -1), []).append((b.index, a.index))
-        return [Connection(arr, tuple(sorted(cells)), sign) for (arr, sign), cells in sorted(groups.items())], False
+        return [
+            Connection(arr, tuple(sorted(cells)), sign) for (arr, sign), cells in sorted(groups.items())
+        ], False
 
     # ------------------------------------------------------------------ physics
     def _true_current(self, conns: list[Connection], voltage_V: float) -> float:
@@ -217,7 +219,9 @@ class Wiring:
             total += conn.sign * float(np.sum(g * f))
         return total
 
-    def _limited_voltage(self, conns: list[Connection], voltage_V: float, limit_A: float) -> tuple[float, bool]:
+    def _limited_voltage(
+        self, conns: list[Connection], voltage_V: float, limit_A: float
+    ) -> tuple[float, bool]:
         """The voltage the devices see when a source set to ``voltage_V`` is limited to ``limit_A``."""
         if abs(self._true_current(conns, voltage_V)) <= limit_A:
             return voltage_V, False
@@ -304,7 +308,11 @@ class Wiring:
             if abs(self._true_current(conns, math.copysign(lim, current_A or 1.0))) < abs(current_A):
                 v = math.copysign(lim, current_A or 1.0)
                 return Measurement(self._true_current(conns, v), v, True)
-            v = _bisect(lambda x: abs(self._true_current(conns, x)) - abs(current_A), 0.0, math.copysign(lim, current_A or 1.0))
+            v = _bisect(
+                lambda x: abs(self._true_current(conns, x)) - abs(current_A),
+                0.0,
+                math.copysign(lim, current_A or 1.0),
+            )
             return Measurement(current_A, v, False)
 
     def conductance(self, array: str, row: int, col: int) -> float:
