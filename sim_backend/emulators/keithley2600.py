@@ -626,6 +626,7 @@ function SweepVLinMeasureI(smu, startv, stopv, stime, points)
     smu.measure.i(smu.nvbuffer1)
   end
   smu.source.levelv = 0
+  smu.source.output = smu.OUTPUT_OFF
 end
 function SweepVListMeasureI(smu, vlist, stime, points)
   smu.source.func = smu.OUTPUT_DCVOLTS
@@ -638,6 +639,7 @@ function SweepVListMeasureI(smu, vlist, stime, points)
     smu.measure.i(smu.nvbuffer1)
   end
   smu.source.levelv = 0
+  smu.source.output = smu.OUTPUT_OFF
 end
 """
 
