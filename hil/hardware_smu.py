@@ -170,6 +170,7 @@ class SmuMatrixBackend(Backend):
         for name, inst in plan.instruments.items():
             try:
                 self._drivers[name] = connect(inst)
+                self._idn[name] = str(self._drivers[name].id).strip()
             except Exception as exc:
                 self._close_all()
                 raise ConfigError(
@@ -177,11 +178,9 @@ class SmuMatrixBackend(Backend):
                     f"({describe(exc)}); is it on and reachable (or `rram-hil emulate` running)?"
                 ) from None
         try:
-            for name in plan.instruments:
+            for name in self.plan_matrices:
                 with self._guard(name):
-                    self._idn[name] = str(self._drivers[name].id).strip()
-                    if name in self.plan_matrices:
-                        self._drivers[name].setup()
+                    self._drivers[name].setup()
             self.safe_state()
         except BaseException:
             self._close_all()

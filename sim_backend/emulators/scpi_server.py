@@ -10,8 +10,9 @@ one command interpreter, whatever the number of connections). A reply is sent no
 
 Faults (:class:`Fault`) make the emulator misbehave on purpose, once or every time a message
 matches: ``timeout`` (the message runs but its reply is never sent), ``garbled`` (the reply is
-corrupted), ``disconnect`` (the connection is dropped before the message runs; a new connection
-is accepted). The ``stuck_relay`` fault is the switch matrices' own (see ``keithley707b.py``).
+corrupted), ``disconnect`` (the message runs, then the connection drops before any reply: the
+instrument has done the work, outputs on and all, and the host never hears back; a new
+connection is accepted). The ``stuck_relay`` fault is the switch matrices' own (see ``keithley707b.py``).
 """
 
 from __future__ import annotations
@@ -280,13 +281,13 @@ class InstrumentServer(ABC):
         with self.lock:
             self.messages_received += 1
             received = self.messages_received
+            if self.on_message is not None:
+                self.on_message(message)
+            reply = self.handle_message(message)
             dropped = self._fault(("disconnect",), message, received)
             if dropped is not None:
                 dropped.fired += 1
                 return False
-            if self.on_message is not None:
-                self.on_message(message)
-            reply = self.handle_message(message)
             if reply is not None:
                 fault = self._fault(("timeout", "garbled"), message, received)
                 if fault is not None:
