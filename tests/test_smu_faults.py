@@ -88,15 +88,15 @@ def test_sigint_mid_train_interrupts_safely(tmp_path, stack):
             if count["trains"] == TRAINS_BEFORE_FAULT + 1:
                 os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the host waits for this train
 
-    with emulated(_station(stack), seed=3, on_message={"smu": interrupt_third_train}) as bench:
-        with Store(tmp_path / "runs.sqlite") as store:
-            outcome = RunEngine(store).run(
-                "potentiation-cycling", bench.station, {"pulses": PULSES, "cycles": CYCLES}, plot=False
-            )
-            assert outcome.status == "interrupted"
-            _assert_safe_and_committed(
-                bench, store, outcome.run_id, "interrupted", TRAINS_BEFORE_FAULT * PULSES
-            )
+    with (
+        emulated(_station(stack), seed=3, on_message={"smu": interrupt_third_train}) as bench,
+        Store(tmp_path / "runs.sqlite") as store,
+    ):
+        outcome = RunEngine(store).run(
+            "potentiation-cycling", bench.station, {"pulses": PULSES, "cycles": CYCLES}, plot=False
+        )
+        assert outcome.status == "interrupted"
+        _assert_safe_and_committed(bench, store, outcome.run_id, "interrupted", TRAINS_BEFORE_FAULT * PULSES)
     assert count["trains"] == TRAINS_BEFORE_FAULT + 1  # the run stopped at the interrupted train
 
 
