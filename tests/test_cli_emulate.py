@@ -71,7 +71,17 @@ def test_emulate_example_station_then_run_potentiation_cycling_against_it(tmp_pa
         db = tmp_path / "runs.sqlite"
         result = CliRunner().invoke(
             app,
-            ["run", "potentiation-cycling", "--station", str(EXAMPLE), "--db", str(db), "--set", "cycles=2", "--no-plot"],
+            [
+                "run",
+                "potentiation-cycling",
+                "--station",
+                str(EXAMPLE),
+                "--db",
+                str(db),
+                "--set",
+                "cycles=2",
+                "--no-plot",
+            ],
         )
         assert result.exit_code == 0, result.output
         assert "run 1: completed" in result.output

@@ -94,7 +94,8 @@ class KeysightB2900Emulator(ScpiInstrument):
     """
 
     model = "b2900"
-    default_latency_s = 1e-3
+    #: per-message latency (one SCPI message with a 0.1 NPLC reading: about 2 ms)
+    default_latency_s = 2e-3
 
     def __init__(
         self,

@@ -41,7 +41,8 @@ class KeysightE5250AEmulator(ScpiInstrument):
     """
 
     model = "e5250a"
-    default_latency_s = 3e-3
+    #: per-message latency (a reed-relay change with its settling time: about 5 ms)
+    default_latency_s = 5e-3
     idn = "Agilent Technologies,E5250A,0,A.01.10"
 
     def __init__(

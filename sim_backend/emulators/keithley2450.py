@@ -86,7 +86,8 @@ class Keithley2450Emulator(ScpiInstrument):
     """
 
     model = "keithley2450"
-    default_latency_s = 1e-3
+    #: per-message latency (one SCPI message with a 0.1 NPLC reading: about 2 ms)
+    default_latency_s = 2e-3
     idn = "KEITHLEY INSTRUMENTS,MODEL 2450,04512345,1.7.12b"
 
     def __init__(

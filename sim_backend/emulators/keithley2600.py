@@ -660,7 +660,8 @@ class Keithley2600Emulator(TspInstrument):
     """
 
     model = "keithley2600"
-    default_latency_s = 1e-3
+    #: per-message latency (one TSP message with a 0.1 NPLC reading: about 2 ms)
+    default_latency_s = 2e-3
 
     def __init__(
         self,

@@ -27,6 +27,8 @@ from sim_backend.twin import TwinBackend
 ROWS = "ABCDEFGH"
 COLUMNS = 12
 _CHANNEL = re.compile(r"^([1-6])([A-H])(\d{2})$")
+#: Every channel of each slot, in the matrix's order.
+_SLOT_CHANNELS = {s: [f"{s}{r}{c:02d}" for r in ROWS for c in range(1, COLUMNS + 1)] for s in range(1, 7)}
 
 
 def _parse_channel(text: str, slots: int) -> tuple[int, str, int]:
@@ -74,8 +76,10 @@ class Channel(TspObject):
         self._m.close(wanted)
 
     def getclose(self, channel_list: Any) -> str | None:
-        scope = self._list(channel_list, True)
-        closed = sorted(self._m.closed & scope)
+        if str(channel_list).strip().lower() == "allslots":
+            closed = sorted(self._m.closed)
+        else:
+            closed = sorted(self._m.closed & self._list(channel_list, True))
         return ";".join(closed) if closed else None
 
     def getstate(self, channel_list: Any) -> str:
@@ -121,7 +125,8 @@ class Keithley707BEmulator(TspInstrument):
     """
 
     model = "keithley707b"
-    default_latency_s = 2e-3
+    #: per-message latency (a relay change with its settling time: about 3 ms)
+    default_latency_s = 3e-3
 
     def __init__(
         self,
@@ -199,7 +204,7 @@ class Keithley707BEmulator(TspInstrument):
                 for s in slots:
                     if s > self.slots:
                         raise TspError(f"slot {s} is empty")
-                    out += [f"{s}{r}{c:02d}" for r in ROWS for c in range(1, COLUMNS + 1)]
+                    out += _SLOT_CHANNELS[s]
             elif item in self.patterns:
                 out += sorted(self.patterns[item])
             elif ":" in item:

@@ -145,6 +145,7 @@ class InstrumentServer(ABC):
         self.on_message = on_message
         self.lock = threading.RLock()
         self.messages_received = 0
+        self.replies_sent = 0
         self.connections_accepted = 0
         self._listener: socket.socket | None = None
         self._threads: list[threading.Thread] = []
@@ -270,14 +271,13 @@ class InstrumentServer(ABC):
     def _serve_message(self, conn: socket.socket, message: str, arrived: float) -> bool:
         """Handle one message; False when the connection must close.
 
-        Messages are executed one after the other, each no earlier than ``latency_s`` after
-        the later of its arrival and the previous message's completion."""
+        Messages are executed one after the other, in order; a message's reply (and the next
+        message) waits until ``latency_s`` after the later of its arrival and the previous
+        message's completion. The emulator's own work happens inside that window, as an
+        instrument's does."""
         with self._schedule_lock:
             done_at = max(arrived, self._busy_until) + self.latency_s
             self._busy_until = done_at
-        wait = done_at - time.perf_counter()
-        if wait > 0:
-            time.sleep(wait)
         with self.lock:
             self.messages_received += 1
             received = self.messages_received
@@ -293,12 +293,16 @@ class InstrumentServer(ABC):
                 if fault is not None:
                     fault.fired += 1
                     reply = None if fault.kind == "timeout" else garble(reply, received)
+        wait = done_at - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
         if reply is None:
             return True
         try:
             conn.sendall(reply.encode("ascii", errors="replace") + b"\n")
         except OSError:
             return False
+        self.replies_sent += 1
         return True
 
     # ------------------------------------------------------------------ the instrument

@@ -118,6 +118,7 @@ class Wiring:
     _t0: float = field(default_factory=time.perf_counter)
     _virtual: float = 0.0
     _frozen: int = 0
+    _quiet_V: float | None = None
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -233,6 +234,18 @@ class Wiring:
         forms = abs(amplitude_V) >= model.preset.forming_voltage_V and not bool(model.formed.all())
         return (polarity != "none" and s > 0) or forms
 
+    def _quiet_below_V(self) -> float:
+        """The largest |V| that cannot switch any device of the twin (no threshold reached)."""
+        if self._quiet_V is None:
+            levels = []
+            for name in self.twin.arrays:
+                p = self.twin.model(name).preset
+                levels += [p.set_threshold_V, p.reset_threshold_V]
+                if not p.forming_free:
+                    levels.append(p.forming_voltage_V)
+            self._quiet_V = min(levels) if levels else math.inf
+        return self._quiet_V
+
     def stimulus(self, smu: str, channel: str, voltage_V: float, width_s: float, limit_A: float) -> None:
         """The HI terminal sat at ``voltage_V`` (limited to ``limit_A``) for ``width_s``: a pulse.
 
@@ -240,7 +253,7 @@ class Wiring:
         pulses on the same cells accumulate into one train, applied on the next measurement
         (or when a different pulse comes, or on :meth:`settle`).
         """
-        if width_s <= 0:
+        if width_s <= 0 or abs(voltage_V) < self._quiet_below_V():
             return
         with self.lock:
             conns, shorted = self.connections(smu, channel)
@@ -275,27 +288,30 @@ class Wiring:
             self.twin_calls.append(("pulse", p.array, p.count))
 
     def measure_v(self, smu: str, channel: str, voltage_V: float, limit_A: float) -> Measurement:
-        """Source ``voltage_V`` with current limit ``limit_A`` and measure the current (A)."""
+        """Source ``voltage_V`` with current limit ``limit_A`` and measure the current (A).
+
+        In compliance the reading is the limit and the voltage the one at which the devices
+        draw it."""
         with self.lock:
             self.settle()
             conns, shorted = self.connections(smu, channel)
             limit = abs(limit_A)
             if shorted:
                 return Measurement(math.copysign(limit, voltage_V or 1.0), 0.0, True)
-            v_dev, hit = self._limited_voltage(conns, voltage_V, limit)
-            total = OPEN_LEAKAGE_S * v_dev
+            total = OPEN_LEAKAGE_S * voltage_V
             if conns:
                 self._sync_twin()
             for conn in conns:
-                read_v = conn.sign * v_dev
+                read_v = conn.sign * voltage_V
                 if read_v == 0.0:
                     continue
                 readout = self.twin.read(conn.array, list(conn.cells), read_v)
                 self.twin_calls.append(("read", conn.array, len(conn.cells)))
                 total += conn.sign * float(np.sum(readout.current_A))
-            if abs(total) > limit:
-                total, hit = math.copysign(limit, total), True
-            return Measurement(total, v_dev, hit)
+            if abs(total) <= limit:
+                return Measurement(total, voltage_V, False)
+            v_dev, _ = self._limited_voltage(conns, voltage_V, limit)
+            return Measurement(math.copysign(limit, total), v_dev, True)
 
     def measure_i(self, smu: str, channel: str, current_A: float, limit_V: float) -> Measurement:
         """Source ``current_A`` with voltage limit ``limit_V`` and measure the voltage (V)."""
