@@ -326,6 +326,10 @@ def check_station(file: Annotated[str, typer.Argument(metavar="FILE", help="stat
         st = load_station(file)
         if st.backend == "twin":
             build_backend(st).close()  # resolves the preset and its overrides
+        elif st.backend == "smu-matrix":
+            from hil.smu_matrix_config import plan_smu_matrix
+
+            plan_smu_matrix(st)  # instruments, options and routing, without connecting
     out.print(f"station '{st.name}' is valid: backend {st.backend}, {len(st.arrays)} array(s)")
     table = Table()
     for col in ("array", "rows", "cols", "diameter (nm)", "area (m^2)"):

@@ -305,8 +305,8 @@ class SmuMatrixBackend(Backend):
             raise LimitError(
                 "width_s",
                 pulse.width_s,
-                f">= {smu.min_pulse_width_s:g} s",
-                f"the {model}'s shortest pulse; options.min_pulse_width_s",
+                f">= {smu.min_pulse_width_s:g} s, the shortest pulse of the {model}",
+                f"instruments.{plan.smu}.options.min_pulse_width_s",
             )
 
     def _compliance(self, plan: ArrayPlan, pulse: Pulse) -> float:

@@ -128,3 +128,14 @@ def test_emulate_bad_input_is_one_line_and_exit_2(args, message):
     result = CliRunner().invoke(app, ["emulate", *args])
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_check_station_validates_smu_matrix_routing_without_connecting(tmp_path):
+    text = EXAMPLE.read_text().replace("ground_row: B", "ground_row: Q")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    result = CliRunner().invoke(app, ["check-station", str(bad)])
+    assert result.exit_code == 2
+    assert "arrays.A.routing.ground_row: 'Q' is not a row of a keithley707b" in result.output
+    good = CliRunner().invoke(app, ["check-station", str(EXAMPLE)])
+    assert good.exit_code == 0 and "backend smu-matrix" in good.output

@@ -216,7 +216,10 @@ def test_pulse_shorter_than_the_smu_makes_is_refused_before_anything_is_sent():
         open_backend(bench.station) as backend,
     ):
         sent = bench.emulators["smu"].messages_received
-        with pytest.raises(LimitError, match="width_s = 0.0001 .* >= 0.001 s"):
+        with pytest.raises(
+            LimitError,
+            match=r"width_s = 0.0001 is outside the allowed range >= 0.001 s, the shortest pulse of the keithley2450",
+        ):
             backend.pulse("A", [(0, 0)], Pulse(2.0, 1e-4), 5)
         assert bench.emulators["smu"].messages_received == sent
 

@@ -298,11 +298,11 @@ class InstrumentServer(ABC):
             time.sleep(wait)
         if reply is None:
             return True
+        self.replies_sent += 1
         try:
             conn.sendall(reply.encode("ascii", errors="replace") + b"\n")
         except OSError:
             return False
-        self.replies_sent += 1
         return True
 
     # ------------------------------------------------------------------ the instrument
