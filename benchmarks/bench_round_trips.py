@@ -143,15 +143,15 @@ def backend_train(model: str) -> Count:
         ],
         "limits": {"min_pulse_width_s": 1e-5},
     }
-    with launch_station(parse_station(station), free_ports=True, latency_s=LATENCY_S) as bench:
-        with open_backend(bench.station) as backend:
-            pulse = Pulse(2.0, WIDTH_S[model])
-            backend.pulse("A", [(1, 1)], pulse, 5)  # warm-up
-            raw = backend.inner
-            tally = Tally(raw.driver("smu"), raw.driver("matrix"))
-            start, t0 = tally.mark()
-            backend.pulse("A", [(1, 1)], pulse, PULSES, read_after=True)
-            count = tally.since(start, t0)
+    bench = launch_station(parse_station(station), free_ports=True, latency_s=LATENCY_S)
+    with bench, open_backend(bench.station) as backend:
+        pulse = Pulse(2.0, WIDTH_S[model])
+        backend.pulse("A", [(1, 1)], pulse, 5)  # warm-up
+        raw = backend.inner
+        tally = Tally(raw.driver("smu"), raw.driver("matrix"))
+        start, t0 = tally.mark()
+        backend.pulse("A", [(1, 1)], pulse, PULSES, read_after=True)
+        count = tally.since(start, t0)
     return count
 
 
