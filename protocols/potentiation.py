@@ -41,6 +41,24 @@ class PotentiationCyclingParams(Params):
     initial_reset: bool = quantity(True, "", "strong reset before the first cycle")
 
 
+def check_cycling(params: PotentiationCyclingParams, station: Station) -> None:
+    """The array and cells exist; potentiation, strong reset and reads are inside the limits."""
+    spec = station_array(station, params.array)
+    parse_cells(params.cells, spec)
+    limits = station.limits
+    limits.check_pulse(Pulse(params.amplitude_V, params.width_s), params.pulses)
+    limits.check_pulse(Pulse(params.reset_amplitude_V, params.reset_width_s), params.reset_pulses, "reset_")
+    limits.check_read_voltage(params.read_voltage_V)
+
+
+def strong_reset(ctx: RunContext, params: PotentiationCyclingParams, cells: np.ndarray, cycle: int) -> None:
+    """The strong reset (a train of ``reset_pulses`` pulses), committed with ``purpose=reset``."""
+    pulse = Pulse(params.reset_amplitude_V, params.reset_width_s)
+    ctx.log_train(
+        ctx.backend.pulse(params.array, cells, pulse, params.reset_pulses), purpose="reset", cycle=cycle
+    )
+
+
 class PotentiationCycling(Protocol):
     name = "potentiation-cycling"
     title = "Cycles of identical potentiation pulses with reads, each ended by a strong reset (Fig. 3E)"
@@ -48,20 +66,12 @@ class PotentiationCycling(Protocol):
     supports_resume = True
 
     def preflight(self, params: PotentiationCyclingParams, station: Station) -> None:
-        spec = station_array(station, params.array)
-        parse_cells(params.cells, spec)
-        limits = station.limits
-        limits.check_pulse(Pulse(params.amplitude_V, params.width_s), params.pulses)
-        limits.check_pulse(
-            Pulse(params.reset_amplitude_V, params.reset_width_s), params.reset_pulses, "reset_"
-        )
-        limits.check_read_voltage(params.read_voltage_V)
+        check_cycling(params, station)
 
     def execute(self, ctx: RunContext, params: PotentiationCyclingParams) -> None:
         backend = ctx.backend
         cells = parse_cells(params.cells, backend.spec(params.array))
         set_pulse = Pulse(params.amplitude_V, params.width_s)
-        reset_pulse = Pulse(params.reset_amplitude_V, params.reset_width_s)
 
         start = 0
         if ctx.resume_state:
@@ -71,8 +81,7 @@ class PotentiationCycling(Protocol):
         ctx.progress.advance(start)
 
         if params.initial_reset or start > 0:
-            reset = backend.pulse(params.array, cells, reset_pulse, params.reset_pulses)
-            ctx.log_train(reset, purpose="reset", cycle=start - 1 if start > 0 else -1)
+            strong_reset(ctx, params, cells, start - 1 if start > 0 else -1)
 
         for cycle in range(start, params.cycles):
             train = backend.pulse(
@@ -84,8 +93,7 @@ class PotentiationCycling(Protocol):
                 read_voltage_V=params.read_voltage_V,
             )
             ctx.log_train(train, purpose="potentiation", kind=KIND, cycle=cycle)
-            reset = backend.pulse(params.array, cells, reset_pulse, params.reset_pulses)
-            ctx.log_train(reset, purpose="reset", cycle=cycle)
+            strong_reset(ctx, params, cells, cycle)
             ctx.checkpoint(next_cycle=cycle + 1)
             g = train.conductance_S
             assert g is not None
@@ -106,7 +114,9 @@ class PotentiationCycling(Protocol):
         per_pulse = df.groupby(["cycle", "pulse"], sort=True)["conductance_S"].mean().unstack("pulse")
         g_uS = per_pulse.to_numpy() * 1e6
         n_cycles, n_pulses = g_uS.shape
-        curves = df.pivot_table(index=["array", "row", "col", "cycle"], columns="pulse", values="conductance_S")
+        curves = df.pivot_table(
+            index=["array", "row", "col", "cycle"], columns="pulse", values="conductance_S"
+        )
         steps = np.diff(curves.to_numpy(), axis=1)
         mu = float(np.nanmean(steps))
         # programming variability: spread of each step around the mean step at that pulse number
