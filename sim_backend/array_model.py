@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hil.types import ArraySpec
-from sim_backend import physics, wear
+from sim_backend import physics
 from sim_backend.preset import DevicePreset
 
 #: Flat cell index: ``None`` addresses every cell.
@@ -73,9 +73,6 @@ class TwinArray:
         self.stuck_x = np.where(u_stuck_on < preset.stuck_on_fraction, 1.0, 0.0)
         self.x = np.where(self.stuck, self.stuck_x, 0.0)
         self.formed = np.full(shape, preset.forming_free, dtype=bool)
-        # endurance (off unless the preset sets it): drawn last so the draws above do not change
-        self.endurance = wear.draw_endurance(fab, shape, preset)
-        self.wear = None if self.endurance is None else np.zeros(shape)
         self.t_prog: np.ndarray | None = None if preset.retention_tau_s is None else np.zeros(shape)
         self._cache: tuple[float, np.ndarray] | None = None
 
@@ -148,8 +145,6 @@ class TwinArray:
             x_new = physics.depress(x0, n, p.nonlinearity_depression, p.n_states)
         frozen = self._flat(self.stuck, idx) | ~self._flat(self.formed, idx) | (m == 0)
         x_new = np.where(frozen, self._flat(self.x, idx), x_new)
-        if self.wear is not None and self.endurance is not None:
-            wear.accumulate(self.wear, self.endurance, self.stuck, self.stuck_x, idx, x0, x_new)
         self._store(idx, x_new, t, ~frozen)
 
     def _store(self, idx: FlatIndex, x_new: np.ndarray, t: float, touched: np.ndarray) -> None:

@@ -19,8 +19,7 @@ declared in a station with a preset whose ``neuron`` block is set (``ndr_neuron_
     arrays:
       - {name: NEURON, rows: 1, cols: 8, diameter_m: 1.0e-6, preset: ndr_neuron_yang2024}
 
-:func:`make_array` picks :class:`NeuronArray` or the synapse :class:`~sim_backend.array_model.TwinArray`
-from the preset.
+:func:`sim_backend.devices.make_array` picks :class:`NeuronArray` for such a preset.
 """
 
 from __future__ import annotations
@@ -34,7 +33,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from hil.types import ArraySpec
 
 if TYPE_CHECKING:
-    from sim_backend.array_model import TwinArray
     from sim_backend.preset import DevicePreset
 
 
@@ -149,15 +147,6 @@ class NeuronArray:
         if noise == 0:
             return current
         return current * (1.0 + noise * float(self.read_rng.standard_normal()))
-
-
-def make_array(spec: ArraySpec, preset: DevicePreset, seed: int = 0) -> TwinArray | NeuronArray:
-    """The simulated array for ``spec``: neuron devices when the preset has a ``neuron`` block."""
-    if preset.neuron is not None:
-        return NeuronArray(spec, preset, seed)
-    from sim_backend.array_model import TwinArray
-
-    return TwinArray(spec, preset, seed)
 
 
 def peak_of(model: NDRNeuronModel) -> tuple[float, float]:

@@ -26,7 +26,7 @@ from hil.types import (
     as_cells,
 )
 from sim_backend.array_model import TwinArray, TwinTiming
-from sim_backend.neuron import NeuronArray, make_array
+from sim_backend.devices import make_array
 from sim_backend.preset import DevicePreset
 
 
@@ -54,9 +54,7 @@ class TwinBackend(Backend):
         self.timing = timing or TwinTiming()
         overrides = dict(presets or {})
         self._specs = {a.name: a for a in arrays}
-        self._models: dict[str, TwinArray | NeuronArray] = {
-            a.name: make_array(a, overrides.get(a.name, preset), self.seed) for a in arrays
-        }
+        self._models = {a.name: make_array(a, overrides.get(a.name, preset), self.seed) for a in arrays}
         self._t = 0.0
         self.output_on = False
         self.safe_state_calls = 0
@@ -80,7 +78,7 @@ class TwinBackend(Backend):
     def identify(self) -> dict[str, str]:
         return {"backend": "twin", "preset": self.preset.name, "seed": str(self.seed)}
 
-    def model(self, array: str) -> TwinArray | NeuronArray:
+    def model(self, array: str) -> TwinArray:
         """The simulated array behind ``array`` (for tests and the wire-level emulators)."""
         self.spec(array)
         return self._models[array]

@@ -1,8 +1,8 @@
 """Endurance of the twin's devices: wear accumulates with switching until a device fails.
 
 Model (off unless the preset sets ``endurance_cycles``): every device carries a wear counter, the
-accumulated change of its normalised state ``sum |x' - x|``, so one full switching cycle
-(Gmin -> Gmax -> Gmin) adds 2. Each device draws its endurance at fabrication, a log-normal
+accumulated change of its stored normalised state ``sum |x' - x|`` over its programming
+operations, so one full switching cycle (Gmin -> Gmax -> Gmin) adds 2. Each device draws its endurance at fabrication, a log-normal
 number of full cycles with median ``endurance_cycles`` and log-sigma ``endurance_sigma``. When its
 wear reaches ``2 * endurance``, the device fails: it sticks at the state it has reached (a device
 failing after a set train sticks near Gmax, after a reset near Gmin), as the stuck-at faults of
@@ -10,12 +10,17 @@ worn-out filamentary and interfacial cells do. Stuck cells then never switch aga
 
 The draws come from the array's fabrication stream *after* every other fabrication draw, so
 turning endurance on leaves device-to-device spread and the stuck pattern unchanged.
+:class:`WearingTwinArray` adds the counter to :class:`~sim_backend.array_model.TwinArray` without
+changing its physics; :func:`sim_backend.devices.make_array` uses it when the preset sets
+``endurance_cycles``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from hil.types import ArraySpec
+from sim_backend.array_model import FlatIndex, TwinArray, _streams
 from sim_backend.preset import DevicePreset
 
 
@@ -53,3 +58,29 @@ def accumulate(
     newly = ~flat_stuck[cells]
     flat_stuck_x[cells[newly]] = x_new[failing][newly]
     flat_stuck[cells] = True
+
+
+class WearingTwinArray(TwinArray):
+    """A :class:`TwinArray` whose devices wear out (see the module docstring)."""
+
+    def __init__(self, spec: ArraySpec, preset: DevicePreset, seed: int = 0) -> None:
+        super().__init__(spec, preset, seed)
+        # the fabrication stream again, advanced past the four draws TwinArray made from it
+        fab, _, _ = _streams(seed, spec.name)
+        for _ in range(2):
+            fab.standard_normal(spec.shape)
+        for _ in range(2):
+            fab.random(spec.shape)
+        endurance = draw_endurance(fab, spec.shape, preset)
+        if endurance is None:
+            raise ValueError(f"preset '{preset.name}' has no endurance_cycles")
+        self.endurance: np.ndarray = endurance
+        self.wear = np.zeros(spec.shape)
+
+    def apply_pulses(
+        self, idx: FlatIndex, amplitude_V: float, width_s: float, count: np.ndarray | int, t: float
+    ) -> None:
+        before = self._flat(self.x, idx).copy()
+        super().apply_pulses(idx, amplitude_V, width_s, count, t)
+        after = self._flat(self.x, idx)
+        accumulate(self.wear, self.endurance, self.stuck, self.stuck_x, idx, before, after)
