@@ -84,6 +84,8 @@ def _linear(y: np.ndarray, basis: np.ndarray, w: np.ndarray) -> tuple[np.ndarray
 def fit_branch(g: np.ndarray, weights: np.ndarray | None = None, n_max: float | None = None) -> BranchFit:
     """Fit one branch (``g[m-1]`` read after pulse ``m``; NaN ignored) with :func:`phi`.
 
+    A coarse grid over ``(nu, n)`` is refined by zooming around two starts, the best candidate
+    overall and the best linear one (``nu = 0``, whose basin is narrow); the better result wins.
     ``saturated`` tells whether the fitted corner lies inside the measured pulses (only then are
     ``n`` and the bound ``a + b`` measured rather than extrapolated).
     """
@@ -97,27 +99,42 @@ def fit_branch(g: np.ndarray, weights: np.ndarray | None = None, n_max: float | 
     y, w = y_all[ok], w_all[ok]
     p = float(m_all[-1])
     n_hi = float(n_max) if n_max is not None else 4.0 * p
-    nus = np.concatenate([[0.0], np.geomspace(0.02, NU_MAX, 40)])
-    ns = np.geomspace(1.5, n_hi, 60)
-    best: tuple[float, float, float, float, float] | None = None
-    lo_nu, hi_nu, lo_n, hi_n = 0.0, NU_MAX, 1.5, n_hi
-    for _round in range(4):
+
+    def evaluate(nus: np.ndarray, ns: np.ndarray) -> tuple[np.ndarray, ...]:
         nu_grid, n_grid = np.meshgrid(nus, ns, indexing="ij")
-        nu_c = nu_grid.reshape(-1, 1)
-        n_c = n_grid.reshape(-1, 1)
-        full = phi(m_all[None, :], nu_c, n_c)
-        basis = full[:, ok]
-        a, b, sse = _linear(y, basis, w)
-        k = int(np.argmin(sse))
-        best = (float(a[k]), float(b[k]), float(nu_c[k, 0]), float(n_c[k, 0]), float(sse[k]))
-        # zoom: a finer grid around the best point
-        nu_step = (hi_nu - lo_nu) / 8.0
-        lo_nu, hi_nu = max(0.0, best[2] - nu_step), min(NU_MAX, best[2] + nu_step)
-        lo_n, hi_n = max(1.5, best[3] / 1.25), min(n_hi, best[3] * 1.25)
-        nus = np.linspace(lo_nu, hi_nu, 25)
-        ns = np.geomspace(lo_n, hi_n, 25)
-    assert best is not None
-    a_b, b_b, nu_b, n_b, sse_b = best
+        nu_c, n_c = nu_grid.reshape(-1, 1), n_grid.reshape(-1, 1)
+        a, b, sse = _linear(y, phi(m_all[None, :], nu_c, n_c)[:, ok], w)
+        return a, b, sse, nu_c[:, 0], n_c[:, 0]
+
+    def refine(
+        nus: np.ndarray, ns: np.ndarray, best: tuple[float, float, float, float, float]
+    ) -> tuple[float, float, float, float, float]:
+        for _round in range(8):
+            # zoom: a finer grid spanning two grid spacings either side of the best point
+            i_nu, i_n = int(np.searchsorted(nus, best[2])), int(np.searchsorted(ns, best[3]))
+            nus = np.linspace(nus[max(i_nu - 2, 0)], nus[min(i_nu + 2, nus.size - 1)], 17)
+            ns = np.geomspace(ns[max(i_n - 2, 0)], ns[min(i_n + 2, ns.size - 1)], 17)
+            a, b, sse, nu_c, n_c = evaluate(nus, ns)
+            j = int(np.argmin(sse))
+            if sse[j] <= best[4]:
+                best = (float(a[j]), float(b[j]), float(nu_c[j]), float(n_c[j]), float(sse[j]))
+        return best
+
+    nus0 = np.concatenate([[0.0], np.geomspace(0.01, NU_MAX, 60)])
+    ns0 = np.geomspace(1.5, n_hi, 240)
+    grid = evaluate(nus0, ns0)
+    sse0 = grid[2]
+
+    def start(k: int) -> tuple[float, float, float, float, float]:
+        a, b, sse, nu_c, n_c = grid
+        return float(a[k]), float(b[k]), float(nu_c[k]), float(n_c[k]), float(sse[k])
+
+    overall = int(np.argmin(sse0))
+    linear = int(np.argmin(sse0[: ns0.size]))  # nu = 0 is the first row of the grid
+    candidates = [refine(nus0, ns0, start(overall))]
+    if linear != overall:
+        candidates.append(refine(nus0, ns0, start(linear)))
+    a_b, b_b, nu_b, n_b, sse_b = min(candidates, key=lambda c: c[4])
     rms = math.sqrt(max(sse_b, 0.0) / w.sum())
     return BranchFit(a_b, b_b, nu_b, n_b, rms, saturated=bool(n_b < p - 1))
 
