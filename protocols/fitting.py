@@ -81,8 +81,14 @@ def _linear(y: np.ndarray, basis: np.ndarray, w: np.ndarray) -> tuple[np.ndarray
     return a, b, sse
 
 
-def fit_branch(g: np.ndarray, weights: np.ndarray | None = None, n_max: float | None = None) -> BranchFit:
+def fit_branch(
+    g: np.ndarray, weights: np.ndarray | None = None, n_max: float | None = None, corner_window: float = 0.15
+) -> BranchFit:
     """Fit one branch (``g[m-1]`` read after pulse ``m``; NaN ignored) with :func:`phi`.
+
+    Cycle-to-cycle variability rounds the corner of a mean curve where it meets its bound; when the
+    branch saturates, the fit is repeated twice without the pulses within ``corner_window * n`` of
+    the corner, so the rounding biases neither the bounds nor ``n`` (``corner_window=0``: off).
 
     A coarse grid over ``(nu, n)`` is refined by zooming around two starts, the best candidate
     overall and the best linear one (``nu = 0``, whose basin is narrow); the better result wins.
@@ -90,12 +96,28 @@ def fit_branch(g: np.ndarray, weights: np.ndarray | None = None, n_max: float | 
     ``n`` and the bound ``a + b`` measured rather than extrapolated).
     """
     y_all = np.asarray(g, dtype=float)
+    w_all = np.ones_like(y_all) if weights is None else np.asarray(weights, dtype=float)
+    fit = _fit_branch_once(y_all, w_all, n_max)
+    for _ in range(2 if corner_window > 0 else 0):
+        if not fit.saturated:
+            break
+        m = np.arange(1, y_all.size + 1)
+        near = np.abs(m - fit.n) <= corner_window * fit.n
+        if (~near & np.isfinite(y_all)).sum() < 6 or (m > fit.n * (1 + corner_window)).sum() < 2:
+            break
+        fit = _fit_branch_once(y_all, np.where(near, 0.0, w_all), n_max, start=(fit.nu, fit.n))
+    return fit
+
+
+def _fit_branch_once(
+    y_all: np.ndarray, w_all: np.ndarray, n_max: float | None, start: tuple[float, float] | None = None
+) -> BranchFit:
+    """One variable-projection fit; ``start=(nu, n)`` searches only near it (no coarse grid)."""
     m_all = np.arange(1, y_all.size + 1, dtype=float)
-    ok = np.isfinite(y_all)
+    ok = np.isfinite(y_all) & (w_all > 0)
     if ok.sum() < 4:
         nan = float("nan")
         return BranchFit(nan, nan, nan, nan, nan, False)
-    w_all = np.ones_like(y_all) if weights is None else np.asarray(weights, dtype=float)
     y, w = y_all[ok], w_all[ok]
     p = float(m_all[-1])
     n_hi = float(n_max) if n_max is not None else 4.0 * p
@@ -120,20 +142,24 @@ def fit_branch(g: np.ndarray, weights: np.ndarray | None = None, n_max: float | 
                 best = (float(a[j]), float(b[j]), float(nu_c[j]), float(n_c[j]), float(sse[j]))
         return best
 
-    nus0 = np.concatenate([[0.0], np.geomspace(0.01, NU_MAX, 60)])
-    ns0 = np.geomspace(1.5, n_hi, 240)
+    if start is None:
+        nus0 = np.concatenate([[0.0], np.geomspace(0.01, NU_MAX, 60)])
+        ns0 = np.geomspace(1.5, n_hi, 240)
+    else:
+        nus0 = np.unique(np.concatenate([[0.0], np.linspace(max(0.0, start[0] - 0.3), start[0] + 0.3, 16)]))
+        ns0 = np.geomspace(max(1.5, start[1] / 1.15), min(n_hi, start[1] * 1.15), 24)
     grid = evaluate(nus0, ns0)
     sse0 = grid[2]
 
-    def start(k: int) -> tuple[float, float, float, float, float]:
+    def candidate(k: int) -> tuple[float, float, float, float, float]:
         a, b, sse, nu_c, n_c = grid
         return float(a[k]), float(b[k]), float(nu_c[k]), float(n_c[k]), float(sse[k])
 
     overall = int(np.argmin(sse0))
     linear = int(np.argmin(sse0[: ns0.size]))  # nu = 0 is the first row of the grid
-    candidates = [refine(nus0, ns0, start(overall))]
+    candidates = [refine(nus0, ns0, candidate(overall))]
     if linear != overall:
-        candidates.append(refine(nus0, ns0, start(linear)))
+        candidates.append(refine(nus0, ns0, candidate(linear)))
     a_b, b_b, nu_b, n_b, sse_b = min(candidates, key=lambda c: c[4])
     rms = math.sqrt(max(sse_b, 0.0) / w.sum())
     return BranchFit(a_b, b_b, nu_b, n_b, rms, saturated=bool(n_b < p - 1))

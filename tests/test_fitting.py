@@ -62,7 +62,11 @@ def test_exponential_decay_fit() -> None:
     t = np.concatenate([[0.0], np.geomspace(1, 1e8, 30)])
     y = 5e-6 + 20e-6 * np.exp(-t / 3e6)
     c, a, tau = fit_exponential_decay(t, y)
-    assert tau == pytest.approx(3e6, rel=1e-3) and c == pytest.approx(5e-6, rel=1e-3) and a == pytest.approx(20e-6, rel=1e-3)
+    assert (
+        tau == pytest.approx(3e6, rel=1e-3)
+        and c == pytest.approx(5e-6, rel=1e-3)
+        and a == pytest.approx(20e-6, rel=1e-3)
+    )
     # with the level known, a short record (t << tau) still gives tau
     short = t[t <= 3e5]
     c2, _, tau2 = fit_exponential_decay(short, 5e-6 + 20e-6 * np.exp(-short / 3e6), offset=5e-6)
