@@ -1,15 +1,15 @@
 """Write-verify: program cells (or a whole array) to target conductances within a tolerance.
 
 Methods: every iteration reads the selected cells at ``read_voltage_V`` (kind ``verify``, ``step``
-= iteration). A cell is *converged* when ``|G - target| <= tolerance_rel * target``. Every other
+= iteration; the last read, the one that decides, is kind ``verify-final``). A cell is *converged* when ``|G - target| <= tolerance_rel * target``. Every other
 cell gets ``round(|G - target| / step)`` pulses (at least 1, at most ``max_pulses_per_iteration``):
 potentiation pulses (``amplitude_V`` / ``width_s``) if it is below its target, depression pulses
 (``depression_amplitude_V`` / ``depression_width_s``) if above. All cells of one polarity are
 programmed in one call (a pulse-count matrix: in parallel where the backend allows). The step per
 pulse starts at ``step_estimate_S`` and is re-estimated after every iteration as the median
-``|dG| / pulses`` of the cells that moved (one estimate per polarity). After ``max_iterations`` the
-cells still outside the tolerance are reported (a ``write-verify-result`` event lists them), and a
-final read is committed (kind ``verify-final``).
+``|dG| / pulses`` of the cells that moved (one estimate per polarity). The run ends when every
+cell is converged or after ``max_iterations`` programming iterations; the cells still outside the
+tolerance are reported (a ``write-verify-result`` event lists them).
 
 Targets: ``target_S`` for every cell; with ``target_max_S`` the targets spread evenly from
 ``target_S`` to ``target_max_S`` over the selected cells (in their order); or ``targets_file``, a
@@ -133,22 +133,24 @@ class WriteVerify(Protocol):
         set_pulse = Pulse(params.amplitude_V, params.width_s)
         reset_pulse = Pulse(params.depression_amplitude_V, params.depression_width_s)
         step = {"set": params.step_estimate_S, "reset": params.step_estimate_S}
-        ctx.progress.start(params.max_iterations, f"{self.name}: {len(cells)} cell(s)")
+        ctx.progress.start(params.max_iterations + 1, f"{self.name}: {len(cells)} cell(s)")
         last_g: np.ndarray | None = None
         last_counts = np.zeros(len(cells), dtype=np.int64)
         last_sign = np.zeros(len(cells))
         converged = np.zeros(len(cells), dtype=bool)
         iterations = np.zeros(len(cells), dtype=np.int64)
-        for it in range(params.max_iterations):
+        for it in range(params.max_iterations + 1):
             readout = backend.read(params.array, cells, params.read_voltage_V)
-            ctx.log_readout(readout, kind=KIND, step=it)
             g = readout.flat_conductance_S
-            if last_g is not None:
-                self._update_steps(step, g - last_g, last_counts, last_sign)
             error = targets - g
             converged = np.abs(error) <= params.tolerance_rel * targets
+            last = converged.all() or it == params.max_iterations
+            # the read that decides is the final state: no extra read whose noise could disagree
+            ctx.log_readout(readout, kind=FINAL if last else KIND, step=it)
+            if last_g is not None:
+                self._update_steps(step, g - last_g, last_counts, last_sign)
             ctx.progress.advance(1, status=f"{int(converged.sum())}/{len(cells)} within tolerance")
-            if converged.all():
+            if last:
                 break
             iterations[~converged] = it + 1
             counts = np.zeros(len(cells), dtype=np.int64)
@@ -176,10 +178,6 @@ class WriteVerify(Protocol):
                     step=it,
                 )
             last_g, last_counts, last_sign = g, counts, sign
-        final = backend.read(params.array, cells, params.read_voltage_V)
-        ctx.log_readout(final, kind=FINAL)
-        g = final.flat_conductance_S
-        converged = np.abs(targets - g) <= params.tolerance_rel * targets
         missed = cells[~converged]
         ctx.log_event(
             "write-verify-result",
@@ -205,8 +203,8 @@ class WriteVerify(Protocol):
     def plot(self, store: Store, run_id: int, path: Path) -> Path | None:
         df = store.readings_df(run_id)
         final = df[df["kind"] == FINAL]
-        verify = df[df["kind"] == KIND]
-        if final.empty or verify.empty:
+        verify = df[df["kind"].isin([KIND, FINAL])]
+        if final.empty:
             return None
         events = store.events_df(run_id)
         detail = events[events["kind"] == "targets"]["detail"].iloc[0]
@@ -223,12 +221,10 @@ class WriteVerify(Protocol):
         ax1.plot(lim, lim, "k-", lw=0.6)
         ax1.set(xlabel="target (uS)", ylabel="final conductance (uS)", title="final state")
         ax1.legend(fontsize=8)
-        rel = []
         for (r, c), part in verify.groupby(["row", "col"]):
             target = targets[(r, c)]
             err = np.abs(part["conductance_S"].to_numpy() - target) / target
             ax2.semilogy(part["step"], np.maximum(err, 1e-6), "-", lw=0.5, alpha=0.4, color="tab:blue")
-            rel.append(err)
         ax2.axhline(tol, color="k", ls="--", lw=0.8, label=f"tolerance {tol:g}")
         ax2.set(xlabel="iteration", ylabel="|G - target| / target", title="convergence")
         ax2.legend(fontsize=8)
