@@ -16,10 +16,15 @@ import typer
 import yaml
 from rich.table import Table
 
-from hil.cli import DbOption, bad_input, err, fail, open_store, out
 from hil.errors import ConfigError
 from hil.store import DEFAULT_DB
 
+# the CLI helpers (consoles, bad-input handling) come from hil.cli inside each command: hil.cli
+# registers these commands, so importing it here at module level would be circular
+DbOption = Annotated[
+    str,
+    typer.Option("--db", help="database file or SQLAlchemy URL", envvar="RRAM_HIL_DB", show_default=True),
+]
 RunsArgument = Annotated[list[int], typer.Argument(metavar="RUN [RUN ...]", help="run ids")]
 
 _PREFIX = (
@@ -69,6 +74,7 @@ def analyze(
     json_: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
 ) -> None:
     """Extract device parameters from runs (Gmin, Gmax, states, step, sigma/mu, nonlinearity, ...)."""
+    from hil.cli import bad_input, open_store, out
     from protocols.extract import analyze as extract
 
     store = open_store(db)
@@ -107,6 +113,7 @@ def report(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Write a self-contained HTML report (plots embedded) of one or more runs."""
+    from hil.cli import bad_input, fail, open_store, out
     from protocols.report import build_report
 
     store = open_store(db)
@@ -168,6 +175,7 @@ def calibrate(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Fit the twin's device parameters from measured runs and write a preset any twin station loads."""
+    from hil.cli import bad_input, err, fail, open_store, out
     from protocols.calibrate import calibrate as fit
     from sim_backend.preset import PresetError, load_preset
 

@@ -105,7 +105,7 @@ def _fit_figures(result: Analysis) -> list[dict[str, str]]:
         images.append(
             {
                 "data": _png(fig),
-                "caption": "Potentiation fit and the cumulative-probability heat map of dG against G.",
+                "caption": "Potentiation fit, and the cumulative-probability heat map of dG against G (Fig. 3F).",
             }
         )
         plt.close(fig)
@@ -123,7 +123,12 @@ def _fit_figures(result: Analysis) -> list[dict[str, str]]:
         ax.set(xlabel="time since programming (s)", ylabel="conductance (uS)", title="retention fit")
         ax.legend(fontsize=8)
         fig.tight_layout()
-        images.append({"data": _png(fig), "caption": "Retention: mean conductance and the exponential fit."})
+        images.append(
+            {
+                "data": _png(fig),
+                "caption": "Retention fit: mean conductance of the devices and the exponential fit.",
+            }
+        )
         plt.close(fig)
     return images
 
