@@ -495,8 +495,8 @@ class CrossbarBoard:
                 return None
             bad_before = decoder.crc_errors + decoder.length_errors
             data = self._read(decoder.needed(), remaining)
-            if not data:
-                continue
+            if not data:  # a serial read returns nothing only once its timeout has passed
+                return None
             for frame in decoder.feed(data):
                 if frame.seq == seq and frame.is_reply:
                     return frame

@@ -139,6 +139,7 @@ class BoardFirmware:
         applied: commands carried out (a repeated frame served from the retry cache is not).
         applied_by_command: the same, by command name.
         replayed: repeated frames answered from the retry cache, not applied again.
+        programs_applied: PROGRAM batches applied to the array (one twin call each).
         refused: error frames sent, by error code name.
         safe_states: times the board went to its safe state, by reason.
     """
@@ -159,6 +160,7 @@ class BoardFirmware:
         self.applied = 0
         self.applied_by_command: Counter[str] = Counter()
         self.replayed = 0
+        self.programs_applied = 0
         self.refused: Counter[str] = Counter()
         self.safe_states: Counter[str] = Counter()
         self._cache: tuple[int, int, bytes, bytes] | None = None  # seq, cmd, payload, reply
@@ -384,6 +386,7 @@ class BoardFirmware:
         self._arm()
         pulse = Pulse(uV_to_volts(req.amplitude_uV), ns_to_seconds(req.width_ns), req.compliance_A)
         result = self.twin.program(spec.name, batch.counts, pulse)
+        self.programs_applied += 1
         return ProgramReply(
             self.t_ns,
             True,
