@@ -159,7 +159,13 @@ def test_every_attempt_timing_out_raises_after_retries() -> None:
 
 def test_only_garbled_replies_raise_protocol_error() -> None:
     def respond(frame: bp.Frame, n: int) -> bytes:
-        return b"\xa5" + b"\x08\x00\x00\x00" + bytes([frame.cmd | 0x80]) + frame.seq.to_bytes(2, "little") + bytes(10)
+        return (
+            b"\xa5"
+            + b"\x08\x00\x00\x00"
+            + bytes([frame.cmd | 0x80])
+            + frame.seq.to_bytes(2, "little")
+            + bytes(10)
+        )
 
     port = ScriptedPort(respond)
     board = CrossbarBoard(port, timeout_s=0.02, retries=1)

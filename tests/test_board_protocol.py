@@ -18,7 +18,7 @@ def test_crc_is_crc16_ccitt_false() -> None:
 def test_identify_frame_exact_bytes() -> None:
     frame = bp.encode_frame(bp.Command.IDENTIFY, 1)
     # sync, LEN=0 (u32 LE), CMD=0x01, SEQ=1 (u16 LE), CRC over the 8 bytes before it (LE)
-    assert frame == bytes.fromhex("a5" "00000000" "01" "0100" "68fb")
+    assert frame == bytes.fromhex("a50000000001010068fb")
     head = frame[:-2]
     assert struct.unpack("<H", frame[-2:])[0] == bp.crc16(head)
 
@@ -47,10 +47,15 @@ def test_pulse_request_exact_payload() -> None:
     )
     assert req.encode() == expected
     frame = bp.encode_frame(bp.Command.PULSE, 0x1234, expected)
-    assert frame[:8] == bytes.fromhex("a5" "22000000" "03" "3412")
+    assert frame[:8] == bytes.fromhex("a522000000033412")
     decoded = bp.decode_request(bp.FrameDecoder().feed(frame)[0])
     assert isinstance(decoded, bp.PulseRequest)
-    assert (decoded.array, decoded.amplitude_uV, decoded.width_ns, decoded.count) == (0, 2_000_000, 100_000, 50)
+    assert (decoded.array, decoded.amplitude_uV, decoded.width_ns, decoded.count) == (
+        0,
+        2_000_000,
+        100_000,
+        50,
+    )
     assert decoded.read_after and decoded.read_uV == 500_000
     assert decoded.cells is not None and decoded.cells.tolist() == [[3, 4]]
     assert decoded.compliance_A == pytest.approx(1e-3, rel=1e-7)
@@ -67,7 +72,7 @@ def test_all_cells_pulse_has_no_cell_list() -> None:
 def test_set_limits_exact_payload() -> None:
     req = bp.SetLimitsRequest(5_000_000, 1_000_000, 0.5, 1, 10_000_000, 10_000, 1_000_000_000)
     assert req.encode() == bytes.fromhex(
-        "404b4c00" "40420f00" "0000003f" "0100000000000000" "8096980000000000" "10270000" "00ca9a3b00000000"
+        "404b4c0040420f000000003f010000000000000080969800000000001027000000ca9a3b00000000"
     )
     assert bp.SetLimitsRequest.decode(req.encode()) == req
 
@@ -78,7 +83,7 @@ def test_program_request_round_trip_and_layout() -> None:
     payload = req.encode()
     head = struct.calcsize("<" + bp.ProgramRequest.FMT)
     assert len(payload) == head + 2 * counts.size
-    assert payload[head:] == bytes.fromhex("0000" "0100" "0200" "ffff" "0400" "0500")
+    assert payload[head:] == bytes.fromhex("000001000200ffff04000500")
     back = bp.ProgramRequest.decode(payload)
     assert (back.array, back.batch, back.row_start, back.last) == (2, 7, 4, True)
     np.testing.assert_array_equal(back.counts, counts)
@@ -112,14 +117,16 @@ def test_replies_round_trip() -> None:
     assert bp.ProgramReply.decode(prog.encode()) == prog
     rr = bp.ReadReply.decode(bp.ReadReply(1, 2, np.ones((2, 3), dtype=np.float32)).encode())
     assert rr.currents_A.shape == (2, 3) and rr.read_t_ns == 2
-    iv = bp.IvSweepReply(1, np.array([0.5]), np.array([1e-6]), np.array([7], dtype=np.uint64), np.array([True]))
+    iv = bp.IvSweepReply(
+        1, np.array([0.5]), np.array([1e-6]), np.array([7], dtype=np.uint64), np.array([True])
+    )
     back_iv = bp.IvSweepReply.decode(iv.encode())
     assert back_iv.in_compliance.tolist() == [True] and back_iv.times_ns.tolist() == [7]
 
 
 def test_error_frame_layout_and_decoding() -> None:
     frame = bp.error_frame(9, bp.Command.PULSE, bp.ErrorCode.LIMIT, "too high")
-    assert frame[:8] == bytes.fromhex("a5" "0a000000" "ff" "0900")
+    assert frame[:8] == bytes.fromhex("a50a000000ff0900")
     assert frame[8:-2] == b"\x05\x03too high"
     decoded = bp.decode_reply(bp.FrameDecoder().feed(frame)[0], bp.Command.PULSE)
     assert isinstance(decoded, bp.ErrorReply)

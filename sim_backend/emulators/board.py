@@ -172,7 +172,7 @@ class BoardFirmware:
 
         A frame that repeats the previous one (same sequence number, command and payload) is a
         retry: the cached reply is returned and nothing is applied again. IDENTIFY opens a
-        session and clears the cache. Never raises: anything wrong becomes an error frame.
+        session: it clears the cache and is never cached itself. Never raises: anything wrong becomes an error frame.
         """
         self.last_seq = frame.seq
         if frame.cmd == Command.IDENTIFY:
@@ -194,7 +194,8 @@ class BoardFirmware:
             reply = self._error(frame, exc.code, str(exc))
         except Exception as exc:  # noqa: BLE001 - firmware never crashes on a command
             reply = self._error(frame, ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}")
-        self._cache = (frame.seq, frame.cmd, frame.payload, reply)
+        if frame.cmd != Command.IDENTIFY:  # IDENTIFY changes nothing: a repeat simply runs again
+            self._cache = (frame.seq, frame.cmd, frame.payload, reply)
         return reply
 
     def safe_state(self, reason: str = "command") -> None:
