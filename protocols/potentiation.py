@@ -106,7 +106,9 @@ class PotentiationCycling(Protocol):
         per_pulse = df.groupby(["cycle", "pulse"], sort=True)["conductance_S"].mean().unstack("pulse")
         g_uS = per_pulse.to_numpy() * 1e6
         n_cycles, n_pulses = g_uS.shape
-        curves = df.pivot_table(index=["array", "row", "col", "cycle"], columns="pulse", values="conductance_S")
+        curves = df.pivot_table(
+            index=["array", "row", "col", "cycle"], columns="pulse", values="conductance_S"
+        )
         steps = np.diff(curves.to_numpy(), axis=1)
         mu = float(np.nanmean(steps))
         # programming variability: spread of each step around the mean step at that pulse number
