@@ -52,7 +52,9 @@ def run_once(store: Any, params: dict[str, Any]) -> None:
     proto = get_protocol("potentiation-cycling")
     checked = parse_params(proto, params)
     backend = open_backend(station, 0)
-    run_id = store.create_run(proto.name, params, station.snapshot(), "twin") if isinstance(store, Store) else 1
+    run_id = (
+        store.create_run(proto.name, params, station.snapshot(), "twin") if isinstance(store, Store) else 1
+    )
     proto.execute(RunContext(run_id, backend, store, station, 0), checked)
 
 
@@ -60,7 +62,10 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as d:
         store = Store(Path(d) / "bench.sqlite")
-        for label, params, repeats in (("one device (main job)", {}, 7), ("32 x 32 array", {"cells": "all"}, 1)):
+        for label, params, repeats in (
+            ("one device (main job)", {}, 7),
+            ("32 x 32 array", {"cells": "all"}, 1),
+        ):
             t_discard, _ = best_of(lambda p=params: run_once(DiscardStore(), p), repeats)
             t_durable, _ = best_of(lambda p=params: run_once(store, p), repeats)
             rows.append((label, t_discard, t_durable))

@@ -73,7 +73,9 @@ def main() -> None:
     print(f"readings: {N} in batches of {BATCH}, one commit per batch")
     print(f"rram-hil store   : {N / t_store:>10,.0f} readings/s (best; median {N / m_store:,.0f})")
     print(f"sqlite3 baseline : {N / t_plain:>10,.0f} readings/s (best; median {N / m_plain:,.0f})")
-    print(f"store / baseline : {t_plain / t_store:.2f} of the plain sqlite3 rate (target: >= 100,000 readings/s)")
+    print(
+        f"store / baseline : {t_plain / t_store:.2f} of the plain sqlite3 rate (target: >= 100,000 readings/s)"
+    )
     print(f"store_committed_readings_per_s: {N / t_store:.0f} readings/s")
 
 

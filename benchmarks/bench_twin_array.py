@@ -47,8 +47,12 @@ def main() -> None:
     t_bare, m_bare = best_of(bare_step, 5)
     cells = N * N
     print(f"cells: {cells:,} (1024 x 1024), one pulse + one read of all")
-    print(f"twin        : {t_twin * 1e3:7.1f} ms (median {m_twin * 1e3:.1f}) = {cells / t_twin / 1e6:.1f} M cells/s")
-    print(f"bare numpy  : {t_bare * 1e3:7.1f} ms (median {m_bare * 1e3:.1f}) = {cells / t_bare / 1e6:.1f} M cells/s")
+    print(
+        f"twin        : {t_twin * 1e3:7.1f} ms (median {m_twin * 1e3:.1f}) = {cells / t_twin / 1e6:.1f} M cells/s"
+    )
+    print(
+        f"bare numpy  : {t_bare * 1e3:7.1f} ms (median {m_bare * 1e3:.1f}) = {cells / t_bare / 1e6:.1f} M cells/s"
+    )
     print(f"twin_pulse_read_1024x1024_over_bare_numpy: {t_twin / t_bare:.2f} x")
 
 
