@@ -85,8 +85,9 @@ class PotentiationCycling(Protocol):
             )
             ctx.log_train(train, purpose="potentiation", kind=KIND, cycle=cycle)
             reset = backend.pulse(params.array, cells, reset_pulse, params.reset_pulses)
-            ctx.log_train(reset, purpose="reset", cycle=cycle)
-            ctx.checkpoint(next_cycle=cycle + 1)
+            with ctx.store.batch():  # the reset and the progress it completes land together
+                ctx.log_train(reset, purpose="reset", cycle=cycle)
+                ctx.checkpoint(next_cycle=cycle + 1)
             g = train.conductance_S
             assert g is not None
             ctx.progress.advance(1, status=f"G {g[:, -1].mean() * 1e6:.2f} uS after {params.pulses} pulses")
@@ -106,7 +107,9 @@ class PotentiationCycling(Protocol):
         per_pulse = df.groupby(["cycle", "pulse"], sort=True)["conductance_S"].mean().unstack("pulse")
         g_uS = per_pulse.to_numpy() * 1e6
         n_cycles, n_pulses = g_uS.shape
-        curves = df.pivot_table(index=["array", "row", "col", "cycle"], columns="pulse", values="conductance_S")
+        curves = df.pivot_table(
+            index=["array", "row", "col", "cycle"], columns="pulse", values="conductance_S"
+        )
         steps = np.diff(curves.to_numpy(), axis=1)
         mu = float(np.nanmean(steps))
         # programming variability: spread of each step around the mean step at that pulse number
