@@ -31,7 +31,7 @@ def test_bad_option_is_a_one_line_error_naming_field_and_range() -> None:
 
 
 def test_unknown_option_lists_the_known_ones() -> None:
-    with pytest.raises(ConfigError, match=r"options\.baud: .*known fields: baudrate"):
+    with pytest.raises(ConfigError, match=r"options\.baud: unknown name \(known: baudrate, timeout_s"):
         open_backend(board_station(baud=9600))
 
 
@@ -204,7 +204,7 @@ def test_program_with_a_small_board_buffer_is_one_batch_of_row_frames() -> None:
         board.program("A", counts, Pulse(2.0, 100e-6))
         direct.program("A", counts, Pulse(2.0, 100e-6))
         frames = rounds(board) - before
-        # (256 - 27 header bytes) // 64 bytes per row = 3 rows per frame: 11 frames, 1 application
+        # (256 - 26 header bytes) // 64 bytes per row = 3 rows per frame: 11 frames, 1 application
         assert frames == 11 and emu.firmware.programs_applied == 1
         np.testing.assert_allclose(
             board.read("A").conductance_S, direct.read("A").conductance_S, rtol=RESOLUTION

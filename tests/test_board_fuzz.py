@@ -80,7 +80,9 @@ def genuine_requests(draw: st.DrawFn) -> bp.Message:
         )  # fmt: skip
     if kind == "program":
         counts = np.array(draw(st.lists(st.integers(0, 1200), min_size=6, max_size=6))).reshape(1, 6)
-        return bp.ProgramRequest(array, 1, draw(volts_st), 100_000, 1e-3, 0, np.repeat(counts, 4, axis=0), True)
+        return bp.ProgramRequest(
+            array, 1, draw(volts_st), 100_000, 1e-3, 0, np.repeat(counts, 4, axis=0), True
+        )
     if kind == "read":
         return bp.ReadCellsRequest(array, draw(st.integers(-2_000_000, 2_000_000)), draw(cells_st))
     if kind == "read_array":
