@@ -161,6 +161,7 @@ class CrossbarBoard:
         self._batch = 0
         self._t_ns = 0
         self._decoder = FrameDecoder()
+        self._last_bound = 0
 
     @classmethod
     def open(
@@ -401,7 +402,11 @@ class CrossbarBoard:
         seq = self._seq
         self._seq = next_seq(seq)
         frame = encode_frame(int(command), seq, payload)
-        self._decoder.max_payload = max(self._reply_bound(request), _ERROR_REPLY_BOUND)
+        # the previous command's bound too: its reply may still arrive (after Ctrl-C, or late),
+        # and must decode cleanly to be skipped as stale rather than taken for garbage
+        bound = self._reply_bound(request)
+        self._decoder.max_payload = max(bound, self._last_bound, _ERROR_REPLY_BOUND)
+        self._last_bound = bound
         self.stats.commands += 1
         wait_s = self.timeout_s + max(0.0, float(duration_s))
         attempts = 1 + self.retries

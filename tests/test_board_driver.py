@@ -259,3 +259,33 @@ def test_lost_link_raises_connection_error_and_stays_closed() -> None:
 def test_open_of_missing_port_is_a_connection_error(tmp_path: object) -> None:
     with pytest.raises(BoardConnectionError, match="cannot open serial port"):
         CrossbarBoard.open("/nonexistent/tty-rram-hil", timeout_s=0.05)
+
+
+class InterruptingPort(ScriptedPort):
+    """Ctrl-C arrives while the driver waits for the reply to its first frame."""
+
+    interrupted = False
+
+    def read(self, size: int = 1) -> bytes:
+        if not self.interrupted:
+            self.interrupted = True
+            raise KeyboardInterrupt
+        return super().read(size)
+
+
+def test_after_ctrl_c_the_late_reply_is_skipped_and_safe_state_goes_through() -> None:
+    currents = np.ones((64, 50), dtype=np.float32) * 1e-6
+    times = np.arange(50, dtype=np.uint64)
+
+    def respond(frame: bp.Frame, n: int) -> bytes:
+        if frame.cmd == bp.Command.PULSE:
+            return ok(frame, bp.PulseReply(1, 50, 64, 0, 49, times, currents))
+        return empty_ok(frame)
+
+    port = InterruptingPort(respond)
+    board = CrossbarBoard(port, timeout_s=0.05, retries=2)
+    with pytest.raises(KeyboardInterrupt):
+        board.pulse(0, np.zeros((64, 2), dtype=int), 2.0, 1e-4, 1e-3, 50, True, 0.5)
+    board.safe_state()  # the 13 kB reply of the interrupted train is still in the input
+    assert board.stats.stale == 1 and board.stats.retries == 0 and board.stats.garbled == 0
+    assert [bp.FrameDecoder().feed(b)[0].cmd for b in port.sent] == [bp.Command.PULSE, bp.Command.SAFE_STATE]

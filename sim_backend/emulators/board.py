@@ -680,6 +680,7 @@ class BoardEmulator:
                         data = os.read(master, 65_536)
                     except OSError as exc:
                         if exc.errno == errno.EIO:  # nobody holds the terminal open
+                            self._stop.wait(poll_s)
                             continue
                         raise
                     if data:
