@@ -233,3 +233,15 @@ def test_stand_alone_emulator_serves_the_example_station(tmp_path: Path) -> None
         proc.terminate()
         assert proc.wait(timeout=10) == 0
     assert not link.exists()
+
+
+def test_interrupted_board_run_resumes_over_a_new_connection(tmp_path: Path) -> None:
+    with emulated_board(seed=7) as (station, emu), Store(tmp_path / "resume.sqlite") as store:
+        engine = RunEngine(store)
+        first = engine.run(TrippingCycling(KeyboardInterrupt("Ctrl-C")), station, {"cycles": 4}, plot=False)
+        assert first.status == "interrupted" and not emu.outputs_on
+        resumed = engine.resume(first.run_id, plot=False)
+        assert resumed.status == "completed", resumed.error
+        readings = store.readings_df(first.run_id)
+        assert (readings["kind"] == "potentiation").sum() == 4 * 50
+        assert emu.applied_by_command["IDENTIFY"] == 2 and not emu.outputs_on

@@ -689,6 +689,7 @@ class BoardEmulator:
                         continue
                 if self.decoder.buffered and now - last_rx > self.frame_timeout_s:
                     self._frames(self.decoder.drop_partial())
+                    self._notify()
                 if (
                     self.watchdog_s is not None
                     and self.firmware.outputs_on
