@@ -17,7 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import best_of
+from _common import best_of
+
 from hil.engine import parse_params
 from hil.factory import open_backend
 from hil.protocol import RunContext, get_protocol

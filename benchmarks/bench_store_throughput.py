@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from _common import best_of
 
-from benchmarks._common import best_of
 from hil.store import Store
 
 N = 200_000

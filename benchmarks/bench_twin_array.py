@@ -11,8 +11,8 @@ conductance and a Gaussian per cell for read noise): the floor for a vectorised 
 from __future__ import annotations
 
 import numpy as np
+from _common import best_of
 
-from benchmarks._common import best_of
 from hil.safety import SafeBackend, SafetyLimits
 from hil.types import ArraySpec, Pulse
 from sim_backend.preset import load_preset
