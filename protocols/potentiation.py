@@ -15,6 +15,7 @@ relabelled ``potentiation-interrupted``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -51,12 +52,21 @@ def check_cycling(params: PotentiationCyclingParams, station: Station) -> None:
     limits.check_read_voltage(params.read_voltage_V)
 
 
-def strong_reset(ctx: RunContext, params: PotentiationCyclingParams, cells: np.ndarray, cycle: int) -> None:
-    """The strong reset (a train of ``reset_pulses`` pulses), committed with ``purpose=reset``."""
+def strong_reset(
+    ctx: RunContext,
+    params: PotentiationCyclingParams,
+    cells: np.ndarray,
+    cycle: int,
+    checkpoint: dict[str, Any] | None = None,
+) -> None:
+    """The strong reset (a train of ``reset_pulses`` pulses), committed with ``purpose=reset``;
+    with ``checkpoint``, the checkpoint it completes is committed in the same transaction."""
     pulse = Pulse(params.reset_amplitude_V, params.reset_width_s)
-    ctx.log_train(
-        ctx.backend.pulse(params.array, cells, pulse, params.reset_pulses), purpose="reset", cycle=cycle
-    )
+    train = ctx.backend.pulse(params.array, cells, pulse, params.reset_pulses)
+    with ctx.store.batch():
+        ctx.log_train(train, purpose="reset", cycle=cycle)
+        if checkpoint is not None:
+            ctx.checkpoint(**checkpoint)
 
 
 class PotentiationCycling(Protocol):
@@ -93,8 +103,8 @@ class PotentiationCycling(Protocol):
                 read_voltage_V=params.read_voltage_V,
             )
             ctx.log_train(train, purpose="potentiation", kind=KIND, cycle=cycle)
-            strong_reset(ctx, params, cells, cycle)
-            ctx.checkpoint(next_cycle=cycle + 1)
+            # the reset and the progress it completes land together
+            strong_reset(ctx, params, cells, cycle, checkpoint={"next_cycle": cycle + 1})
             g = train.conductance_S
             assert g is not None
             ctx.progress.advance(1, status=f"G {g[:, -1].mean() * 1e6:.2f} uS after {params.pulses} pulses")
