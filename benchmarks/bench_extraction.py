@@ -10,10 +10,10 @@ same in-memory table (``store.readings_df``; its load time is printed, not compa
 - baseline: one plain pandas groupby over the same table, per device and cycle:
   ``df.groupby(["array", "row", "col", "cycle"])["conductance_S"].agg(["min", "max", "mean", "std"])``.
 
-Each is timed as the best of ``--repeat`` runs. The last line is the ratio of the two times:
+Each is timed as the best of ``--repeat`` runs after a warm-up. The last line is the ratio of the two times:
 the full extraction's cost in units of one plain groupby (below 1: faster than the groupby).
 
-    .venv/bin/python benchmarks/bench_extraction.py [--rows 32 --cols 32 --cycles 30 --pulses 50]
+    python benchmarks/bench_extraction.py [--rows 32 --cols 32 --cycles 30 --pulses 50]
 """
 
 from __future__ import annotations
@@ -24,20 +24,12 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from _common import best_of
 
 from hil.engine import RunEngine
 from hil.station import parse_station
 from hil.store import Store
 from protocols.extract import analyze
-
-
-def best_of(repeat: int, fn: object) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()  # type: ignore[operator]
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def main() -> None:
@@ -86,8 +78,8 @@ def main() -> None:
                 ["min", "max", "mean", "std"]
             )
 
-        t_extract = best_of(args.repeat, extraction)
-        t_groupby = best_of(args.repeat, groupby)
+        t_extract, _ = best_of(extraction, args.repeat)
+        t_groupby, _ = best_of(groupby, args.repeat)
         store.close()
     print(f"extraction (everything `rram-hil analyze` reports): {t_extract:.3f} s")
     print(f"plain pandas groupby (min/max/mean/std per device and cycle): {t_groupby:.3f} s")
