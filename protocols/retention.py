@@ -8,8 +8,9 @@ level a decaying state relaxes to), then ``program_pulses`` potentiation pulses
 (instant), wall time on hardware. Each read is committed with a ``retention-read`` event holding
 its time since programming (``elapsed_s``), and a checkpoint.
 
-Resume (`rram-hil resume RUN`): on hardware the devices kept their state, and the time since
-programming is wall-clock time since the programming recorded in the checkpoint. On the twin the
+Times are measured on the backend clock (simulated on the twin, the instrument's clock on
+hardware). Resume (`rram-hil resume RUN`): on hardware the devices kept their state, and the time
+since programming is the wall-clock time since the programming recorded in the checkpoint. On the twin the
 simulated devices do not outlive the process, so the resumed run first replays the reset and the
 programming (same seed, same operations: the same devices in the same state, logged with
 ``purpose`` ``replay-*``) and then continues with the next scheduled read.
@@ -102,17 +103,21 @@ class Retention(Protocol):
         if start == 0:
             self._program(ctx, params, cells, replay=False)
             wall0 = time.time()
+            t0 = backend.now()
         elif simulated:
             self._program(ctx, params, cells, replay=True)
             ctx.log_event("replayed-programming", reason="the twin's devices do not outlive the process")
             wall0 = time.time()
+            t0 = backend.now()
         else:
+            # the devices kept their state; the time since programming is wall time
             wall0 = float(state["t_prog_wall_s"])
-        t0 = backend.now()
+            t0 = backend.now() - (time.time() - wall0)
         ctx.progress.advance(start)
 
         def elapsed() -> float:
-            return backend.now() - t0 if simulated else time.time() - wall0
+            """Time since programming (s) on the backend clock (the devices' own time)."""
+            return backend.now() - t0
 
         for k in range(start, len(schedule)):
             wait = float(schedule[k]) - elapsed()
