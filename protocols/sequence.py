@@ -166,6 +166,8 @@ Program.model_rebuild()
 
 def load_program(path: str | Path) -> Program:
     """Read and validate a program file; any problem is one :class:`ConfigError` line."""
+    if not str(path).strip():
+        raise ConfigError("program: give the YAML program file: --set program=FILE")
     p = Path(path)
     try:
         text = p.read_text()
@@ -182,7 +184,8 @@ def load_program(path: str | Path) -> Program:
     try:
         return Program.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"program '{p.name}': {format_validation_error(exc)}") from None
+        detail = format_validation_error(exc).replace("Value error, ", "")
+        raise ConfigError(f"program '{p.name}': {detail}") from None
 
 
 @dataclass
@@ -269,17 +272,18 @@ def check_program(program: Program, station: Station) -> int:
 
 
 class SequenceParams(Params):
-    program: str = quantity("", "", "YAML program file (pulse / read / ramp / delay / loop blocks)")
+    program: str = quantity(
+        "", "", "YAML program file (pulse / read / ramp / delay / loop blocks)", validate_default=True
+    )
 
-    @model_validator(mode="after")
-    def _valid_program(self) -> SequenceParams:
-        if not self.program.strip():
-            raise ValueError("give the YAML program file: --set program=FILE")
+    @field_validator("program")
+    @classmethod
+    def _valid_program(cls, program: str) -> str:
         try:
-            load_program(self.program)
+            load_program(program)
         except ConfigError as exc:
-            raise ValueError(str(exc)) from None
-        return self
+            raise ValueError(str(exc).removeprefix("program: ")) from None
+        return program
 
 
 class Sequence(Protocol):
