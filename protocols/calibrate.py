@@ -126,19 +126,9 @@ def calibrate(
     for a in analyses:
         if a.protocol not in CYCLING:
             continue
-        params = store.run(a.run_id).parameters
         table = a.tables.get("per_array")
-        if table is None:
-            continue
-        for rec in table.to_dict("records"):
-            rec = dict(rec)
-            rec["run_id"] = a.run_id
-            rec["protocol"] = a.protocol
-            rec["params"] = params
-            rec["fit_saturated"] = (
-                a.summary.get("saturated") if rec["array"] == a.summary.get("array") else None
-            )
-            rows.append(rec)
+        if table is not None:
+            rows.extend(table.to_dict("records"))
     if not rows:
         raise ValueError(
             "calibrate: no potentiation-cycling, pulse-response or area-scaling run among "

@@ -420,7 +420,7 @@ def analyze_cycling(store: Store, info: RunInfo, df: pd.DataFrame) -> Analysis:
             {
                 "array": name,
                 "area_m2": area,
-                "diameter_m": 2 * math.sqrt(area / math.pi) if area == area else float("nan"),
+                "diameter_m": 2 * math.sqrt(area / math.pi) if math.isfinite(area) else float("nan"),
                 "n_devices": summary.get("n_devices"),
                 "g_min_S": g_min,
                 "g_max_S": g_max,
