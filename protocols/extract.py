@@ -121,7 +121,10 @@ class Analysis:
                 continue
             unit, text = QUANTITIES.get(key, ("", ""))
             rows.append({"quantity": key, "value": value, "unit": unit, "description": text})
-        return pd.DataFrame(rows, columns=["quantity", "value", "unit", "description"])
+        table = pd.DataFrame(rows, columns=["quantity", "value", "unit", "description"])
+        # values keep their own types (counts stay integers, flags booleans)
+        table["value"] = pd.Series([r["value"] for r in rows], dtype=object)
+        return table
 
     def to_json(self) -> dict[str, Any]:
         """``{"run_id", "protocol", <summary keys>, "per_array": [...] (area studies)}``; NaN -> None."""
