@@ -365,6 +365,13 @@ def main_callback(
     """Hardware-in-the-loop experiments on RRAM devices and crossbar arrays."""
 
 
+from hil import cli_analysis  # noqa: E402  (the analysis commands use the helpers above)
+
+app.command()(cli_analysis.analyze)
+app.command()(cli_analysis.report)
+app.command()(cli_analysis.calibrate)
+
+
 def main() -> None:
     """Console-script entry point."""
     os.environ.setdefault("MPLBACKEND", "Agg")

@@ -26,6 +26,7 @@ from hil.types import (
     as_cells,
 )
 from sim_backend.array_model import TwinArray, TwinTiming
+from sim_backend.devices import make_array
 from sim_backend.preset import DevicePreset
 
 
@@ -53,7 +54,7 @@ class TwinBackend(Backend):
         self.timing = timing or TwinTiming()
         overrides = dict(presets or {})
         self._specs = {a.name: a for a in arrays}
-        self._models = {a.name: TwinArray(a, overrides.get(a.name, preset), self.seed) for a in arrays}
+        self._models = {a.name: make_array(a, overrides.get(a.name, preset), self.seed) for a in arrays}
         self._t = 0.0
         self.output_on = False
         self.safe_state_calls = 0

@@ -166,6 +166,33 @@ def _emulator_options(station: Station, name: str) -> EmulatorOptions:
         raise ConfigError(f"instruments.{name}.options.emulator: {exc}".splitlines()[0]) from None
 
 
+def _board(
+    cls: type,
+    twin: TwinBackend,
+    link: str,
+    latency_s: float | None,
+    opts: EmulatorOptions,
+    extra: list[Fault],
+) -> Any:
+    """The FPGA board's emulator on a pty linked at the station's resource (its own options)."""
+    from sim_backend.emulators.board import BoardFault
+
+    latency = latency_s if latency_s is not None else opts.latency_s
+    try:
+        faults = [parse_fault(f) for f in opts.faults] + list(extra)
+    except ValueError as exc:
+        raise ConfigError(f"instruments.board.options.emulator.faults: {exc}") from None
+    board_faults = []
+    for f in faults:
+        if f.kind == "stuck_relay":
+            raise ConfigError("fault: the board has no relays to stick (kinds: timeout, garbled, disconnect)")
+        board_faults.append(BoardFault(f.kind, command=f.match.upper() if f.match else None, after=f.after))
+    kwargs: dict[str, Any] = {"link": link, "faults": board_faults}
+    if latency is not None:
+        kwargs["latency"] = latency
+    return cls(twin, **kwargs)
+
+
 def launch_station(
     station: Station | str,
     seed: int | None = None,
@@ -201,6 +228,10 @@ def launch_station(
     for name, cfg in st.instruments.items():
         cls, fixed = emulator_class(cfg.model)
         opts = _emulator_options(st, name)
+        if cfg.model.lower() == "board":
+            bench.emulators[name] = _board(cls, twin, cfg.resource, latency_s, opts, extra.get(name, []))
+            bench.models[name] = "board"
+            continue
         try:
             own_faults = [parse_fault(f) for f in opts.faults]
         except ValueError as exc:
