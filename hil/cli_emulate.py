@@ -11,6 +11,8 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
@@ -35,7 +37,10 @@ def _parse_faults(specs: list[str], station_mode: bool) -> dict[str, list[Any]]:
     return faults
 
 
-def _wait_until_interrupted() -> None:
+@contextmanager
+def _until_interrupted() -> Iterator[threading.Event]:
+    """An event set by Ctrl-C (SIGINT) or SIGTERM; the handlers are in place from the start,
+    so a signal sent as soon as ``ready`` is printed is not lost."""
     stop = threading.Event()
 
     def handler(signum: int, frame: Any) -> None:
@@ -43,8 +48,7 @@ def _wait_until_interrupted() -> None:
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        while not stop.wait(0.5):
-            pass
+        yield stop
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
@@ -98,16 +102,18 @@ def emulate(
             bench = launch_instrument(
                 instrument, port=port, seed=seed, latency_s=latency, faults=faults.get("", [])
             )
-    try:
-        resources = bench.start()
-    except OSError as exc:
-        raise fail(str(exc)) from None
-    try:
-        for name, resource in resources.items():
-            out.print(f"{name}: {bench.models[name]} {resource}", highlight=False, soft_wrap=True)
-        out.print("ready")
-        sys.stdout.flush()
-        _wait_until_interrupted()
-    finally:
-        bench.stop()
+    with _until_interrupted() as stop:
+        try:
+            resources = bench.start()
+        except OSError as exc:
+            raise fail(str(exc)) from None
+        try:
+            for name, resource in resources.items():
+                out.print(f"{name}: {bench.models[name]} {resource}", highlight=False, soft_wrap=True)
+            out.print("ready")
+            sys.stdout.flush()
+            while not stop.wait(0.5):
+                pass
+        finally:
+            bench.stop()
     out.print("stopped")

@@ -139,3 +139,34 @@ def test_check_station_validates_smu_matrix_routing_without_connecting(tmp_path)
     assert "arrays.A.routing.ground_row: 'Q' is not a row of a keithley707b" in result.output
     good = CliRunner().invoke(app, ["check-station", str(EXAMPLE)])
     assert good.exit_code == 0 and "backend smu-matrix" in good.output
+
+
+def test_emulate_starts_the_board_emulator_of_a_board_station(tmp_path):
+    """The launcher starts the FPGA board's emulator too (on a pty linked at the resource)."""
+    board_example = EXAMPLE.parent / "station-board-emulated.yaml"
+    link = tmp_path / "board-link"
+    station = tmp_path / "board.yaml"
+    station.write_text(board_example.read_text().replace("/tmp/rram-hil-board", str(link)))
+    proc = _start([str(station), "--seed", "1"])
+    try:
+        lines = _lines_until_ready(proc)
+        assert lines == [f"board: board {link}", "ready"]
+        db = tmp_path / "runs.sqlite"
+        result = CliRunner().invoke(
+            app,
+            [
+                "run",
+                "potentiation-cycling",
+                "--station",
+                str(station),
+                "--db",
+                str(db),
+                "--set",
+                "cycles=1",
+                "--no-plot",
+            ],
+        )
+        assert result.exit_code == 0, result.output
+    finally:
+        rest = _stop(proc)
+    assert proc.returncode == 0 and rest.strip().endswith("stopped")
