@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-import selectors
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -36,21 +37,31 @@ def _start(args: list[str]) -> subprocess.Popen[str]:
 def _lines_until_ready(proc: subprocess.Popen[str], timeout_s: float = 30.0) -> list[str]:
     """Lines printed by the emulator process up to and including ``ready``."""
     assert proc.stdout is not None
-    lines: list[str] = []
-    selector = selectors.DefaultSelector()
-    selector.register(proc.stdout, selectors.EVENT_READ)
+    lines: queue.Queue[str | None] = queue.Queue()
+    stdout = proc.stdout
+
+    def pump() -> None:
+        for line in iter(stdout.readline, ""):
+            lines.put(line.rstrip("\n"))
+            if line.strip() == "ready":
+                return
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    seen: list[str] = []
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if not selector.select(timeout=max(deadline - time.monotonic(), 0.01)):
-            continue
-        line = proc.stdout.readline()
-        if not line:
+        try:
+            line = lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+        except queue.Empty:
             break
-        lines.append(line.rstrip("\n"))
-        if lines[-1] == "ready":
-            return lines
+        if line is None:
+            break
+        seen.append(line)
+        if line == "ready":
+            return seen
     proc.kill()
-    raise AssertionError(f"emulator did not get ready: {lines}")
+    raise AssertionError(f"emulator did not get ready: {seen}")
 
 
 def _stop(proc: subprocess.Popen[str]) -> str:
