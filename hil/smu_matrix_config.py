@@ -31,7 +31,7 @@ backend is built; a bad field gives one line naming it and what is allowed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -334,6 +334,3 @@ def plan_smu_matrix(station: Station) -> SmuMatrixPlan:
                 )
     return SmuMatrixPlan(station, instruments, arrays)
 
-
-MatrixModel = Literal["keithley707b", "keithley708b", "e5250a"]
-SmuModel = Literal["keithley2450", "keithley2600", "b2900"]
