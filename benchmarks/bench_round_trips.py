@@ -16,8 +16,13 @@ Rows:
 * baseline, in the same run: the host driving the same train itself on the 2600B, one message
   per pulse and one read per pulse.
 
-The FPGA board's row comes from ``bench_board_round_trips.py`` (add it to ``CASES`` here with a
-function returning a :class:`Count`).
+The wall times are the host's and the messages' latency only: the emulators play the
+instruments' own time (pulse widths, delays) out on their clocks without waiting for it.
+
+The FPGA board's row runs its backend on the emulated board (a pty, 1 ms per command) and counts
+with the board driver's own round-trip counter (every frame waits for its reply);
+``bench_board_round_trips.py`` has the board's other operations. Another backend is one more
+entry in ``CASES``: a function returning a :class:`Count`.
 
     python benchmarks/bench_round_trips.py
 """
@@ -172,6 +177,35 @@ def host_driven_baseline() -> Count:
     return count
 
 
+def board_train() -> Count:
+    """One ``backend.pulse`` of 50 pulses with reads on the emulated FPGA board."""
+    import tempfile
+    from pathlib import Path
+
+    from sim_backend.emulators.board import BoardEmulator, twin_for_station
+
+    def board_station(resource: str) -> dict[str, Any]:
+        return {
+            "name": "bench-board",
+            "backend": "board",
+            "twin": {"seed": 0},
+            "instruments": {"board": {"model": "board", "resource": resource}},
+            "arrays": [{"name": "A", "rows": 4, "cols": 4, "diameter_m": 1e-6}],
+        }
+
+    with tempfile.TemporaryDirectory() as tmp:
+        link = str(Path(tmp) / "board")
+        template = parse_station(board_station(link))
+        emulator = BoardEmulator(twin_for_station(template), link=link, latency=LATENCY_S)
+        with emulator, open_backend(template) as backend:
+            pulse = Pulse(2.0, 100e-6)
+            backend.pulse("A", [(1, 1)], pulse, 5)  # warm-up
+            trips0, t0 = int(backend.inner.round_trips), time.perf_counter()
+            backend.pulse("A", [(1, 1)], pulse, PULSES, read_after=True)
+            trips = int(backend.inner.round_trips) - trips0
+            return Count(trips, trips, time.perf_counter() - t0)
+
+
 #: Rows of the table: label -> function counting one 50-pulse train with reads.
 CASES: dict[str, Callable[[], Count]] = {
     "keithley2600 (2636B, TSP)   driver": lambda: driver_train("keithley2600"),
@@ -180,6 +214,7 @@ CASES: dict[str, Callable[[], Count]] = {
     "b2900 + E5250A              backend": lambda: backend_train("b2900"),
     "keithley2450 (SCPI, 1 ms)   driver": lambda: driver_train("keithley2450"),
     "keithley2450 + 707B         backend": lambda: backend_train("keithley2450"),
+    "board (FPGA, serial)        backend": board_train,
     "baseline: host-driven 2600B": host_driven_baseline,
 }
 

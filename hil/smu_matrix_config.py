@@ -333,4 +333,3 @@ def plan_smu_matrix(station: Station) -> SmuMatrixPlan:
                     f"max_compliance_A = {limit:g} A"
                 )
     return SmuMatrixPlan(station, instruments, arrays)
-
