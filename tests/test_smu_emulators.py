@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pymeasure.instruments.keithley import Keithley2450 as PymeasureKeithley2450
 from pymeasure.instruments.keithley import Keithley2600 as PymeasureKeithley2600
 from pyvisa.errors import VisaIOError
@@ -348,3 +350,46 @@ def test_launch_instrument_alone_is_cabled_to_cell_0_0():
         smu.outputs_off(["a"])
         smu.adapter.close()
     assert current == pytest.approx(bench.wiring.conductance("A", 0, 0) * 0.5, rel=0.01)
+
+
+# --------------------------------------------------------------------------- robustness
+
+_SCPI_WORDS = [
+    ":SOUR", ":SOUR2", ":VOLT", ":CURR", ":ILIM", ":OUTP", ":READ?", ":MEAS:CURR?", ":TRAC:DATA?",
+    ":TRIG:BLOC:MEAS", ":INIT", ":ROUT:CLOS", ":ROUT:OPEN:CARD", "*IDN?", "*RST", " ", ";", ",",
+    "(@10101:10103)", "(@1)", '"defbuffer1"', "ON", "OFF", "1e-3", "-4", "MAX", "abc", "?", ":",
+]  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(words=st.lists(st.sampled_from(_SCPI_WORDS), max_size=12), noise=st.text(max_size=20))
+def test_scpi_emulators_never_crash_on_any_message(twin, words, noise):
+    """Any message: a reply or nothing, errors to the error queue, never an exception."""
+    message = "".join(words) + noise
+    emulators = [Keithley2450Emulator(twin, latency_s=0), KeysightB2900Emulator(twin, latency_s=0)]
+    emulators.append(KeysightE5250AEmulator(twin, latency_s=0))
+    for emu in emulators:
+        reply = emu.handle_message(message)
+        assert reply is None or isinstance(reply, str)
+        while True:  # the error queue drains
+            code, _ = emu.scpi.next_error()
+            if code == 0:
+                break
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    message=st.one_of(
+        st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=40),
+        st.lists(
+            st.sampled_from(
+                ["smua.", "source.", "levelv", "=", "1", "print(", ")", "channel.close(", '"1A01"', " "]
+            ),
+            max_size=10,
+        ).map("".join),
+    )
+)
+def test_tsp_emulators_never_crash_on_any_message(twin, message):
+    for emu in (Keithley2600Emulator(twin, latency_s=0), Keithley707BEmulator(twin, latency_s=0)):
+        reply = emu.handle_message(message)
+        assert reply is None or isinstance(reply, str)
