@@ -33,7 +33,6 @@ from sim_backend.emulators.scpi import (
     illegal_value,
     missing_parameter,
     number,
-    split_params,
     string,
 )
 from sim_backend.emulators.scpi_instrument import ScpiInstrument
@@ -589,8 +588,3 @@ class Keithley2450Emulator(ScpiInstrument):
                     run.counters[block] = 0
             elif kind == "BRAN:ALW":
                 n = int(number(args[0]))
-
-
-def parse_params(text: str) -> list[str]:
-    """Parameters of a unit (exposed for tests)."""
-    return split_params(text)
