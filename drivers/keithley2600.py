@@ -21,6 +21,7 @@ pulse specifications start at 100 us, which is the default lower bound here
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -217,6 +218,37 @@ class Keithley2600(_PymeasureKeithley2600):
         )
         values = parse_floats(reply, 2 * n, f"{self.name} sweep readings")
         return values[1::2], values[0::2]
+
+    def reset_timer(self) -> None:
+        """Zero the instrument's script timer (``timer.reset()``)."""
+        self.write("timer.reset()")
+
+    def elapsed_s(self) -> float:
+        """Seconds (s) on the instrument's script timer since :meth:`reset_timer`."""
+        return parse_float(self.ask("print(timer.measure.t())"), f"{self.name} timer")
+
+    def wait(self, seconds: float, chunk_s: float) -> None:
+        """Wait ``seconds`` (s) on the instrument (TSP ``delay``), in waits of at most ``chunk_s``.
+
+        Each wait is one round trip that returns when the instrument has waited, so no reply is
+        ever due later than ``chunk_s`` plus latency (keep it below the VISA timeout). An
+        instrument that answers much faster than it was asked to wait (an emulated bench playing
+        waits out on its own clock) gets the remainder in one message.
+        """
+        left = float(seconds)
+        if left < 0:
+            raise ValueError(f"seconds = {seconds:g} must be >= 0")
+        if chunk_s <= 0:
+            raise ValueError(f"chunk_s = {chunk_s:g} must be > 0")
+        fast_forwarding = False
+        while left > 0:
+            step = left if fast_forwarding else min(left, chunk_s)
+            t0 = time.monotonic()
+            reply = self.ask(f'delay({fmt(step)}) print("done")')
+            if reply.strip() != "done":
+                raise ReplyError(f"{self.name} wait: unexpected reply {reply!r}")
+            fast_forwarding = time.monotonic() - t0 < 0.5 * step
+            left -= step
 
     def outputs_off(self, channels: Sequence[str]) -> list[bool]:
         """Turn the outputs of ``channels`` off and read back their states (True: still on)."""

@@ -30,6 +30,7 @@ from rich.progress import (
 from rich.table import Table
 
 from hil import __version__
+from hil.backend import BackendError
 from hil.errors import ConfigError, field_range
 from hil.safety import LimitError
 from hil.store import DEFAULT_DB, Store
@@ -66,13 +67,16 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
 
 @contextmanager
 def bad_input() -> Iterator[None]:
-    """Turn bad-input exceptions into a one-line error and exit status 2."""
+    """Turn bad-input exceptions into a one-line error and exit status 2, and an instrument
+    that fails before a run starts (nothing recorded) into a one-line error and status 1."""
     try:
         yield
     except (ConfigError, LimitError) as exc:
         raise fail(str(exc)) from None
     except ValidationError as exc:
         raise fail(str(exc).splitlines()[0]) from None
+    except BackendError as exc:
+        raise fail(f"instrument: {exc}", EXIT_FAILED) from None
 
 
 def open_store(db: str) -> Store:

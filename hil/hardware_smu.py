@@ -185,6 +185,8 @@ class SmuMatrixBackend(Backend):
         self._dirty: set[str] = set()
         self._idn: dict[str, str] = {}
         self._t0 = time.monotonic()
+        self._clock_offset = 0.0
+        self._clock_smu = next((p for p in plan.smus() if p.options.clock == "instrument"), None)
         self._closed = False
         self._channels: dict[str, list[str]] = {}
         for a in plan.arrays.values():
@@ -205,6 +207,9 @@ class SmuMatrixBackend(Backend):
             for name in self.plan_matrices:
                 with self._guard(name):
                     self._drivers[name].setup()
+            if self._clock_smu is not None:
+                with self._guard(self._clock_smu.name):
+                    self._drivers[self._clock_smu.name].reset_timer()
             self.safe_state()
         except BaseException:
             self._close_all()
@@ -230,7 +235,9 @@ class SmuMatrixBackend(Backend):
         return info
 
     def now(self) -> float:
-        return time.monotonic() - self._t0
+        """Seconds since the backend opened: the host clock, plus any time an instrument-kept
+        clock (``options.clock: instrument``) ran ahead of it during waits."""
+        return time.monotonic() - self._t0 + self._clock_offset
 
     def driver(self, name: str) -> Any:
         """The connected driver of instrument ``name`` (for diagnostics and tests)."""
@@ -450,6 +457,16 @@ class SmuMatrixBackend(Backend):
         return IVResult(array, int(row), int(col), v_meas, i_meas, times, float(compliance_A), hit)
 
     def delay(self, seconds: float) -> None:
+        """Wait ``seconds`` (s): on the host, or on the clock-keeping SMU (instrument-side waits)."""
+        if self._clock_smu is not None:
+            name = self._clock_smu.name
+            chunk = 0.5 * self._clock_smu.options.timeout_s
+            with self._guard(name):
+                smu = self._drivers[name]
+                smu.wait(float(seconds), chunk)
+                ahead = smu.elapsed_s() - (time.monotonic() - self._t0)
+            self._clock_offset = max(self._clock_offset, ahead)
+            return
         end = time.monotonic() + float(seconds)
         while True:
             left = end - time.monotonic()

@@ -31,7 +31,7 @@ backend is built; a bad field gives one line naming it and what is allowed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -70,6 +70,8 @@ MATRIX_GEOMETRY: dict[str, MatrixGeometry] = {
 }
 
 SMU_MODELS = tuple(SMU_CHANNELS)
+#: SMUs that can keep the backend's time (a script timer and instrument-side waits).
+INSTRUMENT_CLOCK_MODELS = ("keithley2600",)
 MATRIX_MODELS = tuple(MATRIX_GEOMETRY)
 
 
@@ -98,6 +100,14 @@ class SmuOptions(BaseModel):
     nplc: float = Field(0.1, ge=0.001, le=25, description="integration time of a read, in power-line cycles")
     min_pulse_width_s: float | None = Field(
         None, gt=0, le=1, description="shortest pulse this SMU is asked for (s); None: the model's own"
+    )
+    clock: Literal["host", "instrument"] = Field(
+        "host",
+        description=(
+            "what keeps the backend's time (now, delay): host, the computer's clock; instrument, this "
+            "SMU's timer and instrument-side waits (keithley2600 only), so an emulated bench can "
+            "fast-forward long waits such as retention"
+        ),
     )
     emulator: EmulatorOptions = Field(default_factory=EmulatorOptions)
 
@@ -226,7 +236,13 @@ def instrument_plan(name: str, cfg: InstrumentConfig) -> InstrumentPlan:
     """Validate one SMU or matrix instrument entry."""
     model = cfg.model.lower()
     if model in SMU_CHANNELS:
-        return InstrumentPlan(name, model, cfg.resource, _options(SmuOptions, cfg, name))
+        options = _options(SmuOptions, cfg, name)
+        if options.clock == "instrument" and model not in INSTRUMENT_CLOCK_MODELS:
+            raise ConfigError(
+                f"instruments.{name}.options.clock: 'instrument' needs an SMU with a script timer "
+                f"({', '.join(INSTRUMENT_CLOCK_MODELS)}); a {model} keeps time on the host ('host')"
+            )
+        return InstrumentPlan(name, model, cfg.resource, options)
     if model in MATRIX_GEOMETRY:
         return InstrumentPlan(name, model, cfg.resource, _options(MatrixOptions, cfg, name))
     known = ", ".join((*SMU_MODELS, *MATRIX_MODELS))

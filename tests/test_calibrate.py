@@ -1,15 +1,17 @@
-"""Calibrating the twin: a device whose parameters the fit never sees is measured through a station;
-the fit recovers every parameter within 10 %, and a twin built from the fitted preset reproduces
-held-out potentiation curves within 5 % RMS.
+"""Calibrating the twin: a device whose parameters the fit never sees is measured through the
+emulated SMU + switch-matrix stack (Keithley 2636B + 707B emulators, real drivers, the hardware
+backend); the fit recovers every parameter within 10 %, and a twin built from the fitted preset
+reproduces held-out potentiation curves within 5 % RMS.
 
-The measurement goes through :func:`measurement_station` only. It is the direct twin with hidden
-preset overrides today; to measure through the emulated SMU + switch-matrix stack, return that
-station there (one line). Nothing else in this file knows what the station is.
+The hidden device lives only in the emulators' twin. The SMU keeps the backend's time
+(``options.clock: instrument``), so the retention run's waits of up to 1e8 s play out on the
+emulated bench's clock instead of the wall clock.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from hil.store import Store
 from protocols.calibrate import Calibration, calibrate
 from sim_backend.preset import load_preset
 from tests.charact_support import new_store, run, twin_station
+from tests.smu_helpers import emulated
 
 #: The device under test. The fit sees only measured runs, never these numbers.
 HIDDEN: dict[str, Any] = {
@@ -38,32 +41,74 @@ HIDDEN: dict[str, Any] = {
     "retention_tau_s": 3e6,
 }
 
-ARRAYS = [
-    {"name": "A", "rows": 24, "cols": 24, "diameter_m": 1e-6},  # the fit's devices
-    {"name": "M", "rows": 4, "cols": 4, "diameter_m": 300e-9},  # smaller areas for the area scaling
-    {"name": "S", "rows": 4, "cols": 4, "diameter_m": 100e-9},
-    {"name": "H", "rows": 4, "cols": 4, "diameter_m": 1e-6},  # held out: never used by the fit
+#: (array, rows/cols, diameter, first matrix column of its rows, of its columns) on a 707B (72 columns)
+LAYOUT = [
+    ("A", 16, 1e-6, 1, 17),  # the fit's devices
+    ("M", 4, 300e-9, 49, 53),  # smaller areas for the area scaling
+    ("S", 4, 100e-9, 57, 61),
+    ("H", 4, 1e-6, 65, 69),  # held out: never used by the fit
 ]
+ARRAYS = [{"name": n, "rows": k, "cols": k, "diameter_m": d} for n, k, d, _, _ in LAYOUT]
 
 HELD_OUT = {"array": "H", "cells": "all", "cycles": 10, "pulses": 50}
 
 
-def hidden_twin_station() -> Station:
-    return twin_station(HIDDEN, ARRAYS, seed=11, name="hidden-device")
-
-
-def measurement_station() -> Station:
-    """The station the device is measured through (switch to the emulated SMU + matrix stack here)."""
-    return hidden_twin_station()
+def measurement_station_dict() -> dict[str, Any]:
+    """A 2636B + 707B station cabled to the four arrays; the emulators' twin holds the hidden device."""
+    arrays = [
+        {
+            "name": n,
+            "rows": k,
+            "cols": k,
+            "diameter_m": d,
+            "routing": {
+                "matrix": "matrix",
+                "row_pins": r0,
+                "col_pins": c0,
+                "drive": {"smu": "smu", "channel": "a", "matrix_row": "A"},
+                "ground_row": "B",
+            },
+        }
+        for n, k, d, r0, c0 in LAYOUT
+    ]
+    return {
+        "name": "hidden-device-emulated",
+        "backend": "smu-matrix",
+        "twin": {"preset": "mo_tiox_choi2021", "seed": 11, "overrides": HIDDEN},
+        "instruments": {
+            "smu": {
+                "model": "keithley2600",
+                "resource": "TCPIP0::127.0.0.1::0::SOCKET",
+                "options": {"timeout_s": 10, "clock": "instrument"},
+            },
+            "matrix": {
+                "model": "keithley707b",
+                "resource": "TCPIP0::127.0.0.1::0::SOCKET",
+                "options": {"timeout_s": 10, "slots": 6},
+            },
+        },
+        "arrays": arrays,
+        "limits": {"min_pulse_width_s": 1e-5},
+    }
 
 
 @pytest.fixture(scope="module")
-def measured(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, list[int], Calibration, Path]:
+def measurement_station() -> Iterator[Station]:
+    """The station the device is measured through: the emulated SMU + matrix bench, running."""
+    with emulated(measurement_station_dict(), seed=11) as bench:
+        yield bench.station
+
+
+@pytest.fixture(scope="module")
+def measured(
+    tmp_path_factory: pytest.TempPathFactory, measurement_station: Station
+) -> tuple[Store, list[int], Calibration, Path]:
     tmp = tmp_path_factory.mktemp("calibration")
     store = new_store(tmp)
-    station = measurement_station()
+    station = measurement_station
+    assert station.backend == "smu-matrix"
     runs = [
-        run(store, "area-scaling", station, arrays="A,M,S", cells="all", cycles=3, pulses=60).run_id,
+        run(store, "area-scaling", station, arrays="A,M,S", cells="all", cycles=2, pulses=60).run_id,
         run(store, "retention", station, array="A", cells="0:4,0:4", t_last_s=1e8, points=30).run_id,
     ]
     base = load_preset("mo_tiox_choi2021")
@@ -71,6 +116,14 @@ def measured(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, list[int]
     path = tmp / "fitted.yaml"
     write_preset(result.preset(base.model_dump(), "fitted"), path, result.sources)
     return store, runs, result, path
+
+
+def test_retention_waits_ran_on_the_instrument_clock(
+    measured: tuple[Store, list[int], Calibration, Path],
+) -> None:
+    store, runs, _, _ = measured
+    t = store.readings_df(runs[1])["t_s"]
+    assert t.max() > 1e8  # a simulated 3-year wait, through the real driver stack, in seconds of wall time
 
 
 @pytest.mark.parametrize("parameter", sorted(HIDDEN))
@@ -111,10 +164,10 @@ def mean_curve(store: Store, run_id: int) -> np.ndarray:
 
 
 def test_fitted_twin_reproduces_held_out_potentiation_curves(
-    measured: tuple[Store, list[int], Calibration, Path], tmp_path: Path
+    measured: tuple[Store, list[int], Calibration, Path], measurement_station: Station, tmp_path: Path
 ) -> None:
     store, _, _, path = measured
-    truth = mean_curve(store, run(store, "potentiation-cycling", measurement_station(), **HELD_OUT).run_id)
+    truth = mean_curve(store, run(store, "potentiation-cycling", measurement_station, **HELD_OUT).run_id)
     twin_store = new_store(tmp_path, "fitted-twin.sqlite")
     fitted_station = twin_station(arrays=ARRAYS, preset=str(path), seed=99)  # other devices, other noise
     model = mean_curve(twin_store, run(twin_store, "potentiation-cycling", fitted_station, **HELD_OUT).run_id)

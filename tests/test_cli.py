@@ -190,3 +190,20 @@ def test_sigterm_mid_run_marks_interrupted_and_keeps_readings(tmp_path: Path) ->
     assert info.status == "interrupted" and "SIGTERM" in (info.error or "")
     assert len(store.readings_df(1)) >= seen
     assert list(store.events_df(1)["kind"])[-1] == "safe-state"
+
+
+def test_instrument_failing_at_open_is_one_line_and_records_nothing(workdir: Path, monkeypatch) -> None:
+    import hil.engine
+    from hil.backend import BackendError
+
+    def broken(station, seed=None):
+        raise BackendError("matrix (keithley707b): relays still closed after open: 1A01")
+
+    monkeypatch.setattr(hil.engine, "open_backend", broken)
+    res = cli("run", "conductance-map")
+    assert res.exit_code == 1
+    assert "error: instrument: matrix (keithley707b): relays still closed after open: 1A01" in " ".join(
+        res.output.split()
+    )
+    assert "Traceback" not in res.output
+    assert Store(workdir / "rram-hil.sqlite").runs_df().empty

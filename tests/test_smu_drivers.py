@@ -433,3 +433,52 @@ def test_e5250a_configuration_mode_control():
     with expected_protocol(KeysightE5250A, [(":ROUT:FUNC NCON", None), (":ROUT:FUNC?", "ACON")]) as matrix:
         matrix.configuration_mode = "normal"
         assert matrix.configuration_mode == "auto"
+
+
+# --------------------------------------------------------------------------- 2600B instrument clock
+def test_2600_timer_reset_and_read():
+    pairs = [("timer.reset()", None), ("print(timer.measure.t())", "12.5")]
+    with expected_protocol(Keithley2600, pairs) as smu:
+        smu.reset_timer()
+        assert smu.elapsed_s() == 12.5
+
+
+def test_2600_wait_fast_forwards_on_an_instrument_that_answers_at_once():
+    """An emulated bench plays waits out on its own clock: after one bounded wait the rest goes in one."""
+    pairs = [('delay(2) print("done")', "done"), ('delay(98) print("done")', "done")]
+    with expected_protocol(Keithley2600, pairs) as smu:
+        smu.wait(100.0, chunk_s=2.0)
+
+
+class _SlowInstrumentClock:
+    """time.monotonic of a host talking to a real instrument: each wait takes its full length."""
+
+    def __init__(self, steps: list[float]) -> None:
+        self.t = 0.0
+        self.calls = 0
+        self.steps = steps
+
+    def monotonic(self) -> float:
+        self.calls += 1
+        if self.calls % 2 == 0:  # the call after the reply: the instrument really waited
+            self.t += self.steps[self.calls // 2 - 1]
+        return self.t
+
+
+def test_2600_wait_never_asks_a_real_instrument_for_more_than_a_chunk(monkeypatch):
+    import drivers.keithley2600 as k2600
+
+    monkeypatch.setattr(k2600, "time", _SlowInstrumentClock([2.0, 2.0, 1.0]))
+    pairs = [('delay(2) print("done")', "done")] * 2 + [('delay(1) print("done")', "done")]
+    with expected_protocol(Keithley2600, pairs) as smu:
+        smu.wait(5.0, chunk_s=2.0)
+
+
+def test_2600_wait_checks_its_reply_and_arguments():
+    with (
+        expected_protocol(Keithley2600, [('delay(1) print("done")', "oops")]) as smu,
+        pytest.raises(ReplyError),
+    ):
+        smu.wait(1.0, chunk_s=2.0)
+    with expected_protocol(Keithley2600, []) as smu, pytest.raises(ValueError, match="seconds"):
+        smu.wait(-1.0, chunk_s=2.0)

@@ -89,17 +89,25 @@ class Buffer(TspObject):
     def n(self) -> int:
         return len(self._readings)
 
+    def _view(self, name: str, values: list[float]) -> TspArray:
+        """One live view per list, kept: Lua must never see short-lived temporaries (tsp.stable)."""
+        views = self.__dict__.setdefault("_views", {})
+        view = views.get(name)
+        if view is None or view._values is not values:
+            views[name] = view = TspArray(values)
+        return view
+
     @property
     def readings(self) -> TspArray:
-        return TspArray(self._readings)
+        return self._view("readings", self._readings)
 
     @property
     def timestamps(self) -> TspArray:
-        return TspArray(self._timestamps)
+        return self._view("timestamps", self._timestamps)
 
     @property
     def sourcevalues(self) -> TspArray:
-        return TspArray(self._sources)
+        return self._view("sourcevalues", self._sources)
 
     @property
     def basetimestamp(self) -> float:
@@ -605,7 +613,8 @@ class BenchTimer(TspObject):
         self._wiring = wiring
         self._t0 = wiring.now()
         self.measure = Anything()
-        self.measure.tsp_get = lambda name: self.t if name == "t" else None  # type: ignore[method-assign]
+        t = self.t  # one bound method for the timer's lifetime (see tsp.stable)
+        self.measure.tsp_get = lambda name: t if name == "t" else None  # type: ignore[method-assign]
 
     def reset(self) -> None:
         self._t0 = self._wiring.now()

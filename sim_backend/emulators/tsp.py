@@ -17,6 +17,7 @@ as on the instrument (prompts off).
 
 from __future__ import annotations
 
+import inspect
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
@@ -87,14 +88,32 @@ class TspObject:
         if name in self.CONSTANTS:
             return self.CONSTANTS[name]
         try:
-            return getattr(self, name)
+            value = getattr(self, name)
         except AttributeError:
             return None  # Lua: an absent field is nil
+        return stable(self, name, value)
 
     def tsp_set(self, name: str, value: Any) -> None:
         if name not in self.WRITABLE:
             raise TspError(f"attempt to set read-only or unknown attribute '{name}'")
         setattr(self, name, value)
+
+
+def stable(owner: Any, name: str, value: Any) -> Any:
+    """Hand Lua the same bound-method object every time, never a fresh temporary.
+
+    lupa maps Python objects that cross into Lua by identity; a temporary bound method that is
+    collected and whose id is reused can make a later call receive the wrong object (lupa issue
+    #294: "Python userdata identity can get mixed up"). Caching the bound methods per owner keeps
+    every object Lua sees alive for the owner's lifetime.
+    """
+    if not inspect.ismethod(value):
+        return value
+    cache = owner.__dict__.setdefault("_tsp_methods", {})
+    cached = cache.get(name)
+    if cached is None or cached.__func__ is not value.__func__:
+        cache[name] = cached = value
+    return cached
 
 
 class TspArray(TspObject):
