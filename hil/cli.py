@@ -30,6 +30,7 @@ from rich.progress import (
 from rich.table import Table
 
 from hil import __version__
+from hil.backend import BackendError
 from hil.errors import ConfigError, field_range
 from hil.safety import LimitError
 from hil.store import DEFAULT_DB, Store
@@ -66,13 +67,16 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
 
 @contextmanager
 def bad_input() -> Iterator[None]:
-    """Turn bad-input exceptions into a one-line error and exit status 2."""
+    """Turn bad-input exceptions into a one-line error and exit status 2, and an instrument
+    that fails before a run starts (nothing recorded) into a one-line error and status 1."""
     try:
         yield
     except (ConfigError, LimitError) as exc:
         raise fail(str(exc)) from None
     except ValidationError as exc:
         raise fail(str(exc).splitlines()[0]) from None
+    except BackendError as exc:
+        raise fail(f"instrument: {exc}", EXIT_FAILED) from None
 
 
 def open_store(db: str) -> Store:
@@ -326,6 +330,10 @@ def check_station(file: Annotated[str, typer.Argument(metavar="FILE", help="stat
         st = load_station(file)
         if st.backend == "twin":
             build_backend(st).close()  # resolves the preset and its overrides
+        elif st.backend == "smu-matrix":
+            from hil.smu_matrix_config import plan_smu_matrix
+
+            plan_smu_matrix(st)  # instruments, options and routing, without connecting
     out.print(f"station '{st.name}' is valid: backend {st.backend}, {len(st.arrays)} array(s)")
     table = Table()
     for col in ("array", "rows", "cols", "diameter (nm)", "area (m^2)"):
@@ -339,6 +347,11 @@ def check_station(file: Annotated[str, typer.Argument(metavar="FILE", help="stat
     out.print("limits: " + ", ".join(f"{k}={v:g}" for k, v in st.limits.model_dump().items()))
     for name, inst in st.instruments.items():
         out.print(f"instrument {name}: {inst.model} at {inst.resource}")
+
+
+from hil.cli_emulate import emulate  # noqa: E402 - registered after the commands it uses
+
+app.command("emulate")(emulate)
 
 
 def _register_extensions() -> None:
@@ -363,6 +376,13 @@ def main_callback(
     ] = False,
 ) -> None:
     """Hardware-in-the-loop experiments on RRAM devices and crossbar arrays."""
+
+
+from hil import cli_analysis  # noqa: E402  (the analysis commands use the helpers above)
+
+app.command()(cli_analysis.analyze)
+app.command()(cli_analysis.report)
+app.command()(cli_analysis.calibrate)
 
 
 def main() -> None:

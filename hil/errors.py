@@ -79,9 +79,10 @@ def format_validation_error(
             owner, name = _model_at(model, loc) if model else (None, "")
             rng = field_range(owner, name) if owner else ""
             detail += f"; allowed: {rng})" if rng else ")"
-        elif err["type"] == "extra_forbidden" and model is not None:
-            owner, _ = _model_at(model, loc[:-1]) if len(loc) > 1 else (model, "")
+        elif err["type"] == "extra_forbidden":
+            detail = "unknown name"
+            owner, _ = _model_at(model, loc[:-1]) if len(loc) > 1 and model else (model, "")
             if owner is not None:
-                detail += f" (known fields: {', '.join(owner.model_fields)})"
+                detail += f" (known: {', '.join(owner.model_fields)})"
         parts.append(f"{prefix}{dotted}: {detail}")
     return "; ".join(parts)

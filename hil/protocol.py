@@ -106,7 +106,12 @@ class RunContext:
     def log_train(
         self, result: PulseTrainResult, purpose: str, kind: str = "pulse-read", **indices: Any
     ) -> None:
-        """Commit a pulse train: one pulse record per cell, and its per-pulse reads if it had any."""
+        """Commit a pulse train: one pulse record per cell, and its per-pulse reads if it had any
+        (one transaction: the pulses and the readings they produced land together)."""
+        with self.store.batch():
+            self._log_train(result, purpose, kind, **indices)
+
+    def _log_train(self, result: PulseTrainResult, purpose: str, kind: str, **indices: Any) -> None:
         n_cells = len(result.cells)
         self.log_pulses(
             purpose=purpose,

@@ -15,7 +15,8 @@ from __future__ import annotations
 import itertools
 import os
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -106,6 +107,7 @@ class Store:
         Base.metadata.create_all(self.engine)
         self._conn: Connection | None = None
         self._sql: dict[str, tuple[str, tuple[str, ...] | None]] = {}
+        self._batch_depth = 0
         if reap_stale:
             self.reap_stale_runs()
 
@@ -116,6 +118,29 @@ class Store:
         if self._conn is None or self._conn.closed:
             self._conn = self.engine.connect()
         return self._conn
+
+    def _commit(self) -> None:
+        if self._batch_depth == 0:
+            self.conn.commit()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group several writes into one transaction, committed when the block ends.
+
+        Use it for writes that belong together (a pulse train's record and its readings);
+        an exception inside the block rolls the group back and propagates.
+        """
+        self._batch_depth += 1
+        try:
+            yield
+        except BaseException:
+            self._batch_depth -= 1
+            if self._batch_depth == 0:
+                self.conn.rollback()
+            raise
+        self._batch_depth -= 1
+        if self._batch_depth == 0:
+            self.conn.commit()
 
     def close(self) -> None:
         if self._conn is not None:
@@ -272,7 +297,7 @@ class Store:
                 dict(zip(keys, vals, strict=True)) for vals in zip(*(lists[c] for c in keys), strict=True)
             ]
         self.conn.exec_driver_sql(sql, params)
-        self.conn.commit()
+        self._commit()
         return n
 
     def add_readings(self, columns: Mapping[str, Any]) -> int:
@@ -299,7 +324,7 @@ class Store:
         if cycle is not None:
             stmt = stmt.where(tab.c.cycle == cycle)
         result = self.conn.execute(stmt.values(kind=new_kind))
-        self.conn.commit()
+        self._commit()
         return int(result.rowcount or 0)
 
     def max_seq(self, run_id: int, table: str = "readings") -> int:
@@ -313,14 +338,16 @@ class Store:
     ) -> None:
         """Record a setting or state change of a run (committed at once)."""
         self.conn.execute(insert(Event).values(run_id=run_id, kind=kind, detail=dict(detail or {}), t_s=t_s))
-        self.conn.commit()
+        self._commit()
 
     def save_checkpoint(self, run_id: int, state: Mapping[str, Any]) -> None:
         """Replace the run's checkpoint (committed at once)."""
         tab = Checkpoint.__table__
-        self.conn.execute(tab.delete().where(tab.c.run_id == run_id))
-        self.conn.execute(insert(Checkpoint).values(run_id=run_id, state=dict(state), updated_at=utcnow()))
-        self.conn.commit()
+        values = {"state": dict(state), "updated_at": utcnow()}
+        done = self.conn.execute(update(tab).where(tab.c.run_id == run_id).values(**values))
+        if not done.rowcount:
+            self.conn.execute(insert(tab).values(run_id=run_id, **values))
+        self._commit()
 
     def load_checkpoint(self, run_id: int) -> dict[str, Any] | None:
         row = self.conn.execute(select(Checkpoint.state).where(Checkpoint.run_id == run_id)).first()
@@ -328,7 +355,7 @@ class Store:
 
     def add_artifact(self, run_id: int, kind: str, path: str | Path) -> None:
         self.conn.execute(insert(Artifact).values(run_id=run_id, kind=kind, path=str(path)))
-        self.conn.commit()
+        self._commit()
 
     def artifacts(self, run_id: int, kind: str | None = None) -> list[str]:
         stmt = select(Artifact.path).where(Artifact.run_id == run_id).order_by(Artifact.id)
@@ -370,6 +397,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA wal_autocheckpoint=10000")
     cur.close()
 
 

@@ -15,6 +15,7 @@ relabelled ``potentiation-interrupted``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -41,6 +42,33 @@ class PotentiationCyclingParams(Params):
     initial_reset: bool = quantity(True, "", "strong reset before the first cycle")
 
 
+def check_cycling(params: PotentiationCyclingParams, station: Station) -> None:
+    """The array and cells exist; potentiation, strong reset and reads are inside the limits."""
+    spec = station_array(station, params.array)
+    parse_cells(params.cells, spec)
+    limits = station.limits
+    limits.check_pulse(Pulse(params.amplitude_V, params.width_s), params.pulses)
+    limits.check_pulse(Pulse(params.reset_amplitude_V, params.reset_width_s), params.reset_pulses, "reset_")
+    limits.check_read_voltage(params.read_voltage_V)
+
+
+def strong_reset(
+    ctx: RunContext,
+    params: PotentiationCyclingParams,
+    cells: np.ndarray,
+    cycle: int,
+    checkpoint: dict[str, Any] | None = None,
+) -> None:
+    """The strong reset (a train of ``reset_pulses`` pulses), committed with ``purpose=reset``;
+    with ``checkpoint``, the checkpoint it completes is committed in the same transaction."""
+    pulse = Pulse(params.reset_amplitude_V, params.reset_width_s)
+    train = ctx.backend.pulse(params.array, cells, pulse, params.reset_pulses)
+    with ctx.store.batch():
+        ctx.log_train(train, purpose="reset", cycle=cycle)
+        if checkpoint is not None:
+            ctx.checkpoint(**checkpoint)
+
+
 class PotentiationCycling(Protocol):
     name = "potentiation-cycling"
     title = "Cycles of identical potentiation pulses with reads, each ended by a strong reset (Fig. 3E)"
@@ -48,20 +76,12 @@ class PotentiationCycling(Protocol):
     supports_resume = True
 
     def preflight(self, params: PotentiationCyclingParams, station: Station) -> None:
-        spec = station_array(station, params.array)
-        parse_cells(params.cells, spec)
-        limits = station.limits
-        limits.check_pulse(Pulse(params.amplitude_V, params.width_s), params.pulses)
-        limits.check_pulse(
-            Pulse(params.reset_amplitude_V, params.reset_width_s), params.reset_pulses, "reset_"
-        )
-        limits.check_read_voltage(params.read_voltage_V)
+        check_cycling(params, station)
 
     def execute(self, ctx: RunContext, params: PotentiationCyclingParams) -> None:
         backend = ctx.backend
         cells = parse_cells(params.cells, backend.spec(params.array))
         set_pulse = Pulse(params.amplitude_V, params.width_s)
-        reset_pulse = Pulse(params.reset_amplitude_V, params.reset_width_s)
 
         start = 0
         if ctx.resume_state:
@@ -71,8 +91,7 @@ class PotentiationCycling(Protocol):
         ctx.progress.advance(start)
 
         if params.initial_reset or start > 0:
-            reset = backend.pulse(params.array, cells, reset_pulse, params.reset_pulses)
-            ctx.log_train(reset, purpose="reset", cycle=start - 1 if start > 0 else -1)
+            strong_reset(ctx, params, cells, start - 1 if start > 0 else -1)
 
         for cycle in range(start, params.cycles):
             train = backend.pulse(
@@ -84,9 +103,8 @@ class PotentiationCycling(Protocol):
                 read_voltage_V=params.read_voltage_V,
             )
             ctx.log_train(train, purpose="potentiation", kind=KIND, cycle=cycle)
-            reset = backend.pulse(params.array, cells, reset_pulse, params.reset_pulses)
-            ctx.log_train(reset, purpose="reset", cycle=cycle)
-            ctx.checkpoint(next_cycle=cycle + 1)
+            # the reset and the progress it completes land together
+            strong_reset(ctx, params, cells, cycle, checkpoint={"next_cycle": cycle + 1})
             g = train.conductance_S
             assert g is not None
             ctx.progress.advance(1, status=f"G {g[:, -1].mean() * 1e6:.2f} uS after {params.pulses} pulses")

@@ -15,6 +15,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from sim_backend.neuron import NDRNeuronModel
+
 PRESET_DIR = Path(__file__).with_name("presets")
 
 
@@ -104,6 +106,21 @@ class DevicePreset(BaseModel):
     forming_voltage_V: float = Field(3.0, gt=0, description="voltage at which a pristine device forms (V)")
     pristine_conductance_ratio: float = Field(
         0.01, gt=0, le=1, description="conductance of a pristine device relative to Gmin"
+    )
+
+    # --- endurance (sim_backend/wear.py)
+    endurance_cycles: float | None = Field(
+        None,
+        gt=0,
+        description="median full switching cycles (Gmin-Gmax-Gmin) before a device sticks; None: never",
+    )
+    endurance_sigma: float = Field(
+        0.3, ge=0, le=5, description="log-normal sigma of the device-to-device endurance"
+    )
+
+    # --- neuron devices (sim_backend/neuron.py)
+    neuron: NDRNeuronModel | None = Field(
+        None, description="an NDR neuron device instead of a synapse (I-V model); None: a synapse"
     )
 
     @model_validator(mode="after")

@@ -28,6 +28,7 @@ from hil.types import (
 )
 from sim_backend import physics
 from sim_backend.array_model import TwinArray, TwinTiming
+from sim_backend.devices import make_array
 from sim_backend.preset import DevicePreset
 
 #: A 1-D drive with at most this fraction of non-zero inputs is multiplied row-sparse.
@@ -81,7 +82,7 @@ class TwinBackend(Backend):
         self.timing = timing or TwinTiming()
         overrides = dict(presets or {})
         self._specs = {a.name: a for a in arrays}
-        self._models = {a.name: TwinArray(a, overrides.get(a.name, preset), self.seed) for a in arrays}
+        self._models = {a.name: make_array(a, overrides.get(a.name, preset), self.seed) for a in arrays}
         self._fused: dict[tuple[tuple[str, ...], tuple[float, ...]], _FusedReadout] = {}
         self._all_cells: dict[str, np.ndarray] = {}
         self._t = 0.0
@@ -217,6 +218,8 @@ class TwinBackend(Backend):
             for name in names:
                 self.spec(name)
         v = np.asarray(voltages_V, dtype=float)
+        if not all(isinstance(self._models[n], TwinArray) for n in names):
+            return self._vmm_per_array(names, weights, v, direction)
         fused = self._fused_readout(names, weights)
         current: np.ndarray | None = None
         var: np.ndarray | None = None
@@ -231,6 +234,22 @@ class TwinBackend(Backend):
             current = current + np.sqrt(var.astype(float)) * rng.standard_normal(current.shape)
         self._t += self.timing.read_time_s
         return current
+
+    def _vmm_per_array(
+        self, names: tuple[str, ...], weights: tuple[float, ...], v: np.ndarray, direction: Direction
+    ) -> np.ndarray:
+        """Read-out of arrays whose devices have their own I-V (NDR neurons): each array's
+        ``vmm`` with its read noise, summed with the signs."""
+        total: np.ndarray | None = None
+        for name, weight in zip(names, weights, strict=True):
+            model = self._models[name]
+            current, var = model.vmm(v, direction, self._t)
+            if var is not None:
+                current = current + np.sqrt(var) * model.read_rng.standard_normal(current.shape)
+            total = weight * current if total is None else total + weight * current
+        self._t += self.timing.read_time_s
+        assert total is not None
+        return total
 
     def _fused_readout(self, names: tuple[str, ...], signs: tuple[float, ...]) -> _FusedReadout:
         """The cached signed sum of ``names``' conductances, brought up to date (S)."""
