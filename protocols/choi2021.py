@@ -149,7 +149,10 @@ def run_sweep(
     """
     from distributed import Client, LocalCluster, as_completed
 
+    from hil.store import Store
+
     out.mkdir(parents=True, exist_ok=True)
+    Store(db).close()  # create the schema once: workers opening a new file together would race
     t0 = time.perf_counter()
     unique: dict[str, list[Case]] = {}
     for case in cases:
