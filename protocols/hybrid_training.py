@@ -63,6 +63,7 @@ from protocols.activations import Activation, activation_names, get_activation
 from protocols.common import quantity
 
 N_INPUTS = 784
+IMAGE_SIDE = 28
 N_CLASSES = 10
 KINDS_HYBRID = ("Gp", "Gm", "gp", "gm")
 KINDS_SINGLE = ("Gp", "Gm")
@@ -94,6 +95,9 @@ class HybridTrainingParams(Params):
         "in-situ", "", "in-situ training on the arrays, or ex-situ (float training, then write-verify)"
     )
     hidden: list[int] = quantity([250], "", "hidden layer sizes, e.g. 250 or 500,100")
+    input_pool: Literal[1, 2, 4, 7, 14, 28] = quantity(
+        1, "", "average-pool the 28 x 28 images in blocks of this side (1: 784 inputs; 7: 16 inputs)"
+    )
     states: int = quantity(50, "", "conductance states of a big (G) device", ge=2, le=100_000)
     g_states: int | None = quantity(
         None, "", "states of a small (g) device (default: states)", ge=2, le=100_000
@@ -201,7 +205,8 @@ class HybridTrainingParams(Params):
     # derived
     @property
     def sizes(self) -> list[int]:
-        return [N_INPUTS, *self.hidden, N_CLASSES]
+        side = IMAGE_SIDE // self.input_pool
+        return [side * side, *self.hidden, N_CLASSES]
 
     @property
     def n_layers(self) -> int:
@@ -654,6 +659,14 @@ def _correction(shortfall_S: np.ndarray, step_S: float, iteration: int) -> np.nd
     return np.where(steps > 0.5, np.maximum(aim, 1.0), 0.0).astype(np.int64)
 
 
+def _pool(images: np.ndarray, block: int) -> np.ndarray:
+    """``(n, 784)`` images average-pooled in ``block x block`` squares: ``(n, (28 / block)^2)``."""
+    if block == 1:
+        return images
+    side = IMAGE_SIDE // block
+    return images.reshape(len(images), side, block, side, block).mean(axis=(2, 4)).reshape(len(images), -1)
+
+
 class FloatNetwork:
     """The floating-point baseline: plain numpy weights, exact SGD (sparse inputs skip zero rows)."""
 
@@ -797,9 +810,9 @@ class _TrainingRun:
         tl = self.p.train_limit or n_tr
         sl = self.p.test_limit or n_te
         return Mnist(
-            data.train_images[:tl],
+            _pool(data.train_images[:tl], self.p.input_pool),
             data.train_labels[:tl],
-            data.test_images[:sl],
+            _pool(data.test_images[:sl], self.p.input_pool),
             data.test_labels[:sl],
             data.directory,
         )

@@ -457,3 +457,12 @@ def test_without_native_vmm_the_passes_use_reads_of_changed_arrays_only(store: S
     z2 = net.layer_forward(lay, x)
     assert [c[1][0] for c in backend.calls if c[0] == "read"] == [lay.names["Gp"]]  # only the programmed one
     assert np.all(z2 >= z - 1e-9)
+
+
+def test_pooled_inputs_make_a_tiny_network(store: Store, data_dir: str) -> None:
+    run_id = run(store, data_dir, input_pool=7, hidden=[3], epochs=1)
+    arrays = {a["name"]: (a["rows"], a["cols"]) for a in store.run(run_id).station["arrays"]}
+    assert arrays["L1_Gp"] == (17, 3) and arrays["L2_gm"] == (4, 10)
+    assert HybridTrainingParams.model_validate({"input_pool": 14}).sizes == [4, 250, 10]
+    with pytest.raises(ConfigError, match="input_pool"):
+        prepare("hybrid-training", load_station(None), {"input_pool": 5, "data_dir": data_dir})
