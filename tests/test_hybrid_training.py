@@ -466,3 +466,11 @@ def test_pooled_inputs_make_a_tiny_network(store: Store, data_dir: str) -> None:
     assert HybridTrainingParams.model_validate({"input_pool": 14}).sizes == [4, 250, 10]
     with pytest.raises(ConfigError, match="input_pool"):
         prepare("hybrid-training", load_station(None), {"input_pool": 5, "data_dir": data_dir})
+
+
+def test_run_plot_has_the_figure_panels(store: Store, data_dir: str, tmp_path: Path) -> None:
+    from protocols.training_plots import plot_training_run
+
+    run_id = run(store, data_dir, epochs=2, max_dynamic_epochs=1, werror_interval=2)
+    path = plot_training_run(store, run_id, tmp_path / "run.png")
+    assert path is not None and path.stat().st_size > 20_000
