@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pymeasure.instruments.keithley import Keithley2450 as PymeasureKeithley2450
 from pymeasure.instruments.keithley import Keithley2600 as PymeasureKeithley2600
@@ -363,6 +363,7 @@ _SCPI_WORDS = [
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(words=st.lists(st.sampled_from(_SCPI_WORDS), max_size=12), noise=st.text(max_size=20))
+@example(words=[":ROUT:OPEN:CARD", " ", ":SOUR"], noise="")  # a card that is not a number
 def test_scpi_emulators_never_crash_on_any_message(twin, words, noise):
     """Any message: a reply or nothing, errors to the error queue, never an exception."""
     message = "".join(words) + noise

@@ -127,7 +127,10 @@ class KeysightE5250AEmulator(ScpiInstrument):
         t = string(text).upper()
         if t == "ALL":
             return list(range(1, self.cards + 1))
-        card = int(float(t))
+        try:
+            card = int(float(t))
+        except (ValueError, OverflowError):
+            raise ScpiError(-104, f'"Data type error; card {text}"') from None
         if not 1 <= card <= self.cards:
             raise ScpiError(-224, f'"Illegal parameter value; card {text}"')
         return [card]
