@@ -150,8 +150,69 @@ def activation_names() -> list[str]:
     return sorted(ACTIVATIONS)
 
 
-def get_activation(name: str) -> Activation:
-    """The activation called ``name``; an unknown name is a :class:`ConfigError` listing the known ones."""
+#: Prefix of an activation measured on a neuron device: ``iv-run:RUN`` or ``iv-run:RUN:ARRAY:ROW:COL``.
+MEASURED_PREFIX = "iv-run:"
+
+
+def parse_measured(name: str) -> tuple[int, str | None, int | None, int | None] | None:
+    """``(run, array, row, col)`` of an ``iv-run:`` activation name, None for any other name.
+
+    Raises:
+        ConfigError: an ``iv-run:`` name that is not ``iv-run:RUN`` or ``iv-run:RUN:ARRAY:ROW:COL``.
+    """
+    if not name.startswith(MEASURED_PREFIX):
+        return None
+    parts = name[len(MEASURED_PREFIX) :].split(":")
+    try:
+        if len(parts) == 1:
+            return int(parts[0]), None, None, None
+        if len(parts) == 4 and parts[1]:
+            return int(parts[0]), parts[1], int(parts[2]), int(parts[3])
+    except ValueError:
+        pass
+    raise ConfigError(
+        f"activation: '{name}' must be iv-run:RUN or iv-run:RUN:ARRAY:ROW:COL "
+        "(RUN, ROW, COL integers: an I-V run of the same database)"
+    )
+
+
+def is_activation_name(name: str) -> bool:
+    """Whether ``name`` is a built-in activation or a well-formed ``iv-run:`` one."""
+    if name in ACTIVATIONS:
+        return True
+    try:
+        return parse_measured(name) is not None
+    except ConfigError:
+        return False
+
+
+def get_activation(name: str, store: Any = None) -> Activation:
+    """The activation called ``name``.
+
+    ``iv-run:RUN[:ARRAY:ROW:COL]`` is the I-V curve of a neuron device measured in run ``RUN``
+    of ``store`` (see :func:`protocols.neuron.activation_from_run`): the input ``z`` is the
+    device voltage in units of the current peak's voltage, the output the current in units of
+    the peak current.
+
+    Raises:
+        ConfigError: an unknown name (listing the known ones), or a measured activation whose run
+            has no usable I-V readings.
+    """
+    measured = parse_measured(name)
+    if measured is not None:
+        if store is None:
+            raise ConfigError(f"activation: '{name}' needs the run's database")
+        from protocols.neuron import activation_from_run
+
+        run, array, row, col = measured
+        curve = activation_from_run(store, run, array, row, col)
+        lo, hi = curve.voltage_range_V
+        z = np.linspace(lo, hi, 2001) / curve.scales[0]
+        return InputDerivativeActivation(curve, name=name, nonnegative=bool(curve.f(z).min() >= 0.0))
+    return _builtin(name)
+
+
+def _builtin(name: str) -> Activation:
     try:
         return ACTIVATIONS[name]()
     except KeyError:

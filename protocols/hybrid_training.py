@@ -59,7 +59,7 @@ from hil.station import ArrayConfig, Station
 from hil.store import Store
 from hil.training_store import EpochRecord, commit_epoch, load_snapshot, save_snapshots
 from hil.types import ArraySpec, ProgramResult, Pulse
-from protocols.activations import Activation, activation_names, get_activation
+from protocols.activations import Activation, activation_names, get_activation, is_activation_name
 from protocols.common import quantity
 
 N_INPUTS = 784
@@ -139,7 +139,12 @@ class HybridTrainingParams(Params):
         ge=0,
         le=2**32 - 1,
     )
-    activation: str = quantity("sigmoid", "", f"neuron activation ({', '.join(activation_names())})")
+    activation: str = quantity(
+        "sigmoid",
+        "",
+        f"neuron activation ({', '.join(activation_names())}, or iv-run:RUN[:ARRAY:ROW:COL], "
+        "the I-V curve of a neuron device measured in run RUN of the same database)",
+    )
     bias: bool = quantity(True, "", "a bias row per layer (driven at the full read voltage)")
     w_max: list[float] = quantity(
         [0.5, 2.0], "", "weight of a full G window per layer (one value, or one per layer)"
@@ -196,9 +201,10 @@ class HybridTrainingParams(Params):
     def _consistent(self) -> HybridTrainingParams:
         if len(self.w_max) not in (1, len(self.hidden) + 1):
             raise ValueError(f"w_max: give one value or one per layer ({len(self.hidden) + 1})")
-        if self.activation not in activation_names():
+        if not is_activation_name(self.activation):
             raise ValueError(
-                f"activation: '{self.activation}' is not known ({', '.join(activation_names())})"
+                f"activation: '{self.activation}' is not known ({', '.join(activation_names())}, "
+                "or iv-run:RUN[:ARRAY:ROW:COL])"
             )
         return self
 
@@ -774,7 +780,7 @@ class _TrainingRun:
         self.ctx = ctx
         self.p = params
         self.seed = params.seed if params.seed is not None else int(ctx.seed or 0)
-        self.act: Activation = get_activation(params.activation)
+        self.act: Activation = get_activation(params.activation, ctx.store)
         self.data = self._load()
         self.n_train = len(self.data.train_labels)
         self.targets = np.eye(N_CLASSES)[self.data.train_labels]

@@ -123,6 +123,11 @@ class MeasuredActivation:
         object.__setattr__(self, "_scale_i", float(scale_i))
 
     @property
+    def voltage_range_V(self) -> tuple[float, float]:
+        """The lowest and highest measured voltage (V)."""
+        return float(self._v[0]), float(self._v[-1])
+
+    @property
     def scales(self) -> tuple[float, float]:
         """``(input_scale_V, output_scale_A)`` in use."""
         return self._scale_v, self._scale_i

@@ -474,3 +474,28 @@ def test_run_plot_has_the_figure_panels(store: Store, data_dir: str, tmp_path: P
     run_id = run(store, data_dir, epochs=2, max_dynamic_epochs=1, werror_interval=2)
     path = plot_training_run(store, run_id, tmp_path / "run.png")
     assert path is not None and path.stat().st_size > 20_000
+
+
+def test_activation_measured_on_a_neuron_device_trains_the_network(store: Store, data_dir: str) -> None:
+    """``activation=iv-run:RUN:...``: the NDR neuron's I-V curve measured in this database."""
+    from protocols.activations import get_activation
+    from tests.charact_support import run as run_protocol
+    from tests.charact_support import twin_station
+
+    station = twin_station(
+        arrays=[{"name": "NEURON", "rows": 1, "cols": 1, "diameter_m": 1e-6, "preset": "ndr_neuron_yang2024"}]
+    )
+    iv = run_protocol(store, "dc-iv", station, array="NEURON", cells="0,0", cycles=1, v_set_V=4.0,
+                      v_reset_V=-4.0, v_step_V=0.05).run_id  # fmt: skip
+    name = f"iv-run:{iv}:NEURON:0:0"
+    act = get_activation(name, store)
+    z = np.linspace(0.0, 3.0, 61)
+    assert act.f(np.array([1.0]))[0] == pytest.approx(1.0, abs=0.01)  # the current peak is z = 1
+    assert np.argmax(act.f(z)) == pytest.approx(20, abs=2)  # rises to the peak, then falls (NDR)
+    run_id = run(store, data_dir, synapse="fp", activation=name, epochs=2, train_limit=120)
+    assert store.run(run_id).parameters["activation"] == name
+    acc = epochs_df(store, run_id)["test_accuracy"]
+    assert acc.iloc[-1] >= acc.iloc[0] + 30  # the measured curve learns
+    for bad, message in ((f"iv-run:{iv + 99}", "no I-V readings"), ("iv-run:x", "iv-run:RUN")):
+        with pytest.raises(ConfigError, match=message):
+            get_activation(bad, store)
