@@ -236,14 +236,19 @@ class SafeBackend(Backend):
         spec = self.spec(array)
         r_arr = np.asarray(r, dtype=float)
         c_arr = np.asarray(c, dtype=float)
+        peaks = []
         for name, vec, n in (("r", r_arr, spec.rows), ("c", c_arr, spec.cols)):
             if vec.shape != (n,):
                 raise LimitError(f"{name}.shape", vec.shape, f"({n},)")
-            if not np.all(np.isfinite(vec)) or (vec.size and vec.min() < 0):
-                raise LimitError(name, "negative or non-finite entries", "finite values >= 0")
+            if vec.size:
+                # NaN fails both comparisons, +-inf one of them: two reductions check it all
+                lo, hi = float(vec.min()), float(vec.max())
+                if not (lo >= 0.0 and hi < math.inf):
+                    raise LimitError(name, "negative or non-finite entries", "finite values >= 0")
+                peaks.append(hi)
         self._check_shape(pulse)
-        if r_arr.size and c_arr.size:
-            largest = int(np.rint(r_arr.max() * c_arr.max()))
+        if len(peaks) == 2:
+            largest = int(np.rint(peaks[0] * peaks[1]))
             if largest > self.limits.max_pulses_per_call:
                 raise LimitError(
                     "round(r_i * c_j) (max)",
@@ -275,9 +280,9 @@ class SafeBackend(Backend):
         if v.ndim not in (1, 2) or v.shape[-1] != n_in:
             raise LimitError("voltages_V.shape", v.shape, f"(..., {n_in})")
         if v.size:
-            if not np.all(np.isfinite(v)):
+            peak = float(np.abs(v).max())  # NaN propagates: not <= any limit
+            if not peak <= self.limits.max_read_voltage_V and not np.all(np.isfinite(v)):
                 raise LimitError("voltages_V", "non-finite entries", "finite voltages")
-            peak = float(np.abs(v).max())
             if peak > self.limits.max_read_voltage_V:
                 lim = self.limits.max_read_voltage_V
                 raise LimitError("voltages_V (max |V|)", peak, f"[{-lim:g}, {lim:g}] V", "max_read_voltage_V")

@@ -9,6 +9,7 @@ bit-identical devices and trajectories, and extra reads never change how a devic
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass
 
@@ -76,6 +77,9 @@ class TwinArray:
         self.stuck_x = np.where(u_stuck_on < preset.stuck_on_fraction, 1.0, 0.0)
         self.x = np.where(self.stuck, self.stuck_x, 0.0)
         self.formed = np.full(shape, preset.forming_free, dtype=bool)
+        #: every cell formed (kept by :meth:`_form`): programming then skips the forming checks
+        self.all_formed = bool(self.formed.all())
+        self._strengths: dict[tuple[float, float], tuple[str, float]] = {}
         self.t_prog: np.ndarray | None = None if preset.retention_tau_s is None else np.zeros(shape)
         self._cache: tuple[float, np.ndarray] | None = None
         #: incremented on every change of state; with :attr:`changes` it lets fused read-out
@@ -109,6 +113,11 @@ class TwinArray:
         """Whether conductances computed at ``t_cached`` still hold at ``t`` (retention drift only)."""
         tau = self.preset.retention_tau_s
         return tau is None or abs(t - t_cached) <= _CACHE_DRIFT_TOLERANCE * tau
+
+    def cache_valid_until(self, t_cached: float) -> float:
+        """Simulated time (s) up to which conductances computed at ``t_cached`` still hold."""
+        tau = self.preset.retention_tau_s
+        return math.inf if tau is None else t_cached + _CACHE_DRIFT_TOLERANCE * tau
 
     def conductance_matrix(self, t: float) -> np.ndarray:
         """The whole ``(rows, cols)`` conductance matrix (S), read-only.
@@ -144,6 +153,9 @@ class TwinArray:
         Stuck and unformed cells do not change, except that an unformed cell forms under a
         pulse of at least the forming voltage.
         """
+        if idx is not None and self.all_formed and isinstance(count, np.ndarray) and count.shape == idx.shape:
+            self._apply_to_formed(idx, amplitude_V, width_s, count, t)
+            return
         p = self.preset
         x_stored = self._flat(self.x, idx)
         if isinstance(count, np.ndarray) and count.shape == x_stored.shape:
@@ -188,6 +200,55 @@ class TwinArray:
             g_before = np.where(formed, g_before, pristine)
             g_after = np.where(formed, g_after, pristine)
         self._store(idx, x_final, t, None if not any_frozen else ~frozen, g_before, g_after)
+
+    def _strength(self, amplitude_V: float, width_s: float) -> tuple[str, float]:
+        """:func:`physics.step_strength` of this preset, remembered per pulse shape."""
+        key = (float(amplitude_V), float(width_s))
+        hit = self._strengths.get(key)
+        if hit is None:
+            hit = physics.step_strength(self.preset, amplitude_V, width_s)
+            if len(self._strengths) < 256:
+                self._strengths[key] = hit
+        return hit
+
+    def _apply_to_formed(
+        self, idx: np.ndarray, amplitude_V: float, width_s: float, count: np.ndarray, t: float
+    ) -> None:
+        """:meth:`apply_pulses` for a list of cells of a fully formed array, one count per cell.
+
+        The same physics and the same random draws as the general path, in fewer array
+        operations: this is the update step of in-situ training, a few hundred cells at a time.
+        """
+        polarity, s = self._strength(amplitude_V, width_s)
+        if polarity == "none" or s == 0.0:
+            return
+        p = self.preset
+        x_stored = self.x.reshape(-1)[idx]
+        stuck = self.stuck.reshape(-1)[idx]
+        frozen = stuck | (count == 0)
+        any_frozen = bool(frozen.any())
+        if self.t_prog is None:
+            x0 = x_stored
+        else:
+            x0 = x_stored * np.exp((self.t_prog.reshape(-1)[idx] - t) / p.retention_tau_s)
+            if any_frozen and stuck.any():
+                x0 = np.where(stuck, x_stored, x0)  # stuck cells do not drift
+        n = count * s
+        if p.c2c_sigma_over_mu > 0:
+            z = self.prog_rng.standard_normal(x0.shape)
+            n = n * (1.0 + p.c2c_sigma_over_mu * z / np.sqrt(np.maximum(count, 1)))
+        if polarity == "set":
+            x_new = physics.potentiate(x0, n, p.nonlinearity_potentiation, p.n_states)
+        else:
+            x_new = physics.depress(x0, n, p.nonlinearity_depression, p.n_states)
+        g_lo = self.g_lo.reshape(-1)[idx]
+        span = self.g_span.reshape(-1)[idx]
+        g_before = g_lo + x0 * span
+        if any_frozen:
+            g_after = g_lo + np.where(frozen, x0, x_new) * span
+            self._store(idx, np.where(frozen, x_stored, x_new), t, ~frozen, g_before, g_after)
+        else:
+            self._store(idx, x_new, t, None, g_before, g_lo + x_new * span)
 
     def _drifted(self, x: np.ndarray, stuck: np.ndarray | None, t: float, idx: FlatIndex) -> np.ndarray:
         """Stored states ``x`` of the cells ``idx`` drifted to ``t`` (stuck cells do not drift)."""
@@ -245,6 +306,7 @@ class TwinArray:
             flat[hit] = True
         else:
             flat[idx[hit]] = True
+        self.all_formed = bool(self.formed.all())
         self.version += 1
         self._invalidate()
 
@@ -252,9 +314,13 @@ class TwinArray:
     def read_current(self, idx: FlatIndex, voltage_V: float, t: float) -> np.ndarray:
         """Measured current (A) at ``voltage_V`` of the cells ``idx``, read noise included (flat)."""
         p = self.preset
-        i = self.conductance(t, idx) * float(physics.iv_shape(voltage_V, p.read_reference_V, p.iv_v0_V))
+        g = self.conductance_matrix(t).reshape(-1) if idx is None else self.conductance(t, idx)
+        i = g * float(physics.iv_shape(voltage_V, p.read_reference_V, p.iv_v0_V))
         if p.read_noise_rel > 0:
-            i = i * (1.0 + p.read_noise_rel * self.read_rng.standard_normal(i.shape))
+            noise = self.read_rng.standard_normal(i.shape)
+            noise *= p.read_noise_rel
+            noise += 1.0
+            i = i * noise
         return i
 
     def vmm(self, voltages_V: np.ndarray, direction: str, t: float) -> tuple[np.ndarray, np.ndarray | None]:

@@ -7,6 +7,7 @@ instantly (so retention runs of months take milliseconds).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -56,6 +57,10 @@ class _FusedReadout:
     t_built: float
     groups: list[_IVGroup]
     versions: dict[str, int] = field(default_factory=dict)
+    #: simulated time (s) until which retention drift keeps the cache within tolerance
+    valid_until: float = math.inf
+    #: per distinct array: its model and the (group, sign) entries it contributes to
+    followers: list[tuple[str, TwinArray, list[tuple[_IVGroup, float]]]] = field(default_factory=list)
 
 
 class TwinBackend(Backend):
@@ -214,12 +219,12 @@ class TwinBackend(Backend):
         weights = (1.0,) * len(names) if signs is None else tuple(float(s) for s in signs)
         if len(weights) != len(names):
             raise ValueError(f"signs: {len(weights)} given for {len(names)} arrays")
+        v = np.asarray(voltages_V, dtype=float)
         if (names, weights) not in self._fused:
             for name in names:
                 self.spec(name)
-        v = np.asarray(voltages_V, dtype=float)
-        if not all(isinstance(self._models[n], TwinArray) for n in names):
-            return self._vmm_per_array(names, weights, v, direction)
+            if not all(isinstance(self._models[n], TwinArray) for n in names):
+                return self._vmm_per_array(names, weights, v, direction)
         fused = self._fused_readout(names, weights)
         current: np.ndarray | None = None
         var: np.ndarray | None = None
@@ -256,11 +261,7 @@ class TwinBackend(Backend):
         key = (names, signs)
         t = self._t
         entry = self._fused.get(key)
-        if (
-            entry is not None
-            and all(self._models[n].cache_valid(entry.t_built, t) for n in names)
-            and self._catch_up(entry, names, signs)
-        ):
+        if entry is not None and entry.t_built <= t <= entry.valid_until and self._catch_up(entry):
             return entry
         entry = self._build_fused(names, signs)
         self._fused[key] = entry
@@ -284,29 +285,34 @@ class TwinBackend(Backend):
                 sq = ((p.read_noise_rel**2) * (g * g)).astype(np.float32)
                 group.noise_sq = sq if group.noise_sq is None else group.noise_sq + sq
         versions = {n: self._models[n].version for n in names}
-        return _FusedReadout(t, list(groups.values()), versions)
-
-    def _catch_up(self, entry: _FusedReadout, names: tuple[str, ...], signs: tuple[float, ...]) -> bool:
-        """Apply the arrays' incremental changes since ``entry`` was synced; False: rebuild."""
-        for name in set(names):
+        entry = _FusedReadout(t, list(groups.values()), versions)
+        for name in dict.fromkeys(names):
             model = self._models[name]
+            assert isinstance(model, TwinArray)
+            targets = [(g, sign) for g in entry.groups for member, sign in g.members if member == name]
+            entry.followers.append((name, model, targets))
+            entry.valid_until = min(entry.valid_until, model.cache_valid_until(t))
+        return entry
+
+    def _catch_up(self, entry: _FusedReadout) -> bool:
+        """Apply the arrays' incremental changes since ``entry`` was synced; False: rebuild."""
+        for name, model, targets in entry.followers:
             have = entry.versions[name]
-            if model.version == have:
+            behind = model.version - have
+            if behind == 0:
                 continue
-            pending = [c for c in model.changes if c[0] > have]
+            changes = model.changes
+            pending = changes[-behind:] if 0 < behind <= len(changes) else []
             if not pending or pending[0][0] != have + 1 or pending[-1][0] != model.version:
                 return False
-            rel = model.preset.read_noise_rel
-            for group in entry.groups:
-                for member, sign in group.members:
-                    if member != name:
-                        continue
-                    flat = group.combined.reshape(-1)
-                    flat_sq = None if group.noise_sq is None else group.noise_sq.reshape(-1)
-                    for _, idx, g_before, g_after in pending:
-                        flat[idx] += sign * (g_after - g_before)
-                        if flat_sq is not None and rel > 0:
-                            flat_sq[idx] += (rel**2) * (g_after * g_after - g_before * g_before)
+            rel2 = model.preset.read_noise_rel ** 2
+            for group, sign in targets:
+                flat = group.combined.reshape(-1)
+                flat_sq = None if group.noise_sq is None or rel2 == 0 else group.noise_sq.reshape(-1)
+                for _, idx, g_before, g_after in pending:
+                    flat[idx] += sign * (g_after - g_before)
+                    if flat_sq is not None:
+                        flat_sq[idx] += rel2 * (g_after * g_after - g_before * g_before)
             entry.versions[name] = model.version
         return True
 
@@ -399,14 +405,13 @@ def sparse_outer_counts(r: np.ndarray, c: np.ndarray, n_cols: int) -> tuple[np.n
     bisection in the columns sorted by ``c``. ``r`` and ``c`` are non-negative.
     """
     empty = np.zeros(0, dtype=np.int64)
-    ri = np.flatnonzero(r > 0)
-    ci = np.flatnonzero(c > 0)
-    if ri.size == 0 or ci.size == 0:
+    r_max = float(r.max()) if r.size else 0.0
+    c_max = float(c.max()) if c.size else 0.0
+    if not (r_max > 0.0 and c_max > 0.0):
         return empty, empty
-    r_sel, c_sel = r[ri], c[ci]
     margin = 1.0 - 1e-9  # generous candidate bounds; exact counts are filtered below
-    rows = ri[r_sel * c_sel.max() > 0.5 * margin]
-    cols = ci[c_sel * r_sel.max() > 0.5 * margin]
+    rows = np.flatnonzero(r * c_max > 0.5 * margin)
+    cols = np.flatnonzero(c * r_max > 0.5 * margin)
     if rows.size == 0 or cols.size == 0:
         return empty, empty
     r_rows = r[rows]
