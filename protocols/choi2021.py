@@ -163,7 +163,7 @@ def run_sweep(
         client = Client(scheduler)
     else:
         cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, memory_limit=0
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", memory_limit=0
         )
         client = Client(cluster)
     results: dict[str, dict[str, Any]] = {}
