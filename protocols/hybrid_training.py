@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -921,6 +922,24 @@ class _TrainingRun:
         record = EpochRecord(epoch={})
         self._commit(epoch, phase, record, wall=time.perf_counter() - t0, counters=counters)
 
+    def _forward(
+        self, image: np.ndarray, weighted_sums: Callable[[int, np.ndarray], np.ndarray]
+    ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+        """One image through every layer: each layer's inputs (bias appended), weighted sums
+        (``weighted_sums(layer index, inputs)``) and activations."""
+        xs = [self._with_bias(image.astype(float))]
+        zs: list[np.ndarray] = []
+        ys: list[np.ndarray] = []
+        last = self.p.n_layers - 1
+        for idx in range(last + 1):
+            z = weighted_sums(idx, xs[-1])
+            y = self.act.f(z)
+            zs.append(z)
+            ys.append(y)
+            if idx < last:
+                xs.append(self._with_bias(y))
+        return xs, zs, ys
+
     def _train_float(self, epoch: int, order: np.ndarray, counters: EpochCounters) -> None:
         assert self.fnet is not None
         w = self.fnet.w
@@ -928,19 +947,15 @@ class _TrainingRun:
         images, targets, labels = self.data.train_images, self.targets, self.data.train_labels
         n_layers = self.p.n_layers
         last = n_layers - 1
+
+        def weighted_sums(idx: int, x: np.ndarray) -> np.ndarray:
+            if idx == 0:  # pixels: about 80 % zeros, skip their rows
+                nz = np.flatnonzero(x)
+                return x[nz] @ w[0][nz]
+            return x @ w[idx]
+
         for s, n in enumerate(order):
-            xs = [self._with_bias(images[n].astype(float))]
-            ys = []
-            zs = []
-            for idx in range(n_layers):
-                x = xs[-1]
-                nz = np.flatnonzero(x) if idx == 0 else None
-                z = x[nz] @ w[idx][nz] if nz is not None else x @ w[idx]
-                y = act.f(z)
-                zs.append(z)
-                ys.append(y)
-                if idx < last:
-                    xs.append(self._with_bias(y))
+            xs, zs, ys = self._forward(images[n], weighted_sums)
             out = ys[-1]
             counters.correct += int(np.argmax(out) == labels[n])
             delta = self._output_delta(zs[-1], out, targets[n])
@@ -977,17 +992,12 @@ class _TrainingRun:
         next_check = list(every)
         n_layers = len(layers)
         last = n_layers - 1
+
+        def weighted_sums(idx: int, x: np.ndarray) -> np.ndarray:
+            return net.layer_forward(layers[idx], x)
+
         for s, n in enumerate(order):
-            xs = [self._with_bias(images[n].astype(float))]
-            ys = []
-            zs = []
-            for idx in range(n_layers):
-                z = net.layer_forward(layers[idx], xs[-1])
-                y = act.f(z)
-                zs.append(z)
-                ys.append(y)
-                if idx < last:
-                    xs.append(self._with_bias(y))
+            xs, zs, ys = self._forward(images[n], weighted_sums)
             out = ys[-1]
             counters.correct += int(np.argmax(out) == labels[n])
             deltas: list[np.ndarray] = [np.zeros(0)] * n_layers

@@ -164,22 +164,13 @@ class TwinArray:
             m = np.broadcast_to(np.asarray(count, dtype=float), x_stored.shape)
         if abs(amplitude_V) >= p.forming_voltage_V and not self.formed.all():
             self._form(idx, m > 0)
-        polarity, s = physics.step_strength(p, amplitude_V, width_s)
+        polarity, s = self._strength(amplitude_V, width_s)
         if polarity == "none" or s == 0.0:
             return
         stuck = self._flat(self.stuck, idx)
         formed = self._flat(self.formed, idx)
         x0 = self._drifted(x_stored, stuck, t, idx)  # the state at t, as :meth:`state` gives it
-        n = m * s
-        if p.c2c_sigma_over_mu > 0:
-            # cycle-to-cycle variability of the step: count * s nominal steps become
-            # count * s * (1 + sigma/mu * z / sqrt(count)), one draw per cell
-            z = self.prog_rng.standard_normal(x0.shape)
-            n = n * (1.0 + p.c2c_sigma_over_mu * z / np.sqrt(np.maximum(m, 1.0)))
-        if polarity == "set":
-            x_new = physics.potentiate(x0, n, p.nonlinearity_potentiation, p.n_states)
-        else:
-            x_new = physics.depress(x0, n, p.nonlinearity_depression, p.n_states)
+        x_new = self._stepped(x0, m, polarity, s)
         all_formed = bool(formed.all())
         frozen = (m == 0) | stuck
         if not all_formed:
@@ -222,25 +213,13 @@ class TwinArray:
         polarity, s = self._strength(amplitude_V, width_s)
         if polarity == "none" or s == 0.0:
             return
-        p = self.preset
         x_stored = self.x.reshape(-1)[idx]
         stuck = self.stuck.reshape(-1)[idx]
         frozen = stuck | (count == 0)
         any_frozen = bool(frozen.any())
-        if self.t_prog is None:
-            x0 = x_stored
-        else:
-            x0 = x_stored * np.exp((self.t_prog.reshape(-1)[idx] - t) / p.retention_tau_s)
-            if any_frozen and stuck.any():
-                x0 = np.where(stuck, x_stored, x0)  # stuck cells do not drift
-        n = count * s
-        if p.c2c_sigma_over_mu > 0:
-            z = self.prog_rng.standard_normal(x0.shape)
-            n = n * (1.0 + p.c2c_sigma_over_mu * z / np.sqrt(np.maximum(count, 1)))
-        if polarity == "set":
-            x_new = physics.potentiate(x0, n, p.nonlinearity_potentiation, p.n_states)
-        else:
-            x_new = physics.depress(x0, n, p.nonlinearity_depression, p.n_states)
+        # stuck cells are frozen: only where some cell is frozen can one be stuck
+        x0 = self._drifted(x_stored, stuck if any_frozen else None, t, idx)
+        x_new = self._stepped(x0, count, polarity, s)
         g_lo = self.g_lo.reshape(-1)[idx]
         span = self.g_span.reshape(-1)[idx]
         g_before = g_lo + x0 * span
@@ -249,6 +228,21 @@ class TwinArray:
             self._store(idx, np.where(frozen, x_stored, x_new), t, ~frozen, g_before, g_after)
         else:
             self._store(idx, x_new, t, None, g_before, g_lo + x_new * span)
+
+    def _stepped(self, x0: np.ndarray, m: np.ndarray, polarity: str, s: float) -> np.ndarray:
+        """States after ``m`` pulses (per cell) of ``s`` nominal steps each, from ``x0``.
+
+        Cycle-to-cycle variability of the step: ``m * s`` nominal steps become
+        ``m * s * (1 + sigma/mu * z / sqrt(m))``, one Gaussian draw ``z`` per cell.
+        """
+        p = self.preset
+        n = m * s
+        if p.c2c_sigma_over_mu > 0:
+            z = self.prog_rng.standard_normal(x0.shape)
+            n = n * (1.0 + p.c2c_sigma_over_mu * z / np.sqrt(np.maximum(m, 1.0)))
+        if polarity == "set":
+            return physics.potentiate(x0, n, p.nonlinearity_potentiation, p.n_states)
+        return physics.depress(x0, n, p.nonlinearity_depression, p.n_states)
 
     def _drifted(self, x: np.ndarray, stuck: np.ndarray | None, t: float, idx: FlatIndex) -> np.ndarray:
         """Stored states ``x`` of the cells ``idx`` drifted to ``t`` (stuck cells do not drift)."""

@@ -305,7 +305,7 @@ class TwinBackend(Backend):
             pending = changes[-behind:] if 0 < behind <= len(changes) else []
             if not pending or pending[0][0] != have + 1 or pending[-1][0] != model.version:
                 return False
-            rel2 = model.preset.read_noise_rel ** 2
+            rel2 = model.preset.read_noise_rel**2
             for group, sign in targets:
                 flat = group.combined.reshape(-1)
                 flat_sq = None if group.noise_sq is None or rel2 == 0 else group.noise_sq.reshape(-1)
