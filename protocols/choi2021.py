@@ -66,6 +66,14 @@ def paper_cases() -> list[Case]:
     for d2d in D2D_SWEEP:
         cases.append(Case(f"d2d_{_fmt(d2d)}", {**hybrid, "k": 10, "d2d_sigma": d2d}, None, None,
                           "robust up to 1 (Fig. 6C)"))  # fmt: skip
+    # the open choice that matters most: fine tuning's pulse counts recomputed from g's own step
+    rescaled = {"k": 10, "fine_counts": "rescaled"}
+    cases += [
+        Case("hybrid_s50_k10_rescaled", {**hybrid, **rescaled}, None, None,
+             "fine_counts=rescaled: the full lr on g's finer step"),
+        Case("hybrid_s10_k10_rescaled", {"synapse": "hybrid", "states": 10, **rescaled}, None, None,
+             "fine_counts=rescaled: at 10 states the same counts are all zero"),
+    ]  # fmt: skip
     return cases
 
 

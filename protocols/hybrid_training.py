@@ -153,6 +153,12 @@ class HybridTrainingParams(Params):
     init_scale: float = quantity(
         1.0, "", "initial weights uniform in +-init_scale/sqrt(fan-in)", ge=0, le=100
     )
+    fine_counts: Literal["same", "rescaled"] = quantity(
+        "same",
+        "",
+        "fine tuning: the pulse counts computed for G applied to g (same: the paper's array "
+        "selection, g's gain 1/k scales the update), or recomputed from g's own step (rescaled)",
+    )
     pulse_mapping: Literal["round", "stochastic"] = quantity(
         "round", "", "pulse count per cell: round(|dW|/step), or stochastic rounding"
     )
@@ -466,6 +472,8 @@ class ArrayNetwork:
     ) -> None:
         """Apply ``dW = -lr delta x^T`` to the layer's active pair (G in dynamic, g in fine tuning).
 
+        Pulse counts are ``|dW|`` over :meth:`count_step` (rounded, or stochastically rounded).
+
         ``nonnegative`` says ``x >= 0`` is known (pixels, sigmoid outputs), sparing a check.
         """
         plus, minus = ("Gp", "Gm") if phase != "fine" else ("gp", "gm")
@@ -476,7 +484,7 @@ class ArrayNetwork:
                 return
             d_lo, d_hi = float(delta.min()), float(delta.max())
             for kind, direction, d_peak in ((plus, -1.0, -d_lo), (minus, 1.0, d_hi)):
-                scale = lr / (lay.alpha * lay.step[kind])
+                scale = lr / (lay.alpha * self.count_step(lay, kind))
                 if r_max * d_peak * scale < 0.5:
                     continue  # no cell would receive a pulse
                 c = np.maximum(direction * delta, 0.0) * scale
@@ -499,7 +507,7 @@ class ArrayNetwork:
             return
         dw = -lr * np.multiply.outer(x[rows], delta)
         for kind, sign in ((plus, 1.0), (minus, -1.0)):
-            p_counts = np.maximum(sign * dw, 0.0) / (lay.alpha * lay.step[kind])
+            p_counts = np.maximum(sign * dw, 0.0) / (lay.alpha * self.count_step(lay, kind))
             if self.p.pulse_mapping == "stochastic":
                 floor = np.floor(p_counts)
                 sub = floor + (self.rng.random(p_counts.shape) < (p_counts - floor))
@@ -518,6 +526,18 @@ class ArrayNetwork:
             if self.p.log_pulses:
                 rr, cc = np.nonzero(counts)
                 self._log_program(name, rr, cc, counts[rr, cc], self.set_pulse, "update", epoch, sample)
+
+    def count_step(self, lay: Layer, kind: str) -> float:
+        """Conductance step (S) that turns a weight change into pulse counts for device ``kind``.
+
+        A device's own calibrated step, except for a g device under ``fine_counts=same``: then
+        the counts are those computed for the G device of the same sign (the paper's "simple
+        array selection logic": the same row and column pulses, routed to the small array), so
+        the weight change is G's scaled by the small device's gain (about 1/k on the twin).
+        """
+        if kind in ("gp", "gm") and self.p.fine_counts == "same":
+            return lay.step["G" + kind[1]]
+        return lay.step[kind]
 
     # ------------------------------------------------------------------ reads
     def read(self, name: str) -> np.ndarray:
@@ -1036,7 +1056,9 @@ class _TrainingRun:
         before = net.read(lay.names[plus]) - net.read(lay.names[minus])
         net.update(lay, x, delta, phase, epoch, s)
         after = net.read(lay.names[plus]) - net.read(lay.names[minus])
-        target = -self.p.lr * np.multiply.outer(x, delta)
+        # the weight change the pulses aim at: dW, times g's gain under fine_counts=same
+        gain = lay.step[plus] / net.count_step(lay, plus)
+        target = -self.p.lr * gain * np.multiply.outer(x, delta)
         err = np.abs(target - lay.alpha * (after - before))
         counters.werr_sum = err if counters.werr_sum is None else counters.werr_sum + err
         counters.werr_n += 1

@@ -27,6 +27,8 @@ def test_every_case_of_the_paper_is_named_as_the_issue_says() -> None:
     assert by["hybrid_g400_k100"].params == {"synapse": "hybrid", "states": 50, "g_states": 400, "k": 100}
     assert by["single_s10"].paper_test_accuracy == 9.8 and by["fp"].paper_test_accuracy == 97.92
     assert by["c2c_1.5"].params["c2c_sigma_over_mu"] == 1.5 and by["d2d_0.5"].params["d2d_sigma"] == 0.5
+    assert by["hybrid_s10_k10"].params.get("fine_counts", "same") == "same"  # the default mapping
+    assert by["hybrid_s10_k10_rescaled"].params["fine_counts"] == "rescaled"
 
 
 def test_unknown_case_is_a_clear_error() -> None:

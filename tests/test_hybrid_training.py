@@ -166,11 +166,13 @@ def test_forward_pass_is_the_physical_sum_of_all_four_arrays(store: Store, data_
 
 
 # ---------------------------------------------------------------------- the update mapping
-@pytest.mark.parametrize("phase", ["dynamic", "fine"])
+@pytest.mark.parametrize(
+    ("phase", "fine_counts"), [("dynamic", "same"), ("fine", "same"), ("fine", "rescaled")]
+)
 def test_update_is_one_outer_product_per_array_with_rounded_counts(
-    store: Store, data_dir: str, phase: str
+    store: Store, data_dir: str, phase: str, fine_counts: str
 ) -> None:
-    net, backend = array_network(store, data_dir, k=10)
+    net, backend = array_network(store, data_dir, k=10, fine_counts=fine_counts)
     lay = net.layers[1]
     x = np.r_[np.linspace(0, 1, lay.rows - 1), 1.0]
     delta = np.array([0.6, -0.4, 0.0, 0.05, -0.9, 0.3, -0.2, 0.8, -0.7, 0.1])
@@ -181,11 +183,33 @@ def test_update_is_one_outer_product_per_array_with_rounded_counts(
     assert [c[1][0] for c in calls] == [lay.names[plus], lay.names[minus]]  # one call per array
     for (_, (_, r, c)), kind, sign in zip(calls, (plus, minus), (1.0, -1.0), strict=True):
         dw = -net.p.lr * np.multiply.outer(x, delta)
-        want = np.minimum(np.rint(np.maximum(sign * dw, 0) / (lay.alpha * lay.step[kind])), lay.states[kind])
+        # fine tuning with fine_counts=same applies the counts computed for G (array selection)
+        step = lay.step["G" + kind[1] if fine_counts == "same" else kind]
+        want = np.minimum(np.rint(np.maximum(sign * dw, 0) / (lay.alpha * step)), lay.states[kind])
+        assert want.sum() > 0
         np.testing.assert_array_equal(outer_counts(r, c), want)
     # potentiation only: the + device grows where dW > 0, the - device where dW < 0
     assert all(np.all(c[1][2][delta > 0] == 0) for c in calls[:1])
     assert all(np.all(c[1][2][delta < 0] == 0) for c in calls[1:])
+
+
+def test_fine_tuning_with_the_same_counts_changes_weights_by_the_small_gain(
+    store: Store, data_dir: str
+) -> None:
+    """fine_counts=same: G's pulse counts routed to g, so dW is scaled by g's gain 1/k (device physics)."""
+    net, _ = array_network(store, data_dir, k=10, c2c_sigma_over_mu=0.0, d2d_sigma=0.0)
+    lay = net.layers[1]
+    x = np.full(lay.rows, 1.0)
+    delta = np.full(lay.cols, -4.0 * lay.alpha * lay.step["Gp"] / net.p.lr)  # 4 G steps of dW on + devices
+    before = net.weights(lay)
+    net.update(lay, x, delta, "fine", 1, 0)
+    change = net.weights(lay) - before
+    dw = -net.p.lr * np.multiply.outer(x, delta)
+    ratio = np.median(change / dw)
+    # 1/k (the twin's area ratio), give or take the nonlinearity: fresh g devices sit at Gmin,
+    # where a step is larger than the window's mean step (12 % larger for the first four)
+    assert lay.step["gp"] / lay.step["Gp"] == pytest.approx(1 / 10, rel=0.02)
+    assert 1 / 10 < ratio < 1.3 / 10
 
 
 def test_stochastic_mapping_rounds_up_with_the_fraction(store: Store, data_dir: str) -> None:
