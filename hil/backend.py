@@ -29,6 +29,7 @@ from hil.types import (
     Pulse,
     PulseTrainResult,
     Readout,
+    as_cells,
 )
 
 
@@ -113,6 +114,17 @@ class Backend(ABC):
 
         ``counts`` is a non-negative integer matrix of the array's shape.
         """
+
+    def program_cells(self, array: str, cells: CellsLike, counts: np.ndarray, pulse: Pulse) -> ProgramResult:
+        """Program some cells: ``cells[n]`` (distinct ``(row, col)`` pairs) receives ``counts[n]``
+        identical pulses; every other cell none. The same as :meth:`program` of the count matrix
+        (the default builds it); backends may skip the untouched cells.
+        """
+        spec = self.spec(array)
+        arr = as_cells(cells, spec)
+        matrix = np.zeros(spec.shape, dtype=np.int64)
+        matrix[arr[:, 0], arr[:, 1]] = np.asarray(counts, dtype=np.int64)
+        return self.program(array, matrix, pulse)
 
     def program_outer(self, array: str, r: np.ndarray, c: np.ndarray, pulse: Pulse) -> ProgramResult:
         """Parallel outer-product update by pulse coincidence: ``count_ij = round(r_i * c_j)``.

@@ -232,6 +232,18 @@ class SafeBackend(Backend):
         self._check_shape(pulse)
         return self.inner.program(array, checked, pulse)
 
+    def program_cells(self, array: str, cells: CellsLike, counts: np.ndarray, pulse: Pulse) -> ProgramResult:
+        spec = self.spec(array)
+        checked = as_cells(cells, spec)
+        n = len(checked)
+        checked_counts = self.limits.check_counts(np.asarray(counts).reshape(-1, 1), (n, 1)).reshape(-1)
+        if n > 1:
+            flat = checked[:, 0] * spec.cols + checked[:, 1]
+            if np.unique(flat).size != n:
+                raise LimitError("cells", "repeated cells", "distinct (row, col) pairs")
+        self._check_shape(pulse)
+        return self.inner.program_cells(array, checked, checked_counts, pulse)
+
     def program_outer(self, array: str, r: np.ndarray, c: np.ndarray, pulse: Pulse) -> ProgramResult:
         spec = self.spec(array)
         r_arr = np.asarray(r, dtype=float)

@@ -336,6 +336,10 @@ class ArrayNetwork:
         self._read_cache.pop(name, None)
         return self.backend.program(name, counts, pulse)
 
+    def _program_cells(self, name: str, cells: np.ndarray, counts: np.ndarray, pulse: Pulse) -> ProgramResult:
+        self._read_cache.pop(name, None)
+        return self.backend.program_cells(name, cells, counts, pulse)
+
     def _program_outer(self, name: str, r: np.ndarray, c: np.ndarray, pulse: Pulse) -> ProgramResult:
         self._read_cache.pop(name, None)
         return self.backend.program_outer(name, r, c, pulse)
@@ -619,10 +623,8 @@ class ArrayNetwork:
                 if not n.any():
                     continue
                 done = False
-                counts = np.zeros((lay.rows, lay.cols), dtype=np.int64)
-                counts[cells[:, 0], cells[:, 1]] = n
                 name = lay.names[kind]
-                res = self._program(name, counts, self.set_pulse)
+                res = self._program_cells(name, cells, n, self.set_pulse)
                 self.stats[name].add(
                     res, self.set_pulse.width_s, self._energy(lay, kind, res.pulses_applied, self.set_pulse)
                 )

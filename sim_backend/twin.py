@@ -177,6 +177,20 @@ class TwinBackend(Backend):
         idx = np.flatnonzero(counts)
         return self._program_flat(array, spec, idx, counts.reshape(-1)[idx], pulse)
 
+    def program_cells(self, array: str, cells: CellsLike, counts: np.ndarray, pulse: Pulse) -> ProgramResult:
+        """:meth:`program` of a few cells without the count matrix (the same physics and draws:
+        the cells are taken in row-major order, those with no pulse skipped)."""
+        spec, _, idx = self._index(array, cells)
+        n = np.asarray(counts, dtype=np.int64).reshape(-1)
+        if idx is None:
+            idx = np.arange(spec.rows * spec.cols)
+        keep = n > 0
+        idx, n = idx[keep], n[keep]
+        if idx.size > 1 and np.any(idx[1:] < idx[:-1]):
+            order = np.argsort(idx, kind="stable")
+            idx, n = idx[order], n[order]
+        return self._program_flat(array, spec, idx, n, pulse)
+
     def program_outer(self, array: str, r: np.ndarray, c: np.ndarray, pulse: Pulse) -> ProgramResult:
         """Outer-product update touching only the cells that receive pulses.
 

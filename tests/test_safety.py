@@ -131,6 +131,16 @@ def within(cmd: str, kw: dict[str, Any], lim: SafetyLimits) -> bool:
             and counts.max() <= lim.max_pulses_per_call
             and pulse_ok(kw["pulse"])
         )
+    if cmd == "program_cells":
+        counts = kw["counts"]
+        return (
+            cells_ok(kw["array"], kw["cells"])
+            and len(set(kw["cells"])) == len(kw["cells"])
+            and counts.shape == (len(kw["cells"]),)
+            and counts.min() >= 0
+            and counts.max() <= lim.max_pulses_per_call
+            and pulse_ok(kw["pulse"])
+        )
     if cmd == "program_outer":
         spec = ARRAYS.get(kw["array"])
         r, c = kw["r"], kw["c"]
@@ -174,7 +184,11 @@ cells = st.one_of(
 
 @st.composite
 def commands(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
-    kind = draw(st.sampled_from(["read", "pulse", "program", "program_outer", "vmm", "iv_sweep", "delay"]))
+    kind = draw(
+        st.sampled_from(
+            ["read", "pulse", "program", "program_cells", "program_outer", "vmm", "iv_sweep", "delay"]
+        )
+    )
     array = draw(arrays)
     spec = ARRAYS.get(array, ARRAYS["A"])
     if kind == "read":
@@ -195,6 +209,11 @@ def commands(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
             st.lists(st.integers(-2, 300), min_size=shape[0] * shape[1], max_size=shape[0] * shape[1])
         )
         return kind, {"array": array, "counts": np.array(counts).reshape(shape), "pulse": draw(pulses)}
+    if kind == "program_cells":
+        some = draw(st.lists(st.tuples(st.integers(-1, 5), st.integers(-1, 6)), min_size=1, max_size=4))
+        n = draw(st.sampled_from([len(some), len(some) + 1]))
+        counts = np.array(draw(st.lists(st.integers(-2, 300), min_size=n, max_size=n)))
+        return kind, {"array": array, "cells": some, "counts": counts, "pulse": draw(pulses)}
     if kind == "program_outer":
         r = np.array(
             draw(st.lists(st.floats(-1, 20, allow_nan=False), min_size=spec.rows, max_size=spec.rows))

@@ -132,6 +132,21 @@ def test_program_outer_equals_program_of_rounded_outer(make_twin) -> None:
     assert res_a.max_count == res_b.max_count == outer_counts(r, c).max()
 
 
+def test_program_cells_equals_program_of_the_count_matrix(make_twin) -> None:
+    cells = np.array([[5, 1], [0, 3], [2, 2], [7, 7], [0, 0]])  # any order; a zero count skipped
+    counts = np.array([4, 1, 0, 9, 2])
+    matrix = np.zeros((8, 8), dtype=np.int64)
+    matrix[cells[:, 0], cells[:, 1]] = counts
+    a = make_twin(seed=3)
+    b = make_twin(seed=3)
+    res_a = a.program("A", matrix, SET)
+    res_b = b.program_cells("A", cells, counts, SET)
+    assert np.array_equal(a.model("A").x, b.model("A").x)  # same physics, same random draws
+    assert (res_a.pulses_applied, res_a.cells_programmed, res_a.max_count) == (16, 4, 9)
+    assert (res_b.pulses_applied, res_b.cells_programmed, res_b.max_count) == (16, 4, 9)
+    assert a.now() == b.now()
+
+
 def test_program_counts_match_closed_form(make_twin, preset) -> None:
     twin = make_twin(**IDEAL)
     counts = np.arange(64).reshape(8, 8) % 7
