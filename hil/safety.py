@@ -125,12 +125,17 @@ class SafetyLimits(BaseModel):
             )
 
     def check_counts(
-        self, counts: np.ndarray, shape: tuple[int, int], parameter: str = "counts"
+        self,
+        counts: np.ndarray,
+        shape: tuple[int, ...],
+        parameter: str = "counts",
+        shape_is: str = "the array's shape",
     ) -> np.ndarray:
-        """A pulse-count matrix: integer, non-negative, at most ``max_pulses_per_call`` per cell."""
+        """Pulse counts of ``shape`` (what that shape is: ``shape_is``): integer, non-negative, at
+        most ``max_pulses_per_call`` per cell."""
         arr = np.asarray(counts)
         if arr.shape != shape:
-            raise LimitError(f"{parameter}.shape", arr.shape, f"{shape} (the array's shape)")
+            raise LimitError(f"{parameter}.shape", arr.shape, f"{shape} ({shape_is})")
         if arr.size == 0:
             return arr.astype(np.int64)
         if not np.issubdtype(arr.dtype, np.integer) and (
@@ -236,7 +241,7 @@ class SafeBackend(Backend):
         spec = self.spec(array)
         checked = as_cells(cells, spec)
         n = len(checked)
-        checked_counts = self.limits.check_counts(np.asarray(counts).reshape(-1, 1), (n, 1)).reshape(-1)
+        checked_counts = self.limits.check_counts(counts, (n,), shape_is="one count per cell")
         if n > 1:
             flat = checked[:, 0] * spec.cols + checked[:, 1]
             if np.unique(flat).size != n:
