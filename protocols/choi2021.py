@@ -74,6 +74,15 @@ def paper_cases() -> list[Case]:
         Case("hybrid_s10_k10_rescaled", {"synapse": "hybrid", "states": 10, **rescaled}, None, None,
              "fine_counts=rescaled: at 10 states the same counts are all zero"),
     ]  # fmt: skip
+    # the other open choice: stochastic rounding of the pulse counts lets updates below half a
+    # step land with their probability, so a 10-state G pair moves at all (Fig. 6A)
+    stochastic = {"states": 10, "pulse_mapping": "stochastic"}
+    cases += [
+        Case("single_s10_stochastic", {"synapse": "single", **stochastic}, 9.8, None,
+             "pulse_mapping=stochastic: updates below half a step land with their probability"),
+        Case("hybrid_s10_k10_stochastic", {"synapse": "hybrid", "k": 10, **stochastic}, 93.69, None,
+             "pulse_mapping=stochastic (Fig. 6A)"),
+    ]  # fmt: skip
     return cases
 
 

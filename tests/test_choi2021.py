@@ -29,6 +29,9 @@ def test_every_case_of_the_paper_is_named_as_the_issue_says() -> None:
     assert by["c2c_1.5"].params["c2c_sigma_over_mu"] == 1.5 and by["d2d_0.5"].params["d2d_sigma"] == 0.5
     assert by["hybrid_s10_k10"].params.get("fine_counts", "same") == "same"  # the default mapping
     assert by["hybrid_s10_k10_rescaled"].params["fine_counts"] == "rescaled"
+    for name in ("single_s10_stochastic", "hybrid_s10_k10_stochastic"):
+        assert by[name].params["pulse_mapping"] == "stochastic" and by[name].params["states"] == 10
+    assert by["hybrid_s10_k10_stochastic"].paper_test_accuracy == by["hybrid_s10_k10"].paper_test_accuracy
 
 
 def test_unknown_case_is_a_clear_error() -> None:
