@@ -71,6 +71,11 @@ KINDS_SINGLE = ("Gp", "Gm")
 SIGNS = {"Gp": 1.0, "Gm": -1.0, "gp": 1.0, "gm": -1.0}
 
 
+def active_pair(phase: str) -> tuple[str, str]:
+    """The (plus, minus) device kinds a training phase updates: G in dynamic, g in fine tuning."""
+    return ("gp", "gm") if phase == "fine" else ("Gp", "Gm")
+
+
 def _int_list(value: Any) -> Any:
     if isinstance(value, str):
         parts = [p for p in value.replace("-", ",").replace(" ", ",").split(",") if p]
@@ -480,7 +485,7 @@ class ArrayNetwork:
 
         ``nonnegative`` says ``x >= 0`` is known (pixels, sigmoid outputs), sparing a check.
         """
-        plus, minus = ("Gp", "Gm") if phase != "fine" else ("gp", "gm")
+        plus, minus = active_pair(phase)
         lr = self.p.lr
         if self.p.pulse_mapping == "round" and (nonnegative or x.min() >= 0.0):
             r_max = float(x.max())
@@ -573,7 +578,7 @@ class ArrayNetwork:
 
     def check_saturation(self, phase: str, epoch: int, sample: int, layers: list[Layer] | None = None) -> int:
         """Reset the active pairs that near saturation (Burr et al. 2015); returns the pairs reset."""
-        plus, minus = ("Gp", "Gm") if phase != "fine" else ("gp", "gm")
+        plus, minus = active_pair(phase)
         total = 0
         for lay in self.layers if layers is None else layers:
             gp, gm = self.read(lay.names[plus]), self.read(lay.names[minus])
@@ -1054,7 +1059,7 @@ class _TrainingRun:
         """Update the last layer and measure ``|W_target - W|`` with reads before and after it."""
         net = self.arrays
         assert net is not None
-        plus, minus = ("Gp", "Gm") if phase != "fine" else ("gp", "gm")
+        plus, minus = active_pair(phase)
         before = net.read(lay.names[plus]) - net.read(lay.names[minus])
         net.update(lay, x, delta, phase, epoch, s)
         after = net.read(lay.names[plus]) - net.read(lay.names[minus])
