@@ -523,18 +523,18 @@ class ArrayNetwork:
             else:
                 sub = np.rint(p_counts)
             sub = np.minimum(sub, min(lay.states[kind], self.max_count)).astype(np.int64)
-            if not sub.any():
+            rr, cc = np.nonzero(sub)  # row-major, as the dense count matrix would be taken
+            if rr.size == 0:
                 continue
-            counts = np.zeros((lay.rows, lay.cols), dtype=np.int64)
-            counts[rows] = sub
+            counts = sub[rr, cc]
+            rr = rows[rr]
             name = lay.names[kind]
-            res = self._program(name, counts, self.set_pulse)
+            res = self._program_cells(name, np.column_stack((rr, cc)), counts, self.set_pulse)
             self.stats[name].add(
                 res, self.set_pulse.width_s, self._energy(lay, kind, res.pulses_applied, self.set_pulse)
             )
             if self.p.log_pulses:
-                rr, cc = np.nonzero(counts)
-                self._log_program(name, rr, cc, counts[rr, cc], self.set_pulse, "update", epoch, sample)
+                self._log_program(name, rr, cc, counts, self.set_pulse, "update", epoch, sample)
 
     def count_step(self, lay: Layer, kind: str) -> float:
         """Conductance step (S) that turns a weight change into pulse counts for device ``kind``.
