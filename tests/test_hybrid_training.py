@@ -93,6 +93,10 @@ class Recording(Backend):
         self.calls.append(("program", (array, np.array(counts))))
         return self.inner.program(array, counts, pulse)
 
+    def program_cells(self, array: str, cells: CellsLike, counts: np.ndarray, pulse: Pulse) -> ProgramResult:
+        self.calls.append(("program_cells", (array, np.array(cells), np.array(counts))))
+        return self.inner.program_cells(array, cells, counts, pulse)
+
     def program_outer(self, array: str, r: np.ndarray, c: np.ndarray, pulse: Pulse) -> ProgramResult:
         self.calls.append(("program_outer", (array, np.array(r), np.array(c))))
         return self.inner.program_outer(array, r, c, pulse)
@@ -221,7 +225,13 @@ def test_stochastic_mapping_rounds_up_with_the_fraction(store: Store, data_dir: 
     for _ in range(20):
         backend.calls.clear()
         net.update(lay, x, np.full(lay.cols, -target), "dynamic", 1, 0)
-        totals += sum(int(c[1][1].sum()) for c in backend.calls if c[0] == "program")
+        calls = [c for c in backend.calls if c[0].startswith("program")]
+        # one call, on the + array only (dW > 0), listing the cells that get pulses, row-major
+        assert [(c[0], c[1][0]) for c in calls] == [("program_cells", lay.names["Gp"])]
+        cells, counts = calls[0][1][1], calls[0][1][2]
+        flat = cells[:, 0] * lay.cols + cells[:, 1]
+        assert np.all(np.diff(flat) > 0) and np.all(counts >= 1)
+        totals += int(counts.sum())
     assert totals / (20 * lay.rows * lay.cols) == pytest.approx(0.3, abs=0.05)
 
 
