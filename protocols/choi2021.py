@@ -396,6 +396,10 @@ def write_figures(db: str, rows: Sequence[Mapping[str, Any]], out: Path) -> list
             if pts:
                 xs, ys = zip(*pts, strict=True)
                 a.plot(xs, ys, "o-", label=syn)
+        for name, marker, label in (("single_s10_stochastic", "C0s", "single, stochastic counts"),
+                                    ("hybrid_s10_k10_stochastic", "C1s", "hybrid k=10, stochastic counts")):  # fmt: skip
+            if name in by_case and by_case[name]["measured_test_accuracy"] is not None:
+                a.plot([10], [by_case[name]["measured_test_accuracy"]], marker, mfc="none", ms=9, label=label)
         a.plot([10], [9.8], "b^", label="paper single")
         a.plot([10, 50], [93.69, 97.00], "r^--", label="paper hybrid")
         a.set(xlabel="states per device", ylabel="test accuracy (%)", title="(6A) states", xscale="log")

@@ -44,19 +44,19 @@ def test_tiny_sweep_on_a_local_cluster(tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = CliRunner().invoke(app, [
         "reproduce", "choi2021", "--epochs", "1", "--train-limit", "30", "--test-limit", "20", "--workers", "1",
-        "--out", str(out), "--data-dir", str(data), "--cases", "fp,single_s10,c2c_0.34,hybrid_s50_k10",
+        "--out", str(out), "--data-dir", str(data), "--cases", "fp,single_s10,c2c_0.34,hybrid_s50_k10,hybrid_s10_k10_stochastic",
         "--set", "hidden=4", "--set", "eval_batch=10",
     ])  # fmt: skip
     assert result.exit_code == 0, result.output
     table = pd.read_csv(out / "table.csv")
-    assert list(table["case"]) == ["fp", "single_s10", "c2c_0.34", "hybrid_s50_k10"]
+    assert list(table["case"]) == ["fp", "single_s10", "c2c_0.34", "hybrid_s50_k10", "hybrid_s10_k10_stochastic"]
     for col in ("case", "paper_test_accuracy", "measured_test_accuracy", "epochs"):
         assert col in table.columns
     assert (table["epochs"] == 1).all() and table["measured_test_accuracy"].notna().all()
     # identical parameter sets run once: c2c_0.34 is the main hybrid case
     same = table.set_index("case").loc[["c2c_0.34", "hybrid_s50_k10"], "run_id"]
     assert same.nunique() == 1
-    assert (table["status"] == "completed").all() and table["run_id"].nunique() == 3
+    assert (table["status"] == "completed").all() and table["run_id"].nunique() == 4
     md = (out / "table.md").read_text()
     assert "| hybrid_s50_k10 | 97.00 |" in md and "epochs=1" in md
     for fig in ("fig4abc.png", "fig4def.png", "fig5cde.png", "fig5f.png", "fig6abcd.png"):
