@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from hil.factory import open_backend
+from hil.backends import open_backend
 from hil.safety import SafeBackend
 from hil.station import parse_station
 from hil.types import Pulse

@@ -4,7 +4,7 @@ The run: potentiation-cycling, 30 cycles x 50 pulses with a read after every pul
 of a 32 x 32 twin array: 1,536,000 readings in a temporary SQLite store. Both contenders get the
 same in-memory table (``store.readings_df``; its load time is printed, not compared):
 
-- extraction: :func:`protocols.extract.analyze`, everything `rram-hil analyze` reports (dense
+- extraction: :func:`protocols.analysis.extract.analyze`, everything `rram-hil analyze` reports (dense
   curve tensor, potentiation fit, per-device bounds, sigma/mu, device-to-device spread, stuck
   devices, the Fig. 3F heat map);
 - baseline: one plain pandas groupby over the same table, per device and cycle:
@@ -29,7 +29,7 @@ from _common import best_of
 from hil.engine import RunEngine
 from hil.station import parse_station
 from hil.store import Store
-from protocols.extract import analyze
+from protocols.analysis.extract import analyze
 
 
 def main() -> None:

@@ -19,8 +19,8 @@ from typing import Any
 
 from _common import best_of
 
+from hil.backends import open_backend
 from hil.engine import parse_params
-from hil.factory import open_backend
 from hil.protocol import RunContext, get_protocol
 from hil.station import load_station
 from hil.store import Store

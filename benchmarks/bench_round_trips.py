@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hil.factory import open_backend
+from hil.backends import open_backend
 from hil.station import parse_station
 from hil.types import Pulse
 from sim_backend.emulators.launcher import emulator_class, launch_station, twin_for

@@ -47,7 +47,7 @@ def hybrid_epoch(data_dir: str | None, train_limit: int | None, phase: str) -> t
     from hil.engine import RunEngine
     from hil.station import load_station
     from hil.store import Store
-    from hil.training_store import epochs_df
+    from hil.store.training import epochs_df
 
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "bench.sqlite")
@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--phase", choices=["dynamic", "fine"], default="dynamic")
     args = parser.parse_args()
-    from hil.datasets import load_mnist
+    from protocols.training.mnist import load_mnist
 
     data = load_mnist(args.data_dir)
     n = args.train_limit or len(data.train_labels)

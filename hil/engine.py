@@ -26,8 +26,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from hil.backends.registry import BackendFactory, backend_kind, build_backend
 from hil.errors import ConfigError, format_validation_error
-from hil.factory import open_backend
 from hil.protocol import NullProgress, Progress, Protocol, RunContext, get_protocol
 from hil.safety import SafeBackend
 from hil.station import Station, parse_station
@@ -79,30 +79,25 @@ def _terminate_as_interrupt() -> Iterator[None]:
 def prepare(
     protocol: Protocol | str, station: Station, params: Mapping[str, Any] | BaseModel
 ) -> tuple[Protocol, Any, Station]:
-    """Validate everything a run needs without touching backend or store."""
+    """Validate everything a run needs without touching backend or store.
+
+    The station's backend kind provisions the arrays the protocol asks for (the twin fabricates
+    them; a hardware station must declare them), then the protocol checks the result.
+    """
     proto = get_protocol(protocol) if isinstance(protocol, str) else protocol
     checked = parse_params(proto, params)
-    if station.backend == "twin":
-        station = proto.configure_twin(checked, station)
-    needed = proto.required_arrays(checked, station)
-    if needed:
-        if station.backend == "twin":
-            station = station.with_arrays(needed)
-        have = {a.name: a for a in station.arrays}
-        for spec in needed:
-            cfg = have.get(spec.name)
-            if cfg is None:
-                raise ConfigError(
-                    f"station: protocol '{proto.name}' needs array '{spec.name}' "
-                    f"({spec.rows} x {spec.cols}), which station '{station.name}' does not declare"
-                )
-            if (cfg.rows, cfg.cols) != (spec.rows, spec.cols):
-                raise ConfigError(
-                    f"station: array '{spec.name}' is {cfg.rows} x {cfg.cols}, protocol "
-                    f"'{proto.name}' needs {spec.rows} x {spec.cols}"
-                )
+    requests = proto.required_arrays(checked, station)
+    station = backend_kind(station.backend).provision(station, requests, proto.name)
     proto.preflight(checked, station)
     return proto, checked, station
+
+
+def run_seed(proto: Protocol, params: Any, station: Station, seed: int | None) -> int | None:
+    """The seed a run records: the one given, else the protocol's, else the station's default."""
+    if seed is not None:
+        return seed
+    own = proto.seed(params)
+    return own if own is not None else backend_kind(station.backend).default_seed(station)
 
 
 class RunEngine:
@@ -112,6 +107,9 @@ class RunEngine:
         store: where runs are recorded.
         progress: factory of a progress display per run (default: none).
         plot_dir: where plots are written (default: ``./rram-hil-plots``).
+        backend_factory: builds a station's raw backend from ``(station, seed)`` (default: the
+            station's backend kind, :func:`hil.backends.build_backend`); the engine always puts
+            the safety layer of the station's limits around what it returns.
     """
 
     def __init__(
@@ -119,10 +117,16 @@ class RunEngine:
         store: Store,
         progress: Callable[[], Progress] | None = None,
         plot_dir: str | Path = "rram-hil-plots",
+        backend_factory: BackendFactory = build_backend,
     ) -> None:
         self.store = store
         self.progress = progress or NullProgress
         self.plot_dir = Path(plot_dir)
+        self.backend_factory = backend_factory
+
+    def open_backend(self, station: Station, seed: int | None) -> SafeBackend:
+        """The station's backend behind its safety limits."""
+        return SafeBackend(self.backend_factory(station, seed), station.limits)
 
     def run(
         self,
@@ -135,10 +139,8 @@ class RunEngine:
         """Run a protocol. Raises :class:`ConfigError`/``LimitError`` before anything is written
         if the input is bad; otherwise always returns the outcome (the run row tells the same)."""
         proto, checked, station = prepare(protocol, station, params or {})
-        if station.backend == "twin" and seed is None:
-            assert station.twin is not None
-            seed = station.twin.seed
-        backend = open_backend(station, seed)
+        seed = run_seed(proto, checked, station, seed)
+        backend = self.open_backend(station, seed)
         run_id = self.store.create_run(
             proto.name,
             checked.model_dump(mode="json"),
@@ -166,7 +168,7 @@ class RunEngine:
         checked = parse_params(proto, info.parameters)
         proto.preflight(checked, station)
         state = self.store.load_checkpoint(run_id) or {}
-        backend = open_backend(station, info.seed)
+        backend = self.open_backend(station, info.seed)
         self.store.reopen_run(run_id)
         self.store.add_event(run_id, "resumed", {"checkpoint": state}, t_s=backend.now())
         ctx = RunContext(run_id, backend, self.store, station, info.seed, self.progress(), resume_state=state)

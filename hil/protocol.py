@@ -24,7 +24,7 @@ from hil.backend import Backend
 from hil.errors import ConfigError
 from hil.station import Station
 from hil.store import Store
-from hil.types import ArraySpec, PulseTrainResult, Readout
+from hil.types import ArrayRequest, PulseTrainResult, Readout
 
 ENTRY_POINT_GROUP = "rram_hil.protocols"
 
@@ -169,18 +169,17 @@ class Protocol(ABC):
     #: whether ``rram-hil resume`` can continue an interrupted run
     supports_resume: ClassVar[bool] = False
 
-    def required_arrays(self, params: Any, station: Station) -> list[ArraySpec]:
-        """Arrays the protocol needs that a twin station fabricates on demand (default: none)."""
+    def required_arrays(self, params: Any, station: Station) -> list[ArrayRequest]:
+        """The arrays the protocol needs, with what it asks of their devices (default: none).
+
+        The station's backend kind provisions them before :meth:`preflight`: the twin fabricates
+        them, a hardware station must declare them with these shapes.
+        """
         return []
 
-    def configure_twin(self, params: Any, station: Station) -> Station:
-        """A twin station with the device parameters that are run parameters applied (default: as is).
-
-        Called by :func:`hil.engine.prepare` for twin stations only, before the arrays of
-        :meth:`required_arrays` are fabricated; it may set ``twin.overrides``, ``twin.seed`` or
-        add arrays with per-array preset ``overrides``. The result is what the run records.
-        """
-        return station
+    def seed(self, params: Any) -> int | None:
+        """The seed the run's randomness gets from the parameters (default: none; the station's)."""
+        return None
 
     def preflight(self, params: Any, station: Station) -> None:  # noqa: B027 - optional hook
         """Check the parameters against the station (arrays, limits) before anything runs.

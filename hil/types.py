@@ -60,6 +60,47 @@ class ArraySpec:
 
 
 @dataclass(frozen=True)
+class DeviceRequest:
+    """What a protocol asks of the devices of an array it needs (every field optional).
+
+    A backend that fabricates its arrays (the twin) builds them so; a backend whose arrays are
+    physical takes them as they are, ignores ``n_states`` and ``window_scale`` (the protocol
+    measures what the devices do), and refuses a variability request it cannot honour.
+
+    Attributes:
+        n_states: conductance states from Gmin to Gmax (potentiation pulses across the window).
+        window_scale: the device window ``Gmax - Gmin`` relative to the station's devices of the
+            same area (1 keeps it).
+        c2c_sigma_over_mu: cycle-to-cycle sigma/mu of the conductance change per pulse.
+        d2d_sigma: device-to-device relative sigma of Gmin.
+    """
+
+    n_states: int | None = None
+    window_scale: float | None = None
+    c2c_sigma_over_mu: float | None = None
+    d2d_sigma: float | None = None
+
+    def variability(self) -> dict[str, float]:
+        """The variability fields that are set, by name (what only a fabricated array can take)."""
+        return {
+            name: value
+            for name, value in (
+                ("c2c_sigma_over_mu", self.c2c_sigma_over_mu),
+                ("d2d_sigma", self.d2d_sigma),
+            )
+            if value is not None
+        }
+
+
+@dataclass(frozen=True)
+class ArrayRequest:
+    """An array a protocol needs: its name, shape and device area, and what it asks of the devices."""
+
+    spec: ArraySpec
+    device: DeviceRequest = field(default_factory=DeviceRequest)
+
+
+@dataclass(frozen=True)
 class Pulse:
     """A rectangular voltage pulse: amplitude (V, signed), width (s) and current compliance (A).
 

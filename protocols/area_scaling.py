@@ -20,7 +20,7 @@ from pydantic import field_validator
 from hil.protocol import Protocol, RunContext
 from hil.station import Station
 from hil.store import Store
-from hil.types import ArraySpec
+from hil.types import ArrayRequest, ArraySpec
 from protocols.common import quantity, use_agg
 from protocols.pulse_response import (
     PulseResponseParams,
@@ -88,8 +88,10 @@ class AreaScaling(Protocol):
     title = "The same pulse scheme on devices of several diameters: range and step against area (Fig. 3C/D)"
     Params = AreaScalingParams
 
-    def required_arrays(self, params: AreaScalingParams, station: Station) -> list[ArraySpec]:
-        return fabricated(params) if params.arrays.strip().lower() == "auto" else []
+    def required_arrays(self, params: AreaScalingParams, station: Station) -> list[ArrayRequest]:
+        if params.arrays.strip().lower() != "auto":
+            return []
+        return [ArrayRequest(spec) for spec in fabricated(params)]
 
     def preflight(self, params: AreaScalingParams, station: Station) -> None:
         names = _names(params, station)
@@ -101,7 +103,7 @@ class AreaScaling(Protocol):
         run_scheme(ctx, params, names, f"{self.name}: {len(names)} device sizes")
 
     def plot(self, store: Store, run_id: int, path: Path) -> Path | None:
-        from protocols.extract import analyze
+        from protocols.analysis.extract import analyze
 
         df = pulse_readings(store, run_id)
         if df.empty:

@@ -79,7 +79,7 @@ class ReadDisturb(Protocol):
             ctx.progress.advance(1, status=f"{done} reads: max drift {drift.max():.2%}")
 
     def plot(self, store: Store, run_id: int, path: Path) -> Path | None:
-        from protocols.extract import disturb_table
+        from protocols.analysis.extract import disturb_table
 
         table = disturb_table(store, run_id)
         if table.empty:

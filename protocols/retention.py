@@ -131,7 +131,7 @@ class Retention(Protocol):
             ctx.progress.advance(1, status=f"t = {at:.3g} s, G {np.mean(readout.conductance_S) * 1e6:.3g} uS")
 
     def plot(self, store: Store, run_id: int, path: Path) -> Path | None:
-        from protocols.extract import retention_table
+        from protocols.analysis.extract import retention_table
 
         table = retention_table(store, run_id)
         if table.empty:

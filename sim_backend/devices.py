@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hil.types import ArraySpec
 from sim_backend.array_model import TwinArray
-from sim_backend.neuron import NeuronArray
+from sim_backend.ndr_neuron import NeuronArray
 from sim_backend.preset import DevicePreset
 from sim_backend.wear import WearingTwinArray
 

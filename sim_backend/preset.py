@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sim_backend.neuron import NDRNeuronModel
+from sim_backend.ndr_neuron import NDRNeuronModel
 
 PRESET_DIR = Path(__file__).with_name("presets")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hil.datasets import MNIST_FILES, write_idx
+from protocols.training.mnist import MNIST_FILES, write_idx
 
 
 def synthetic_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

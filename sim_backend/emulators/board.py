@@ -47,7 +47,7 @@ from typing import Literal
 
 import numpy as np
 
-from drivers.board_protocol import (
+from drivers.board.messages import (
     MAX_PAYLOAD,
     PROTOCOL_VERSION,
     VMM_BACKWARD,
@@ -741,18 +741,13 @@ class BoardEmulator:
 
 # --------------------------------------------------------------------------- stand-alone
 def twin_for_station(station: object, seed: int | None = None) -> TwinBackend:
-    """The twin behind an emulated board station: its ``twin`` section (or the default twin)
-    with the station's arrays, in the station's order."""
-    from hil.factory import build_backend
-    from hil.station import Station, TwinConfig
+    """The twin behind an emulated board station (:func:`sim_backend.station_twin.twin_from_station`):
+    its ``twin`` section (or the default twin) with the station's arrays, in the station's order."""
+    from hil.station import Station
+    from sim_backend.station_twin import twin_from_station
 
     assert isinstance(station, Station)
-    twin_station = station.model_copy(
-        update={"backend": "twin", "twin": station.twin or TwinConfig(), "instruments": {}}
-    )
-    backend = build_backend(twin_station, seed)
-    assert isinstance(backend, TwinBackend)
-    return backend
+    return twin_from_station(station, seed)
 
 
 def board_link(station: object) -> str:

@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
+from hil.backends.smu_matrix_config import MATRIX_GEOMETRY, SMU_CHANNELS, EmulatorOptions, plan_smu_matrix
 from hil.errors import ConfigError
-from hil.smu_matrix_config import MATRIX_GEOMETRY, SMU_CHANNELS, EmulatorOptions, plan_smu_matrix
-from hil.station import Station, TwinConfig, load_station
+from hil.station import Station, load_station
 from sim_backend.emulators.scpi_server import Fault, parse_fault
 from sim_backend.emulators.wiring import Wiring
+from sim_backend.station_twin import twin_from_station
 from sim_backend.twin import TwinBackend
 
 #: Instrument model -> ``module:class`` of its emulator (and fixed constructor options).
@@ -73,25 +74,8 @@ def socket_address(resource: str) -> tuple[str, int] | None:
 
 
 def twin_for(station: Station, seed: int | None = None) -> TwinBackend:
-    """The twin behind a station's emulators: its ``twin`` section (or the defaults), seeded."""
-    from sim_backend.array_model import TwinTiming
-    from sim_backend.preset import PresetError, load_preset
-
-    cfg = station.twin or TwinConfig()
-    try:
-        preset = load_preset(cfg.preset)
-        if cfg.overrides:
-            preset = preset.with_overrides(**cfg.overrides)
-        per_array = {a.name: load_preset(a.preset) for a in station.arrays if a.preset}
-    except PresetError as exc:
-        raise ConfigError(f"twin.{exc}") from None
-    return TwinBackend(
-        station.array_specs(),
-        preset,
-        seed=cfg.seed if seed is None else seed,
-        timing=TwinTiming(read_time_s=cfg.read_time_s, pulse_gap_s=cfg.pulse_gap_s),
-        presets=per_array,
-    )
+    """The twin behind a station's emulators (:func:`sim_backend.station_twin.twin_from_station`)."""
+    return twin_from_station(station, seed)
 
 
 def _construct(cls: type, twin: TwinBackend, offered: Mapping[str, Any]) -> Any:

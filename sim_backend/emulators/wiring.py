@@ -39,7 +39,7 @@ from sim_backend import physics
 from sim_backend.twin import TwinBackend
 
 if TYPE_CHECKING:
-    from hil.smu_matrix_config import SmuMatrixPlan
+    from hil.backends.smu_matrix_config import SmuMatrixPlan
 
 #: Leakage conductance (S) of an open matrix: what an SMU "measures" with nothing connected.
 OPEN_LEAKAGE_S = 1e-13

@@ -1,0 +1,5 @@
+"""``python -m hil.cli``: the ``rram-hil`` command line."""
+
+from hil.cli.app import main
+
+main()

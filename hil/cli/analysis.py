@@ -1,0 +1,211 @@
+"""``rram-hil analyze``, ``report`` and ``calibrate``: extraction, HTML reports, twin calibration.
+
+The analysis itself lives in :mod:`protocols.analysis.extract`, :mod:`protocols.analysis.report` and
+:mod:`protocols.analysis.preset_fit` (pure data analysis on the store); this module is the command line,
+and the one place that validates a calibrated preset against the twin's preset model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.table import Table
+
+from hil.cli.common import DbOption, bad_input, err, fail, open_store, out
+from hil.errors import ConfigError
+from hil.store import DEFAULT_DB
+
+RunsArgument = Annotated[list[int], typer.Argument(metavar="RUN [RUN ...]", help="run ids")]
+
+_PREFIX = (
+    (1e-15, "f"),
+    (1e-12, "p"),
+    (1e-9, "n"),
+    (1e-6, "u"),
+    (1e-3, "m"),
+    (1.0, ""),
+    (1e3, "k"),
+    (1e6, "M"),
+)
+
+
+def fmt_si(value: Any, unit: str) -> str:
+    """``3.1e-06, 'S'`` -> ``3.1 uS``; unitless numbers in 4 significant digits."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, int) and not unit:
+        return str(value)
+    v = float(value)
+    if not math.isfinite(v):
+        return "nan"
+    if not unit or unit == "s" and abs(v) >= 1e3:
+        return f"{v:.4g}{' ' + unit if unit else ''}"
+    scale, prefix = 1.0, ""
+    for s, p in _PREFIX:
+        if abs(v) >= s:
+            scale, prefix = s, p
+    return f"{v / scale:.4g} {prefix}{unit}"
+
+
+def _analysis_table(result: Any) -> Table:
+    table = Table(title=f"run {result.run_id}: {result.protocol}", title_justify="left")
+    for col in ("quantity", "value", "description"):
+        table.add_column(col, justify="right" if col == "value" else "left")
+    for row in result.summary_df().itertuples():
+        table.add_row(row.quantity, fmt_si(row.value, row.unit), row.description)
+    return table
+
+
+def analyze(
+    runs: RunsArgument,
+    db: DbOption = DEFAULT_DB,
+    json_: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+) -> None:
+    """Extract device parameters from runs (Gmin, Gmax, states, step, sigma/mu, nonlinearity, ...)."""
+    from protocols.analysis.extract import analyze as extract
+
+    store = open_store(db)
+    results = []
+    with bad_input():
+        for run_id in runs:
+            results.append(extract(store, run_id))
+    if json_:
+        payload = [r.to_json() for r in results]
+        out.print_json(json.dumps(payload[0] if len(payload) == 1 else payload, allow_nan=False))
+        return
+    for result in results:
+        out.print(_analysis_table(result))
+        per_array = result.tables.get("per_array")
+        if per_array is not None and len(per_array) > 1:
+            table = Table(title="per array", title_justify="left")
+            cols = [
+                c
+                for c in ("array", "area_m2", "g_min_S", "g_max_S", "step_mean_S", "n_states")
+                if c in per_array
+            ]
+            for c in cols:
+                table.add_column(c)
+            for rec in per_array[cols].to_dict("records"):
+                table.add_row(
+                    *(fmt_si(rec[c], c.rsplit("_", 1)[-1] if c.endswith("_S") else "") for c in cols)
+                )
+            out.print(table)
+
+
+def report(
+    runs: RunsArgument,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="HTML file (default: report-RUN.html)")
+    ] = None,
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Write a self-contained HTML report (plots embedded) of one or more runs."""
+    from protocols.analysis.report import build_report
+
+    store = open_store(db)
+    with bad_input():
+        for run_id in runs:
+            store.run(run_id)
+        text = build_report(store, runs)
+    path = output or Path(f"report-{'-'.join(str(r) for r in runs)}.html")
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise fail(f"output: cannot write '{path}' ({exc.strerror})") from None
+    out.print(f"report: {path} ({len(text) / 1e6:.2f} MB)")
+
+
+def write_preset(values: dict[str, Any], path: Path, comments: dict[str, str]) -> Any:
+    """Validate ``values`` as a twin preset, write it as YAML with a comment per fitted field, and
+    load it back with :func:`sim_backend.preset.load_preset` (the check that any station can use it).
+
+    Raises:
+        ConfigError: the values do not make a valid preset, or the file cannot be written.
+    """
+    from sim_backend.preset import DevicePreset, PresetError, load_preset
+
+    try:
+        preset = DevicePreset.model_validate(values)
+    except Exception as exc:  # pydantic ValidationError: one line
+        raise ConfigError(
+            f"calibrate: the fitted values do not make a valid preset ({str(exc).splitlines()[0]})"
+        ) from None
+    data = preset.model_dump(mode="json")
+    lines = [
+        f"# Twin preset fitted by `rram-hil calibrate` ({preset.description})",
+        "# Load it in a station: `twin: {preset: " + str(path) + "}`.",
+    ]
+    for key, value in data.items():
+        if key in comments:
+            lines.append(f"# fitted: {comments[key]}")
+        lines.append(
+            yaml.safe_dump({key: value}, default_flow_style=True, sort_keys=False, width=1000).strip()[1:-1]
+        )
+    try:
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"output: cannot write '{path}' ({exc.strerror})") from None
+    try:
+        return load_preset(path)
+    except PresetError as exc:
+        raise ConfigError(f"calibrate: the written preset does not load back ({exc})") from None
+
+
+def calibrate(
+    runs: RunsArgument,
+    output: Annotated[Path, typer.Option("-o", "--output", help="preset YAML file to write")],
+    base: Annotated[
+        str, typer.Option(help="preset the fit starts from (name or YAML file)")
+    ] = "mo_tiox_choi2021",
+    name: Annotated[str | None, typer.Option(help="preset name (default: the file's stem)")] = None,
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Fit the twin's device parameters from measured runs and write a preset any twin station loads."""
+    from protocols.analysis.preset_fit import calibrate as fit
+    from sim_backend.preset import PresetError, load_preset
+
+    if output.suffix not in (".yaml", ".yml"):
+        raise fail(f"output: '{output}' must end in .yaml or .yml (load_preset reads YAML files)")
+    store = open_store(db)
+    with bad_input():
+        try:
+            base_preset = load_preset(base)
+        except PresetError as exc:
+            raise ConfigError(f"base: {exc}") from None
+        for run_id in runs:
+            store.run(run_id)
+        try:
+            result = fit(store, runs, base_preset.model_dump())
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        values = result.preset(base_preset.model_dump(), name or output.stem)
+        preset = write_preset(values, output, result.sources)
+    table = Table(title=f"preset '{preset.name}' written to {output}", title_justify="left")
+    for col in ("parameter", "fitted", f"base ({base_preset.name})", "from"):
+        table.add_column(col)
+    for key in result.values:
+        table.add_row(
+            key, _short(getattr(preset, key)), _short(getattr(base_preset, key)), result.sources.get(key, "")
+        )
+    out.print(table)
+    err.print(f"use it: twin: {{preset: {output}}} in a station file")
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``analyze``, ``report`` and ``calibrate`` to ``app``."""
+    app.command()(analyze)
+    app.command()(report)
+    app.command()(calibrate)

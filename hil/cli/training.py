@@ -1,0 +1,138 @@
+"""Command-line commands for training: ``rram-hil reproduce choi2021`` and ``rram-hil data fetch mnist``.
+
+Registered on the main app by :func:`register` (from :mod:`hil.cli.app`).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from hil.cli.common import bad_input, fail, out, parse_sets
+
+StationOption = Annotated[
+    str | None, typer.Option("--station", help="station YAML file (default: the built-in twin)")
+]
+
+data_app = typer.Typer(help="Data sets for training protocols.", no_args_is_help=True)
+fetch_app = typer.Typer(help="Download a data set.", no_args_is_help=True)
+reproduce_app = typer.Typer(help="Reproduce a paper's results as one sweep of runs.", no_args_is_help=True)
+data_app.add_typer(fetch_app, name="fetch")
+
+
+class Dataset(StrEnum):
+    mnist = "mnist"
+
+
+@fetch_app.command("mnist")
+def fetch_mnist_command(
+    directory: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir", help="where to put the files (default: $RRAM_HIL_DATA or ../shared/data/mnist)"
+        ),
+    ] = None,
+    url: Annotated[
+        str | None, typer.Option("--url", help="base URL of a mirror holding the four .gz files")
+    ] = None,
+    verify: Annotated[
+        bool, typer.Option("--verify/--no-verify", help="check the md5 of the original distribution")
+    ] = True,
+) -> None:
+    """Download the four MNIST IDX files (gzipped), checked before they are kept."""
+    from protocols.training.mnist import DEFAULT_MNIST_URL, default_data_dirs, fetch_mnist
+
+    target = directory or default_data_dirs()[0]
+    with bad_input():
+        files = fetch_mnist(target, url or DEFAULT_MNIST_URL, verify_md5=verify)
+    for f in files:
+        out.print(f"{f}")
+    out.print(f"MNIST ready in {target}")
+
+
+@reproduce_app.command("choi2021")
+def reproduce_choi2021(
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="training epochs of every case")] = 10,
+    train_limit: Annotated[
+        int | None, typer.Option("--train-limit", min=1, help="first N training images (default: all 60,000)")
+    ] = None,
+    test_limit: Annotated[
+        int | None, typer.Option("--test-limit", min=1, help="first N test images (default: all 10,000)")
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="local Dask workers (one case each)")] = 2,
+    scheduler: Annotated[
+        str | None,
+        typer.Option("--scheduler", help="address of an existing Dask scheduler (tcp://host:port)"),
+    ] = None,
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="where table.md, table.csv and the figures go")
+    ] = Path("choi2021"),
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db", help="database of the runs (default: OUT/choi2021.sqlite; a shared URL with --scheduler)"
+        ),
+    ] = None,
+    cases: Annotated[
+        str | None, typer.Option("--cases", help="comma list of case names (default: all)")
+    ] = None,
+    data_dir: Annotated[
+        str | None, typer.Option("--data-dir", help="MNIST directory (default: $RRAM_HIL_DATA)")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, help="seed of every case")] = 0,
+    station: StationOption = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="extra hybrid-training parameter for every case (name=value)"),
+    ] = None,
+) -> None:
+    """Run the cases of Choi et al. 2021 on Dask, each its own run, and write the reproduced table."""
+    from hil.engine import prepare
+    from hil.station import load_station
+    from protocols.training.choi2021 import case_parameters, run_sweep, select_cases
+
+    common: dict[str, Any] = {"epochs": epochs, "seed": seed}
+    if train_limit is not None:
+        common["train_limit"] = train_limit
+    if test_limit is not None:
+        common["test_limit"] = test_limit
+    if data_dir is not None:
+        common["data_dir"] = str(Path(data_dir).expanduser().resolve())
+    with bad_input():
+        common.update(parse_sets(set_))
+        chosen = select_cases(cases)
+        st = load_station(station)
+        for case in chosen:  # every case is validated before anything runs
+            prepare("hybrid-training", st, case_parameters(case, common))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    database = db or str((out_dir / "choi2021.sqlite").resolve())
+    station_path = str(Path(station).resolve()) if station else None
+    out.print(
+        f"{len(chosen)} case(s), {epochs} epoch(s) each, on {scheduler or f'{workers} local worker(s)'}"
+    )
+
+    def report(row: dict[str, Any]) -> None:
+        acc = row["measured_test_accuracy"]
+        shown = "-" if acc is None else f"{acc:.2f} %"
+        out.print(f"  {row['case']:<18} run {row['run_id']:>4} {row['status']:<10} test {shown}")
+
+    result = run_sweep(chosen, common, out_dir, database, workers, scheduler, station_path, report)
+    out.print(f"table: {result.table_md}")
+    out.print(f"table: {result.table_csv}")
+    for f in result.figures:
+        out.print(f"figure: {f}")
+    out.print(f"wall time: {result.wall_s:.1f} s")
+    failed = [r["case"] for r in result.rows if r["status"] != "completed"]
+    if failed:
+        raise fail(
+            f"case(s) did not complete: {', '.join(failed)} (see `rram-hil show RUN --db {database}`)", 1
+        )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``data`` and ``reproduce`` to the main command line."""
+    app.add_typer(data_app, name="data")
+    app.add_typer(reproduce_app, name="reproduce")
