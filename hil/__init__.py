@@ -1,4 +1,6 @@
-"""rram-hil core: the backend interface, station config, safety limits, the store and the CLI."""
+"""rram-hil core: data types and the backend interface, station config, safety limits, the protocol
+base, the run engine, the backend registry and the store (the bottom layer); `hil.backends` holds the
+hardware backends and `hil.cli` the command line (the top layer)."""
 
 from importlib.metadata import PackageNotFoundError, version
 
