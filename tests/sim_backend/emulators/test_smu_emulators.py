@@ -29,7 +29,7 @@ from sim_backend.emulators.scpi_server import Fault, garble, parse_fault
 from sim_backend.emulators.wiring import OPEN_LEAKAGE_S
 from sim_backend.preset import load_preset
 from sim_backend.twin import TwinBackend
-from tests.smu_helpers import emulated, station_dict
+from tests.helpers import emulated, station_dict
 
 VISA = {"timeout": 2000, "visa_library": "@py"}
 
