@@ -152,6 +152,17 @@ def test_2450_manual_style_linear_sweep(twin):
         smu.adapter.close()
 
 
+def test_2450_buffers_are_made_and_deleted_without_a_reply(twin):
+    with Keithley2450Emulator(twin, latency_s=0) as emu:
+        assert emu.handle_message(':TRAC:MAKE "mybuf", 100') is None
+        assert emu.handle_message(':TRAC:ACT? "mybuf"') == "0"
+        assert emu.handle_message(':TRAC:DEL "mybuf"') is None
+        assert emu.handle_message(':TRAC:DEL "mybuf"') is None  # absent: nothing happens
+        assert emu.handle_message(":SYST:ERR?") == '+0,"No error"'
+        emu.handle_message(':TRAC:ACT? "mybuf"')
+        assert emu.handle_message(":SYST:ERR?").startswith("-224,")
+
+
 def test_b2900_manual_style_spot_measurement_and_list_sweep(twin):
     with KeysightB2900Emulator(twin, latency_s=0) as emu:
         smu = KeysightB2900(emu.resource, **VISA)
