@@ -17,10 +17,9 @@ def field_range(model: type[BaseModel], name: str) -> str:
     info = model.model_fields.get(name)
     if info is None:
         return ""
-    unit = ""
     extra = info.json_schema_extra
-    if isinstance(extra, dict) and isinstance(extra.get("unit"), str):
-        unit = " " + extra["unit"]
+    unit_name = extra.get("unit") if isinstance(extra, dict) else None
+    unit = " " + unit_name if isinstance(unit_name, str) else ""
     lo = hi = ""
     for meta in info.metadata:
         if isinstance(meta, at.Ge):

@@ -29,7 +29,7 @@ from hil.types import (
 )
 from sim_backend import physics
 from sim_backend.array_model import TwinArray, TwinTiming
-from sim_backend.devices import make_array
+from sim_backend.devices import SimArray, make_array
 from sim_backend.preset import DevicePreset
 
 #: A 1-D drive with at most this fraction of non-zero inputs is multiplied row-sparse.
@@ -87,7 +87,9 @@ class TwinBackend(Backend):
         self.timing = timing or TwinTiming()
         overrides = dict(presets or {})
         self._specs = {a.name: a for a in arrays}
-        self._models = {a.name: make_array(a, overrides.get(a.name, preset), self.seed) for a in arrays}
+        self._models: dict[str, SimArray] = {
+            a.name: make_array(a, overrides.get(a.name, preset), self.seed) for a in arrays
+        }
         self._fused: dict[tuple[tuple[str, ...], tuple[float, ...]], _FusedReadout] = {}
         self._all_cells: dict[str, np.ndarray] = {}
         self._t = 0.0
@@ -113,7 +115,7 @@ class TwinBackend(Backend):
     def identify(self) -> dict[str, str]:
         return {"backend": "twin", "preset": self.preset.name, "seed": str(self.seed)}
 
-    def model(self, array: str) -> TwinArray:
+    def model(self, array: str) -> SimArray:
         """The simulated array behind ``array`` (for tests and the wire-level emulators)."""
         self.spec(array)
         return self._models[array]
@@ -298,11 +300,11 @@ class TwinBackend(Backend):
                 # the noise variance needs no more than single precision
                 sq = ((p.read_noise_rel**2) * (g * g)).astype(np.float32)
                 group.noise_sq = sq if group.noise_sq is None else group.noise_sq + sq
-        versions = {n: self._models[n].version for n in names}
+        # only arrays of synapses are fused (vmm checked that every one is a TwinArray)
+        synapses = {n: _synapse_array(self._models[n]) for n in names}
+        versions = {n: model.version for n, model in synapses.items()}
         entry = _FusedReadout(t, list(groups.values()), versions)
-        for name in dict.fromkeys(names):
-            model = self._models[name]
-            assert isinstance(model, TwinArray)
+        for name, model in synapses.items():
             targets = [(g, sign) for g in entry.groups for member, sign in g.members if member == name]
             entry.followers.append((name, model, targets))
             entry.valid_until = min(entry.valid_until, model.cache_valid_until(t))
@@ -382,6 +384,12 @@ class TwinBackend(Backend):
 
     def close(self) -> None:
         self.closed = True
+
+
+def _synapse_array(model: SimArray) -> TwinArray:
+    """``model`` as the synapse array a fused read-out follows (never an NDR neuron array)."""
+    assert isinstance(model, TwinArray), "a fused read-out follows arrays of synapses only"
+    return model
 
 
 def _multiply(v: np.ndarray, group: _IVGroup, direction: str) -> tuple[np.ndarray, np.ndarray | None]:

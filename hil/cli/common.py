@@ -107,7 +107,10 @@ class RichProgress:
     def advance(self, amount: float = 1, status: str | None = None) -> None:
         if self._task is None:
             return
-        self._bar.update(self._task, advance=amount, **({"status": status} if status is not None else {}))
+        if status is None:
+            self._bar.update(self._task, advance=amount)
+        else:
+            self._bar.update(self._task, advance=amount, status=status)
 
     def stop(self) -> None:
         if self._task is not None:

@@ -194,7 +194,9 @@ class Store:
         }
         result = self.conn.execute(insert(Run).values(**values))
         self.conn.commit()
-        return int(result.inserted_primary_key[0])
+        key = result.inserted_primary_key
+        assert key is not None, "a single-row insert into runs always has a primary key"
+        return int(key[0])
 
     def finish_run(self, run_id: int, status: str, error: str | None = None) -> None:
         """Set a run's final status (``completed``, ``failed`` or ``interrupted``) and end time."""

@@ -7,9 +7,21 @@ Column names carry units (``voltage_V``, ``current_A``, ``conductance_S``, ``t_s
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 RUN_STATUSES = ("running", "completed", "failed", "interrupted")
@@ -21,6 +33,9 @@ def utcnow() -> datetime:
 
 class Base(DeclarativeBase):
     """Declarative base of every table of the store (other modules may add tables to it)."""
+
+    #: every model here is mapped to a plain :class:`Table` (DeclarativeBase types it as any FromClause)
+    __table__: ClassVar[Table]
 
 
 class Run(Base):

@@ -81,6 +81,8 @@ from drivers.board.messages import (
     seconds_to_ns,
     uV_to_volts,
 )
+from hil.errors import ConfigError
+from hil.station import Station, load_station
 from hil.types import ArraySpec, Pulse
 from sim_backend.twin import TwinBackend
 
@@ -752,9 +754,6 @@ def twin_for_station(station: object, seed: int | None = None) -> TwinBackend:
 
 def board_link(station: object) -> str:
     """The resource (serial port or pty link) of the station's board instrument."""
-    from hil.errors import ConfigError
-    from hil.station import Station
-
     assert isinstance(station, Station)
     for inst in station.instruments.values():
         if inst.model == "board":
@@ -764,9 +763,6 @@ def board_link(station: object) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m sim_backend.emulators.board STATION [--seed N] [--link PATH] [--latency-ms MS]``."""
-    from hil.errors import ConfigError
-    from hil.station import load_station
-
     parser = argparse.ArgumentParser(
         prog="python -m sim_backend.emulators.board",
         description="Emulate a station's FPGA crossbar board on a pseudo-terminal, backed by the twin.",

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sim_backend.emulators.scpi import (
+    Handler,
     ScpiError,
     boolean,
     choice,
@@ -166,7 +167,7 @@ class Keithley2450Emulator(ScpiInstrument):
             s.add(
                 f":OUTPut:{f}age:SMODe" if f == "VOLT" else ":OUTPut:CURRent:SMODe",
                 self._smode(f),
-                lambda p, x, f=f: self.output_mode[f],
+                self._smode_query(f),
             )
         s.add(
             ":SOURce:FUNCtion[:MODE]",
@@ -273,16 +274,8 @@ class Keithley2450Emulator(ScpiInstrument):
         )
         for f in ("CURRent", "VOLTage", "RESistance"):
             key = f[:4].upper() if f != "RESistance" else "RES"
-            s.add(
-                f"[:SENSe]:{f}[:DC]:RANGe[:UPPer]",
-                lambda p, x, k=key: self._range(k, p, 1e-8, 2e8),
-                lambda p, x, k=key: fmt(self.ranges[k]),
-            )
-            s.add(
-                f"[:SENSe]:{f}[:DC]:RANGe:AUTO",
-                lambda p, x, k=key: self._auto(k, p),
-                lambda p, x, k=key: "1" if self.autorange[k] else "0",
-            )
+            s.add(f"[:SENSe]:{f}[:DC]:RANGe[:UPPer]", *self._range_handlers(key))
+            s.add(f"[:SENSe]:{f}[:DC]:RANGe:AUTO", *self._auto_handlers(key))
             s.add(f"[:SENSe]:{f}[:DC]:NPLCycles", lambda p, x: self._nplc(p), lambda p, x: fmt(ch.nplc))
             s.add(f"[:SENSe]:{f}[:DC]:AZERo[:STATe]", lambda p, x: None, lambda p, x: "1")
             s.add(f"[:SENSe]:{f}[:DC]:AVERage[:STATe]", lambda p, x: None, lambda p, x: "0")
@@ -309,9 +302,9 @@ class Keithley2450Emulator(ScpiInstrument):
             None,
             lambda p, x: "1" if self._buffer(p[0] if p else "defbuffer1") else "0",
         )
-        s.add(":TRACe:MAKE", lambda p, x: self.buffers.setdefault(string(p[0]), []))
+        s.add(":TRACe:MAKE", lambda p, x: self._make_buffer(p[0]))
         s.add(":TRACe:POINts", lambda p, x: None, lambda p, x: "100000")
-        s.add(":TRACe:DELete", lambda p, x: self.buffers.pop(string(p[0]), None))
+        s.add(":TRACe:DELete", lambda p, x: self._delete_buffer(p[0]))
         # trigger model
         s.add(":TRIGger:LOAD", lambda p, x: self._trigger_load(p))
         s.add(
@@ -365,6 +358,26 @@ class Keithley2450Emulator(ScpiInstrument):
             )
 
         return handler
+
+    def _smode_query(self, func: str) -> Handler:
+        return lambda p, x: self.output_mode[func]
+
+    def _range_handlers(self, key: str) -> tuple[Handler, Handler]:
+        """Setter and query of the range of the sense function ``key`` (CURR, VOLT or RES)."""
+        return (lambda p, x: self._range(key, p, 1e-8, 2e8), lambda p, x: fmt(self.ranges[key]))
+
+    def _auto_handlers(self, key: str) -> tuple[Handler, Handler]:
+        """Setter and query of the autorange of the sense function ``key``."""
+        return (lambda p, x: self._auto(key, p), lambda p, x: "1" if self.autorange[key] else "0")
+
+    # ------------------------------------------------------------------ buffers
+    def _make_buffer(self, name: str) -> None:
+        """``:TRAC:MAKE``: a new, empty reading buffer (an existing one is kept); no reply."""
+        self.buffers.setdefault(string(name), [])
+
+    def _delete_buffer(self, name: str) -> None:
+        """``:TRAC:DEL``: drop a reading buffer (absent: nothing happens); no reply."""
+        self.buffers.pop(string(name), None)
 
     # ------------------------------------------------------------------ measuring
     def _buffer(self, name: str) -> list[Reading]:

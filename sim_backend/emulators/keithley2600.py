@@ -23,7 +23,7 @@ Instrument-side waits (``delay``, pulse widths) play out on the bench clock with
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar
+from typing import Any
 
 from sim_backend.emulators.scpi_server import Fault
 from sim_backend.emulators.smu_channel import SourceChannel, SourceDefaults
@@ -410,7 +410,7 @@ class SmuTrigger(_Part):
 class Smu(TspObject):
     """``smua`` / ``smub``."""
 
-    CONSTANTS: ClassVar[dict[str, float]] = SMU_CONSTANTS
+    CONSTANTS = SMU_CONSTANTS
     WRITABLE = frozenset({"sense"})
 
     def __init__(self, emulator: Keithley2600Emulator, channel: SourceChannel, base_event: int) -> None:

@@ -78,11 +78,12 @@ class TspObject:
 
     Lua may read every public attribute and call every public method; it may set only the
     attribute names listed in ``WRITABLE`` (other assignments are TSP errors, as on the
-    instrument). ``CONSTANTS`` are read-only numbers (``smua.OUTPUT_ON``...).
+    instrument). ``CONSTANTS`` are read-only numbers (``smua.OUTPUT_ON``...), usually per class;
+    an object whose numbers depend on its instance (``smua.trigger``'s event ids) sets its own.
     """
 
     WRITABLE: ClassVar[frozenset[str]] = frozenset()
-    CONSTANTS: ClassVar[dict[str, float]] = {}
+    CONSTANTS: dict[str, float] = {}
 
     def tsp_get(self, name: str) -> Any:
         if name in self.CONSTANTS:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -10,18 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hil.backend import Backend
 from hil.safety import LimitError, SafeBackend, SafetyLimits
-from hil.types import (
-    ArraySpec,
-    Capabilities,
-    IVResult,
-    ProgramResult,
-    Pulse,
-    PulseTrainResult,
-    Readout,
-    as_cells,
-)
+from hil.types import ArraySpec, Pulse
+from tests.helpers import RecordingBackend
 
 ARRAYS = {
     "A": ArraySpec("A", 4, 5, 1e-12),
@@ -30,65 +21,9 @@ ARRAYS = {
 }
 
 
-class RecordingBackend(Backend):
-    """A backend implementation that only records what reaches it."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-        self.safe_calls = 0
-
-    @property
-    def arrays(self) -> Mapping[str, ArraySpec]:
-        return ARRAYS
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return Capabilities()
-
-    def now(self) -> float:
-        return 0.0
-
-    def read(self, array, cells=None, voltage_V=0.5):
-        self.calls.append(("read", {"array": array, "cells": cells, "voltage_V": voltage_V}))
-        spec = ARRAYS[array]
-        arr = as_cells(cells, spec)
-        return Readout(array, arr, voltage_V, np.zeros(len(arr)), np.zeros(len(arr)), 0.0)
-
-    def pulse(self, array, cells, pulse, count=1, read_after=False, read_voltage_V=0.5):
-        self.calls.append(
-            ("pulse", {"array": array, "cells": cells, "pulse": pulse, "count": count,
-                       "read_after": read_after, "read_voltage_V": read_voltage_V})
-        )  # fmt: skip
-        return PulseTrainResult(array, np.asarray(cells), pulse, count, None, None, np.zeros(count))
-
-    def program(self, array, counts, pulse):
-        self.calls.append(("program", {"array": array, "counts": np.array(counts), "pulse": pulse}))
-        return ProgramResult(array, pulse, int(np.sum(counts)), 0, 0, 0.0)
-
-    def program_outer(self, array, r, c, pulse):
-        self.calls.append(
-            ("program_outer", {"array": array, "r": np.array(r), "c": np.array(c), "pulse": pulse})
-        )
-        return ProgramResult(array, pulse, 0, 0, 0, 0.0)
-
-    def vmm(self, arrays, voltages_V, direction="forward", signs=None):
-        self.calls.append(
-            ("vmm", {"arrays": arrays, "voltages_V": np.array(voltages_V), "direction": direction})
-        )
-        return np.zeros(1)
-
-    def iv_sweep(self, array, row, col, voltages_V, compliance_A, dwell_s=1e-3):
-        self.calls.append(
-            ("iv_sweep", {"array": array, "row": row, "col": col, "voltages_V": np.array(voltages_V),
-                          "compliance_A": compliance_A, "dwell_s": dwell_s})
-        )  # fmt: skip
-        return IVResult(array, row, col, np.zeros(1), np.zeros(1), np.zeros(1), compliance_A)
-
-    def delay(self, seconds):
-        self.calls.append(("delay", {"seconds": seconds}))
-
-    def safe_state(self):
-        self.safe_calls += 1
+def recording() -> RecordingBackend:
+    """A backend implementation that only records what reaches it (and answers zeros)."""
+    return RecordingBackend(arrays=ARRAYS)
 
 
 # ---------------------------------------------------------------------------- the oracle
@@ -267,7 +202,7 @@ def send(safe: SafeBackend, cmd: str, kw: dict[str, Any]) -> None:
 def check_random_commands(lim: SafetyLimits, cmds: Sequence) -> None:
     if lim.max_read_voltage_V > lim.max_abs_voltage_V:
         return
-    inner = RecordingBackend()
+    inner = recording()
     safe = SafeBackend(inner, lim)
     for cmd, kw in cmds:
         before = len(inner.calls)
@@ -283,7 +218,7 @@ def check_random_commands(lim: SafetyLimits, cmds: Sequence) -> None:
             assert len(inner.calls) == before + 1
             COMMANDS_SEEN["allowed"] += 1
     # everything that did reach the backend is inside the limits
-    for cmd, kw in inner.calls:
+    for cmd, kw in ((call.name, call.kwargs) for call in inner.calls):
         if cmd == "vmm":
             kw = {"array": kw["arrays"], "voltages_V": kw["voltages_V"]}
         assert within(cmd, kw, lim)
@@ -299,7 +234,7 @@ def test_no_out_of_limit_command_reaches_the_backend() -> None:
 
 
 def test_error_names_parameter_value_and_range() -> None:
-    safe = SafeBackend(RecordingBackend(), SafetyLimits(max_abs_voltage_V=5.0))
+    safe = SafeBackend(recording(), SafetyLimits(max_abs_voltage_V=5.0))
     with pytest.raises(LimitError) as exc:
         safe.pulse("A", [(0, 0)], Pulse(6.0, 1e-4))
     msg = str(exc.value)
@@ -321,7 +256,7 @@ def test_limits_themselves_are_validated() -> None:
 
 
 def test_safe_state_and_context_manager_forward() -> None:
-    inner = RecordingBackend()
+    inner = recording()
     with SafeBackend(inner, SafetyLimits()) as safe:
         safe.read("A", [(0, 0)])
     assert inner.safe_calls == 1

@@ -14,7 +14,7 @@ from hil.errors import ConfigError
 from hil.protocol import available_protocols
 from hil.safety import LimitError
 from protocols.analysis.extract import analyze
-from tests.charact_support import new_store, run, twin_station
+from tests.helpers import new_store, run, twin_station
 
 NEW = ("forming", "dc-iv", "pulse-response", "endurance", "retention", "write-verify", "read-disturb",
        "area-scaling", "threshold-search", "sequence")  # fmt: skip

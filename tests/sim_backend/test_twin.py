@@ -9,7 +9,7 @@ import pytest
 
 from hil.backend import outer_counts
 from hil.types import ArraySpec, Pulse
-from tests.conftest import IDEAL, REF_AREA_M2
+from tests.helpers import IDEAL, REF_AREA_M2
 
 SET = Pulse(2.0, 100e-6)
 RESET = Pulse(-4.0, 100e-6)

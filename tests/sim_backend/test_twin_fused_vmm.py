@@ -10,28 +10,32 @@ from hypothesis import strategies as st
 from hil.backend import outer_counts
 from hil.types import ArraySpec, Pulse
 from sim_backend import physics
-from sim_backend.preset import load_preset
 from sim_backend.twin import TwinBackend, sparse_outer_counts
+from tests.helpers import make_twin
 
 AREA = ArraySpec.area_from_diameter(1e-6)
 NAMES = ["Gp", "Gm", "gp", "gm"]
 SIGNS = [1.0, -1.0, 1.0, -1.0]
 
 
-def make_twin(
+#: a differential pair of pairs: G arrays of reference devices, g arrays 10 x smaller with 400 states
+SPECS = [
+    ArraySpec("Gp", 12, 7, AREA),
+    ArraySpec("Gm", 12, 7, AREA),
+    ArraySpec("gp", 12, 7, AREA / 10),
+    ArraySpec("gm", 12, 7, AREA / 10),
+]
+SMALL = {"gp": {"n_states": 400}, "gm": {"n_states": 400}}
+
+
+def four_arrays(
     read_noise: float = 0.0, retention: float | None = None, seed: int = 3, stuck: float = 0.0
 ) -> TwinBackend:
-    preset = load_preset("mo_tiox_choi2021").with_overrides(
-        read_noise_rel=read_noise, retention_tau_s=retention, stuck_fraction=stuck
-    )
-    small = preset.with_overrides(n_states=400)
-    specs = [
-        ArraySpec("Gp", 12, 7, AREA),
-        ArraySpec("Gm", 12, 7, AREA),
-        ArraySpec("gp", 12, 7, AREA / 10),
-        ArraySpec("gm", 12, 7, AREA / 10),
-    ]
-    return TwinBackend(specs, preset, seed=seed, presets={"gp": small, "gm": small})
+    """The four arrays of :data:`SPECS` on the twin, with the given read noise, retention and stuck cells."""
+    return make_twin(
+        SPECS, seed=seed, array_overrides=SMALL, read_noise_rel=read_noise, retention_tau_s=retention,
+        stuck_fraction=stuck,
+    )  # fmt: skip
 
 
 def closed_form(twin: TwinBackend, v: np.ndarray, direction: str) -> np.ndarray:
@@ -56,7 +60,7 @@ def program_randomly(twin: TwinBackend, rng: np.random.Generator) -> None:
 @pytest.mark.parametrize("direction", ["forward", "backward"])
 @pytest.mark.parametrize(("stuck", "retention"), [(0.0, None), (0.1, 1e6)])
 def test_fused_vmm_follows_programming(direction: str, stuck: float, retention: float | None) -> None:
-    twin = make_twin(stuck=stuck, retention=retention)
+    twin = four_arrays(stuck=stuck, retention=retention)
     rng = np.random.default_rng(0)
     n_in = 12 if direction == "forward" else 7
     for step in range(30):
@@ -78,7 +82,7 @@ def test_fused_vmm_follows_programming(direction: str, stuck: float, retention: 
 
 
 def test_single_array_vmm_unchanged_semantics() -> None:
-    twin = make_twin()
+    twin = four_arrays()
     program_randomly(twin, np.random.default_rng(1))
     v = np.linspace(0.0, 0.5, 12)
     g = twin.model("Gp").conductance(twin.now()).reshape(12, 7)
@@ -88,7 +92,7 @@ def test_single_array_vmm_unchanged_semantics() -> None:
 
 
 def test_retention_drift_rebuilds_the_cache() -> None:
-    twin = make_twin(retention=1e3)
+    twin = four_arrays(retention=1e3)
     program_randomly(twin, np.random.default_rng(2))
     v = np.full(12, 0.3)
     before = twin.vmm(NAMES, v, "forward", SIGNS)
@@ -100,7 +104,7 @@ def test_retention_drift_rebuilds_the_cache() -> None:
 
 
 def test_read_noise_variance_adds_in_quadrature() -> None:
-    twin = make_twin(read_noise=0.05)
+    twin = four_arrays(read_noise=0.05)
     program_randomly(twin, np.random.default_rng(4))
     v = np.full(12, 0.4)
     draws = np.array([twin.vmm(NAMES, v, "forward", SIGNS) for _ in range(4000)])
@@ -120,7 +124,7 @@ def test_read_noise_variance_adds_in_quadrature() -> None:
 def test_same_seed_same_results() -> None:
     results = []
     for _ in range(2):
-        twin = make_twin(read_noise=0.01, seed=9)
+        twin = four_arrays(read_noise=0.01, seed=9)
         program_randomly(twin, np.random.default_rng(5))
         results.append(twin.vmm(NAMES, np.full(12, 0.2), "forward", SIGNS))
     np.testing.assert_array_equal(results[0], results[1])
@@ -151,7 +155,7 @@ def test_program_outer_matches_program_with_the_count_matrix() -> None:
     pulse = Pulse(2.0, 100e-6)
     rng = np.random.default_rng(11)
     r, c = rng.random(12) * 2, rng.random(7) * 3
-    a, b = make_twin(seed=1), make_twin(seed=1)
+    a, b = four_arrays(seed=1), four_arrays(seed=1)
     a.program_outer("Gp", r, c, pulse)
     b.program("Gp", outer_counts(r, c), pulse)
     np.testing.assert_array_equal(a.model("Gp").x, b.model("Gp").x)

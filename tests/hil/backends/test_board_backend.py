@@ -10,7 +10,7 @@ from hil.backends import open_backend
 from hil.errors import ConfigError
 from hil.safety import LimitError, SafeBackend
 from hil.types import Pulse
-from tests.board_helpers import board_station, emulated_board, twin_station
+from tests.helpers import BOARD_ARRAYS, board_station, emulated_board, twin_station
 
 #: the board sends currents as float32: relative resolution 2^-24, one float32 rounding
 RESOLUTION = 2**-23
@@ -80,7 +80,7 @@ def pair():  # type: ignore[no-untyped-def]
     with (
         emulated_board(seed=11) as (station, emu),
         open_backend(station) as board,
-        open_backend(twin_station(seed=11)) as direct,
+        open_backend(twin_station(arrays=BOARD_ARRAYS, seed=11)) as direct,
     ):
         yield board, direct, emu
 
@@ -197,7 +197,7 @@ def test_program_with_a_small_board_buffer_is_one_batch_of_row_frames() -> None:
     with (
         emulated_board(seed=4, rx_max_payload=256) as (station, emu),
         open_backend(station) as board,
-        open_backend(twin_station(seed=4)) as direct,
+        open_backend(twin_station(arrays=BOARD_ARRAYS, seed=4)) as direct,
     ):
         counts = np.random.default_rng(0).integers(0, 6, size=(32, 32))
         before = rounds(board)

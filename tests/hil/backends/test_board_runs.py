@@ -21,7 +21,8 @@ from hil.station import Station, load_station
 from hil.store import Store
 from protocols.potentiation import PotentiationCycling, PotentiationCyclingParams
 from sim_backend.emulators.board import BoardEmulator, BoardFault
-from tests.board_helpers import emulated_board, twin_station
+from tests.helpers import BOARD_ARRAYS, emulated_board, twin_station
+from tests.helpers import run as run_protocol
 
 RESOLUTION = 2**-23
 ROOT = Path(__file__).resolve().parents[3]
@@ -32,14 +33,13 @@ def run(
     station: Station, tmp_path: Path, protocol: Any = "potentiation-cycling", **params: Any
 ) -> tuple[RunOutcome, pd.DataFrame]:
     with Store(tmp_path / f"{station.name}-{id(protocol)}.sqlite") as store:
-        outcome = RunEngine(store).run(protocol, station, params, plot=False)
-        assert store.run(outcome.run_id).status == outcome.status
+        outcome = run_protocol(store, protocol, station, expect=None, **params)
         return outcome, store.readings_df(outcome.run_id)
 
 
 @pytest.fixture(scope="module")
 def direct_readings(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
-    outcome, readings = run(twin_station(seed=7), tmp_path_factory.mktemp("direct"), cells="0:2,0:2")
+    outcome, readings = run(twin_station(arrays=BOARD_ARRAYS, seed=7), tmp_path_factory.mktemp("direct"), cells="0:2,0:2")
     assert outcome.status == "completed"
     return readings
 

@@ -11,7 +11,7 @@ import pytest
 from hil.engine import RunEngine
 from hil.store import Store
 from protocols.analysis.extract import analyze
-from tests.board_helpers import emulated_board, twin_station
+from tests.helpers import BOARD_ARRAYS, emulated_board, twin_station
 
 PROGRAM = """
 array: P
@@ -55,7 +55,7 @@ def test_board_and_twin_extract_the_same(protocol: str, tmp_path: Path) -> None:
             with emulated_board() as (station, _):
                 outcome = RunEngine(store).run(protocol, station, params, plot=False)
         else:
-            outcome = RunEngine(store).run(protocol, twin_station(), params, plot=False)
+            outcome = RunEngine(store).run(protocol, twin_station(arrays=BOARD_ARRAYS), params, plot=False)
         assert outcome.status == "completed", (backend, outcome.error)
         summaries.append(analyze(store, outcome.run_id).summary)
         store.close()

@@ -6,16 +6,15 @@ import copy
 
 import numpy as np
 import pytest
-from hil.backends import backend_kind, backend_kinds, build_backend
 
 from hil.backend import BackendError
-from hil.backends import open_backend
+from hil.backends import backend_kind, backend_kinds, build_backend, open_backend
 from hil.backends.smu_matrix_config import plan_smu_matrix
 from hil.errors import ConfigError
 from hil.safety import LimitError
 from hil.station import parse_station
 from hil.types import Pulse
-from tests.smu_helpers import EXAMPLE, emulated, station_dict
+from tests.helpers import EXAMPLE, emulated, station_dict
 
 
 def _sync(backend, *names: str) -> None:

@@ -19,7 +19,7 @@ from hil.protocol import Params, Protocol, RunContext
 from hil.store import Store
 from hil.types import Pulse
 from sim_backend.emulators.scpi_server import Fault
-from tests.smu_helpers import emulated, station_dict
+from tests.helpers import emulated, station_dict
 
 PULSES = 10
 CYCLES = 5

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from hil.engine import RunEngine
-from hil.station import load_station, parse_station
+from hil.station import load_station
 from hil.store import Store
-from tests.smu_helpers import EXAMPLE, emulated, station_dict, twin_station_dict
+from tests.helpers import EXAMPLE, SMU_LIMITS, emulated, station_dict, twin_station
 
 #: Resolution of the emulated instruments' replies: 7 significant digits.
 RESOLUTION = 5e-7
@@ -48,7 +48,15 @@ def _trajectory(store: Store, run_id: int) -> np.ndarray:
 
 def _direct(tmp_path, seed: int, size: int | None = None) -> np.ndarray:
     """The trajectory on the direct twin: the built-in station, or one with a size x size array A."""
-    station = load_station(None) if size is None else parse_station(twin_station_dict(size, size))
+    station = (
+        load_station(None)
+        if size is None
+        else twin_station(
+            arrays=[{"name": "A", "rows": size, "cols": size, "diameter_m": 1e-6}],
+            name="direct-twin",
+            limits=SMU_LIMITS,
+        )
+    )
     with Store(tmp_path / "direct.sqlite") as store:
         outcome = RunEngine(store).run("potentiation-cycling", station, PARAMS, seed=seed, plot=False)
         assert outcome.status == "completed", outcome.error

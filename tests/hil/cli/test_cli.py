@@ -197,7 +197,7 @@ def test_instrument_failing_at_open_is_one_line_and_records_nothing(workdir: Pat
 
     from hil.backends import build_backend
     from sim_backend.emulators.scpi_server import Fault
-    from tests.smu_helpers import emulated, station_dict
+    from tests.helpers import emulated, station_dict
 
     faults = {"matrix": [Fault("stuck_relay", channel="1A01")]}
     with emulated(station_dict(), seed=1, faults=faults) as bench:

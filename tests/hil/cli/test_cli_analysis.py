@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from hil.cli import app
 from sim_backend.preset import load_preset
-from tests.charact_support import new_store, run, twin_station
+from tests.helpers import new_store, run, twin_station
 
 runner = CliRunner()
 

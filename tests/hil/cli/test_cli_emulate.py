@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from drivers.keithley2600 import Keithley2600
 from hil.cli import app
 from hil.store import Store
-from tests.smu_helpers import EXAMPLE
+from tests.helpers import EXAMPLE
 
 RRAM_HIL = [sys.executable, "-m", "hil.cli"]
 

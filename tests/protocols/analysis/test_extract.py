@@ -12,7 +12,7 @@ import pytest
 
 from hil.store import Store
 from protocols.analysis.extract import REQUIRED_KEYS, analyze, curves, heatmap
-from tests.charact_support import new_store, run, twin_station
+from tests.helpers import new_store, run, twin_station
 
 GMIN, SPAN, N_STATES, SIGMA = 4e-6, 36e-6, 40, 0.3
 

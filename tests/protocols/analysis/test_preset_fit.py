@@ -23,8 +23,7 @@ from hil.station import Station
 from hil.store import Store
 from protocols.analysis.preset_fit import Calibration, calibrate
 from sim_backend.preset import load_preset
-from tests.charact_support import new_store, run, twin_station
-from tests.smu_helpers import emulated
+from tests.helpers import emulated, new_store, run, twin_station
 
 #: The device under test. The fit sees only measured runs, never these numbers.
 HIDDEN: dict[str, Any] = {

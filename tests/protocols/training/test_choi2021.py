@@ -13,7 +13,7 @@ from hil.errors import ConfigError
 from hil.store import Store
 from hil.store.training import epochs_df
 from protocols.training.choi2021 import paper_cases, select_cases
-from tests.training_data import write_tiny_mnist
+from tests.helpers import write_tiny_mnist
 
 MAIN = ["fp", "single_s50", "hybrid_s50_k1", "hybrid_s50_k10", "hybrid_s50_k100", "hybrid_g400_k10",
         "hybrid_g400_k100", "single_s10", "hybrid_s10_k10"]  # fmt: skip

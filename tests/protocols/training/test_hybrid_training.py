@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +25,10 @@ from hil.store.training import (
     tracked_df,
     weight_errors_df,
 )
-from hil.types import (
-    ArraySpec,
-    Capabilities,
-    CellsLike,
-    Direction,
-    IVResult,
-    ProgramResult,
-    Pulse,
-    PulseTrainResult,
-    Readout,
-)
+from hil.types import Capabilities
 from protocols.training.hybrid import ArrayNetwork, HybridTrainingParams, array_name
-from tests.training_data import write_tiny_mnist
+from tests.helpers import RecordingBackend, twin_station, write_tiny_mnist
+from tests.helpers import run as run_protocol
 
 SMALL = {"hidden": [6], "train_limit": 40, "test_limit": 20, "eval_batch": 16, "track_interval": 10}
 
@@ -54,67 +44,16 @@ def store(tmp_path: Path) -> Store:
 
 
 def run(store: Store, data_dir: str, **params: Any) -> int:
-    outcome = RunEngine(store).run(
-        "hybrid-training", load_station(None), {**SMALL, "data_dir": data_dir, **params}, plot=False
-    )
-    assert outcome.status == "completed", outcome.error
-    return outcome.run_id
+    every = {**SMALL, "data_dir": data_dir, **params}
+    return run_protocol(store, "hybrid-training", load_station(None), **every).run_id
 
 
 # ---------------------------------------------------------------------- a backend that records calls
-class Recording(Backend):
-    """Delegates to another backend and records every call (name, args)."""
+class Recording(RecordingBackend):
+    """Delegates to another backend and records every call (name, key arguments)."""
 
     def __init__(self, inner: Backend) -> None:
-        self.inner = inner
-        self.calls: list[tuple[str, tuple[Any, ...]]] = []
-
-    @property
-    def arrays(self) -> Mapping[str, ArraySpec]:
-        return self.inner.arrays
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self.inner.capabilities
-
-    def now(self) -> float:
-        return self.inner.now()
-
-    def read(self, array: str, cells: CellsLike = None, voltage_V: float = 0.5) -> Readout:
-        self.calls.append(("read", (array,)))
-        return self.inner.read(array, cells, voltage_V)
-
-    def pulse(self, array: str, cells: CellsLike, pulse: Pulse, count: int = 1, read_after: bool = False,
-              read_voltage_V: float = 0.5) -> PulseTrainResult:  # fmt: skip
-        self.calls.append(("pulse", (array, pulse, count)))
-        return self.inner.pulse(array, cells, pulse, count, read_after, read_voltage_V)
-
-    def program(self, array: str, counts: np.ndarray, pulse: Pulse) -> ProgramResult:
-        self.calls.append(("program", (array, np.array(counts))))
-        return self.inner.program(array, counts, pulse)
-
-    def program_cells(self, array: str, cells: CellsLike, counts: np.ndarray, pulse: Pulse) -> ProgramResult:
-        self.calls.append(("program_cells", (array, np.array(cells), np.array(counts))))
-        return self.inner.program_cells(array, cells, counts, pulse)
-
-    def program_outer(self, array: str, r: np.ndarray, c: np.ndarray, pulse: Pulse) -> ProgramResult:
-        self.calls.append(("program_outer", (array, np.array(r), np.array(c))))
-        return self.inner.program_outer(array, r, c, pulse)
-
-    def vmm(self, arrays: str | Sequence[str], voltages_V: np.ndarray, direction: Direction = "forward",
-            signs: Sequence[float] | None = None) -> np.ndarray:  # fmt: skip
-        self.calls.append(("vmm", (tuple(arrays), direction, tuple(signs or ()))))
-        return self.inner.vmm(arrays, voltages_V, direction, signs)
-
-    def iv_sweep(self, array: str, row: int, col: int, voltages_V: np.ndarray, compliance_A: float,
-                 dwell_s: float = 1e-3) -> IVResult:  # fmt: skip
-        raise AssertionError("training never sweeps I-V")
-
-    def delay(self, seconds: float) -> None:
-        self.inner.delay(seconds)
-
-    def safe_state(self) -> None:
-        self.inner.safe_state()
+        super().__init__(inner, refuse={"iv_sweep": "training never sweeps I-V"})
 
 
 def array_network(store: Store, data_dir: str, **params: Any) -> tuple[ArrayNetwork, Recording]:
@@ -513,8 +452,6 @@ def test_run_plot_has_the_figure_panels(store: Store, data_dir: str, tmp_path: P
 def test_activation_measured_on_a_neuron_device_trains_the_network(store: Store, data_dir: str) -> None:
     """``activation=iv-run:RUN:...``: the NDR neuron's I-V curve measured in this database."""
     from protocols.training.activations import get_activation
-    from tests.charact_support import run as run_protocol
-    from tests.charact_support import twin_station
 
     station = twin_station(
         arrays=[{"name": "NEURON", "rows": 1, "cols": 1, "diameter_m": 1e-6, "preset": "ndr_neuron_yang2024"}]

@@ -16,7 +16,7 @@ from protocols.training.measured_activation import (
 )
 from sim_backend.ndr_neuron import ndr_current
 from sim_backend.preset import load_preset
-from tests.charact_support import new_store, run, twin_station
+from tests.helpers import new_store, run, twin_station
 
 
 def test_pchip_reproduces_cubics_slopes_and_keeps_monotone_data_monotone() -> None:

@@ -23,7 +23,7 @@ from protocols.training.mnist import (
     resolve_mnist_dir,
     write_idx,
 )
-from tests.training_data import synthetic_digits, write_tiny_mnist
+from tests.helpers import synthetic_digits, write_tiny_mnist
 
 
 @pytest.mark.parametrize("gz", [True, False])

@@ -14,8 +14,7 @@ from hil.store import Store
 from hil.store.training import epoch_arrays_df, epochs_df, snapshot_index
 from hil.types import ArraySpec
 from sim_backend.emulators.board import BoardEmulator, twin_for_station
-from tests.smu_helpers import emulated
-from tests.training_data import write_tiny_mnist
+from tests.helpers import emulated, write_tiny_mnist
 
 BIG_AREA = ArraySpec.area_from_diameter(1e-6)
 KINDS = ("Gp", "Gm", "gp", "gm")

@@ -13,15 +13,11 @@ from drivers.board import messages as bp
 from drivers.board.client import BoardConnectionError, BoardTimeoutError, CrossbarBoard
 from hil.types import ArraySpec, Pulse
 from sim_backend.emulators.board import BoardEmulator, BoardFault, BoardFirmware, BoardLatency
-from sim_backend.preset import load_preset
 from sim_backend.twin import TwinBackend
+from tests.helpers import make_twin
 
 SPECS = [ArraySpec("A", 4, 6, 7.853981633974483e-13), ArraySpec("B", 4, 6, 7.853981633974483e-13)]
 LIMITS = bp.SetLimitsRequest(5_000_000, 1_000_000, 1e-2, 1, 10_000_000, 10_000, 1_000_000_000)
-
-
-def make_twin(seed: int = 3) -> TwinBackend:
-    return TwinBackend(SPECS, load_preset("mo_tiox_choi2021"), seed=seed)
 
 
 def send(fw: BoardFirmware, cmd: int, seq: int, message: bp.Message | bytes) -> bp.Message:
@@ -52,13 +48,13 @@ SET = bp.PulseRequest(0, 2_000_000, 100_000, 1e-3, 10, False, 0, np.array([[1, 2
 
 # --------------------------------------------------------------------------- firmware rules
 def test_identify_reports_the_twin_arrays() -> None:
-    reply = send(BoardFirmware(make_twin()), bp.Command.IDENTIFY, 0, bp.IdentifyRequest())
+    reply = send(BoardFirmware(make_twin(SPECS, seed=3)), bp.Command.IDENTIFY, 0, bp.IdentifyRequest())
     assert isinstance(reply, bp.IdentifyReply)
     assert reply.arrays == ((4, 6), (4, 6)) and reply.version == bp.PROTOCOL_VERSION
 
 
 def test_retried_frame_is_answered_from_cache_and_applied_once() -> None:
-    twin, once = make_twin(), make_twin()
+    twin, once = make_twin(SPECS, seed=3), make_twin(SPECS, seed=3)
     fw = configured(twin)
     frame = bp.Frame(bp.Command.PULSE, 7, SET.encode())
     first = fw.handle(frame)
@@ -71,7 +67,7 @@ def test_retried_frame_is_answered_from_cache_and_applied_once() -> None:
 
 
 def test_reused_sequence_number_with_other_content_is_refused() -> None:
-    twin = make_twin()
+    twin = make_twin(SPECS, seed=3)
     fw = configured(twin)
     send(fw, bp.Command.PULSE, 7, SET)
     before = state(twin)
@@ -82,7 +78,7 @@ def test_reused_sequence_number_with_other_content_is_refused() -> None:
 
 
 def test_identify_opens_a_new_session() -> None:
-    twin = make_twin()
+    twin = make_twin(SPECS, seed=3)
     fw = configured(twin)
     send(fw, bp.Command.PULSE, 7, SET)
     send(fw, bp.Command.IDENTIFY, 8, bp.IdentifyRequest())
@@ -91,7 +87,7 @@ def test_identify_opens_a_new_session() -> None:
 
 
 def test_driving_before_set_limits_is_refused_and_outputs_stay_off() -> None:
-    twin = make_twin()
+    twin = make_twin(SPECS, seed=3)
     fw = BoardFirmware(twin)
     before = state(twin)
     reply = send(fw, bp.Command.PULSE, 0, SET)
@@ -116,7 +112,7 @@ def test_driving_before_set_limits_is_refused_and_outputs_stay_off() -> None:
     ],
 )
 def test_commands_outside_the_board_limits_change_nothing(request_: bp.Message, code: str) -> None:
-    twin = make_twin()
+    twin = make_twin(SPECS, seed=3)
     fw = configured(twin)
     before = state(twin)
     reply = send(fw, request_.command, 5, request_)
@@ -125,7 +121,7 @@ def test_commands_outside_the_board_limits_change_nothing(request_: bp.Message, 
 
 
 def test_program_batch_is_applied_once_when_the_last_frame_arrives() -> None:
-    twin, direct = make_twin(), make_twin()
+    twin, direct = make_twin(SPECS, seed=3), make_twin(SPECS, seed=3)
     fw = configured(twin)
     counts = np.arange(24).reshape(4, 6) % 4
     calls: list[np.ndarray] = []
@@ -150,7 +146,7 @@ def test_program_batch_is_applied_once_when_the_last_frame_arrives() -> None:
 
 
 def test_out_of_order_program_frame_drops_the_batch() -> None:
-    twin = make_twin()
+    twin = make_twin(SPECS, seed=3)
     fw = configured(twin)
     counts = np.ones((4, 6), dtype=int)
     send(fw, bp.Command.PROGRAM, 2, bp.ProgramRequest(0, 1, 2_000_000, 100_000, 1e-3, 0, counts[:2], False))
@@ -168,7 +164,7 @@ def test_out_of_order_program_frame_drops_the_batch() -> None:
 
 
 def test_safe_state_turns_outputs_off_and_drops_an_open_batch() -> None:
-    twin = make_twin()
+    twin = make_twin(SPECS, seed=3)
     fw = configured(twin)
     send(fw, bp.Command.PULSE, 2, SET)
     assert fw.outputs_on
@@ -205,7 +201,7 @@ def open_driver(emu: BoardEmulator, retries: int = 2, timeout_s: float = 0.2) ->
 
 def test_pty_link_serves_pyserial_through_a_symlink(tmp_path: Path) -> None:
     link = tmp_path / "board"
-    with BoardEmulator(make_twin(), link=link, latency=0) as emu:
+    with BoardEmulator(make_twin(SPECS, seed=3), link=link, latency=0) as emu:
         assert emu.resource == str(link) and link.is_symlink()
         assert os.path.realpath(link).startswith("/dev/pts/")
         board = open_driver(emu)
@@ -220,7 +216,7 @@ def test_pty_link_serves_pyserial_through_a_symlink(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("kind", ["timeout", "garbled"])
 def test_lost_or_garbled_reply_is_retried_and_applied_once(kind: str) -> None:
-    twin, direct = make_twin(), make_twin()
+    twin, direct = make_twin(SPECS, seed=3), make_twin(SPECS, seed=3)
     faults = [BoardFault(kind, command="PULSE", times=1)]  # type: ignore[arg-type]
     with BoardEmulator(twin, latency=0, faults=faults) as emu:
         board = open_driver(emu, retries=2, timeout_s=0.1)
@@ -236,7 +232,7 @@ def test_lost_or_garbled_reply_is_retried_and_applied_once(kind: str) -> None:
 
 
 def test_lost_request_is_resent_and_applied_once() -> None:
-    twin = make_twin()
+    twin = make_twin(SPECS, seed=3)
     with BoardEmulator(twin, latency=0, faults=[BoardFault("timeout", "PULSE", applied=False)]) as emu:
         board = open_driver(emu, retries=1, timeout_s=0.1)
         board.pulse(0, np.array([[1, 1]]), 2.0, 1e-4, 1e-3, 5)
@@ -245,7 +241,9 @@ def test_lost_request_is_resent_and_applied_once() -> None:
 
 
 def test_persistent_timeout_gives_up_and_safe_state_still_works() -> None:
-    with BoardEmulator(make_twin(), latency=0, faults=[BoardFault("timeout", "PULSE", times=99)]) as emu:
+    with BoardEmulator(
+        make_twin(SPECS, seed=3), latency=0, faults=[BoardFault("timeout", "PULSE", times=99)]
+    ) as emu:
         board = open_driver(emu, retries=1, timeout_s=0.05)
         with pytest.raises(BoardTimeoutError):
             board.pulse(0, np.array([[1, 1]]), 2.0, 1e-4, 1e-3, 5)
@@ -258,7 +256,7 @@ def test_persistent_timeout_gives_up_and_safe_state_still_works() -> None:
 def test_disconnect_drops_the_link_and_the_board_goes_safe(tmp_path: Path) -> None:
     link = tmp_path / "board"
     with BoardEmulator(
-        make_twin(), link=link, latency=0, faults=[BoardFault("disconnect", "READ_ARRAY")]
+        make_twin(SPECS, seed=3), link=link, latency=0, faults=[BoardFault("disconnect", "READ_ARRAY")]
     ) as emu:
         board = open_driver(emu)
         board.pulse(0, np.array([[1, 1]]), 2.0, 1e-4, 1e-3, 5)
@@ -272,7 +270,7 @@ def test_disconnect_drops_the_link_and_the_board_goes_safe(tmp_path: Path) -> No
 
 
 def test_watchdog_turns_outputs_off_when_the_host_goes_quiet() -> None:
-    with BoardEmulator(make_twin(), latency=0, watchdog_s=0.05) as emu:
+    with BoardEmulator(make_twin(SPECS, seed=3), latency=0, watchdog_s=0.05) as emu:
         board = open_driver(emu)
         board.read_array(0, 0.5)
         assert emu.wait_until(lambda e: not e.outputs_on, timeout_s=5.0)
@@ -281,7 +279,7 @@ def test_watchdog_turns_outputs_off_when_the_host_goes_quiet() -> None:
 
 
 def test_a_stalled_partial_frame_is_dropped_and_the_next_frame_served() -> None:
-    with BoardEmulator(make_twin(), latency=0, frame_timeout_s=0.02) as emu:
+    with BoardEmulator(make_twin(SPECS, seed=3), latency=0, frame_timeout_s=0.02) as emu:
         board = open_driver(emu)
         # half a frame whose length claims far more bytes than will ever come
         board.transport.write(bp.encode_frame(bp.Command.PULSE, 900, bytes(5000))[:12])

@@ -29,7 +29,7 @@ from sim_backend.emulators.scpi_server import Fault, garble, parse_fault
 from sim_backend.emulators.wiring import OPEN_LEAKAGE_S
 from sim_backend.preset import load_preset
 from sim_backend.twin import TwinBackend
-from tests.smu_helpers import emulated, station_dict
+from tests.helpers import emulated, station_dict
 
 VISA = {"timeout": 2000, "visa_library": "@py"}
 
@@ -150,6 +150,17 @@ def test_2450_manual_style_linear_sweep(twin):
         code, _ = smu.next_error
         assert int(code) == -113
         smu.adapter.close()
+
+
+def test_2450_buffers_are_made_and_deleted_without_a_reply(twin):
+    with Keithley2450Emulator(twin, latency_s=0) as emu:
+        assert emu.handle_message(':TRAC:MAKE "mybuf", 100') is None
+        assert emu.handle_message(':TRAC:ACT? "mybuf"') == "0"
+        assert emu.handle_message(':TRAC:DEL "mybuf"') is None
+        assert emu.handle_message(':TRAC:DEL "mybuf"') is None  # absent: nothing happens
+        assert emu.handle_message(":SYST:ERR?") == '+0,"No error"'
+        emu.handle_message(':TRAC:ACT? "mybuf"')
+        assert emu.handle_message(":SYST:ERR?").startswith("-224,")
 
 
 def test_b2900_manual_style_spot_measurement_and_list_sweep(twin):
