@@ -17,8 +17,7 @@ from hil.types import ArrayRequest, ArraySpec, DeviceRequest
 from sim_backend.emulators.board import twin_for_station
 from sim_backend.emulators.launcher import launch_station
 from sim_backend.station_twin import twin_from_station
-from tests.board_helpers import board_station
-from tests.smu_helpers import station_dict
+from tests.helpers import board_station, station_dict
 
 G_MAX_OVERRIDE_S = 1e-3
 
