@@ -6,10 +6,9 @@ import copy
 
 import numpy as np
 import pytest
-from hil.backends import backend_kind, backend_kinds, build_backend
 
 from hil.backend import BackendError
-from hil.backends import open_backend
+from hil.backends import backend_kind, backend_kinds, build_backend, open_backend
 from hil.backends.smu_matrix_config import plan_smu_matrix
 from hil.errors import ConfigError
 from hil.safety import LimitError
