@@ -1,4 +1,4 @@
-"""Driver of the FPGA crossbar board over a serial link (pyserial), protocol in ``docs/board-protocol.md``.
+"""Driver of the FPGA crossbar board over a serial link (pyserial); wire format in ``docs/board-protocol.md``.
 
 One method per board command. Every command is one transaction: the frame is sent, the reply
 with the same sequence number awaited. A reply that does not come within the timeout, or comes
@@ -21,16 +21,14 @@ from typing import Protocol
 
 import numpy as np
 
+from drivers.board.framing import FRAME_OVERHEAD, MAX_PAYLOAD, Frame, FrameDecoder, encode_frame, next_seq
 from drivers.board.messages import (
-    FRAME_OVERHEAD,
-    MAX_PAYLOAD,
     VMM_BACKWARD,
     VMM_FORWARD,
     Command,
     DelayRequest,
     EmptyReply,
     ErrorReply,
-    FrameDecoder,
     IdentifyReply,
     IdentifyRequest,
     IvSweepReply,
@@ -49,8 +47,6 @@ from drivers.board.messages import (
     SetLimitsRequest,
     VmmRequest,
     decode_reply,
-    encode_frame,
-    next_seq,
     ns_to_seconds,
     seconds_to_ns,
     volts_to_uV,
@@ -70,7 +66,7 @@ class BoardTimeoutError(BoardError):
     """No reply within the timeout, after every retry."""
 
 
-class BoardProtocolError(BoardError):
+class BoardGarbledError(BoardError):
     """Only garbled or malformed replies, after every retry."""
 
 
@@ -195,7 +191,7 @@ class CrossbarBoard:
 
     # ------------------------------------------------------------------ commands
     def identify(self) -> IdentifyReply:
-        """IDENTIFY: protocol version, arrays (rows, cols), receive buffer size, name.
+        """IDENTIFY: wire-format version, arrays (rows, cols), receive buffer size, name.
 
         Also opens a session: the board forgets its retry cache.
         """
@@ -387,7 +383,7 @@ class CrossbarBoard:
         Raises:
             BoardCommandError: the board answered with an error frame.
             BoardTimeoutError: no reply after every retry.
-            BoardProtocolError: only garbled replies after every retry.
+            BoardGarbledError: only garbled replies after every retry.
             BoardConnectionError: the link is gone.
         """
         if not self.connected:
@@ -439,7 +435,7 @@ class CrossbarBoard:
         text = f"{command.name} (seq {seq}): {problem}, after {attempts} attempt(s)"
         if problem.startswith("no reply"):
             raise BoardTimeoutError(text)
-        raise BoardProtocolError(text)
+        raise BoardGarbledError(text)
 
     def _reply_bound(self, request: Message) -> int:
         """Largest payload (bytes) a valid reply to ``request`` can have; the decoder drops any
@@ -490,7 +486,7 @@ class CrossbarBoard:
             self.close()
             raise BoardConnectionError(f"serial link lost: {exc}") from None
 
-    def _await(self, seq: int, wait_s: float) -> object:
+    def _await(self, seq: int, wait_s: float) -> Frame | str | None:
         """The reply frame with ``seq``; ``None`` on timeout; a description if it came garbled."""
         deadline = time.monotonic() + wait_s
         decoder = self._decoder
@@ -515,7 +511,7 @@ __all__ = [
     "BoardCommandError",
     "BoardConnectionError",
     "BoardError",
-    "BoardProtocolError",
+    "BoardGarbledError",
     "BoardTimeoutError",
     "CrossbarBoard",
     "LinkStats",

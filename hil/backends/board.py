@@ -33,9 +33,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from drivers.board.client import BoardConnectionError, BoardError, CrossbarBoard
+from drivers.board.framing import MAX_PAYLOAD
 from drivers.board.messages import (
     MAX_COUNT_PER_CELL,
-    MAX_PAYLOAD,
     PulseReply,
     PulseRequest,
     ReadCellsRequest,

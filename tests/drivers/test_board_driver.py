@@ -9,16 +9,17 @@ import numpy as np
 import pytest
 import serial
 
+from drivers.board import framing as fr
 from drivers.board import messages as bp
 from drivers.board.client import (
     BoardCommandError,
     BoardConnectionError,
-    BoardProtocolError,
+    BoardGarbledError,
     BoardTimeoutError,
     CrossbarBoard,
 )
 
-Responder = Callable[[bp.Frame, int], bytes | None]
+Responder = Callable[[fr.Frame, int], bytes | None]
 
 
 class ScriptedPort:
@@ -38,7 +39,7 @@ class ScriptedPort:
 
     def write(self, data: bytes) -> int:
         self.sent.append(bytes(data))
-        frames = bp.FrameDecoder().feed(data)
+        frames = fr.FrameDecoder().feed(data)
         assert len(frames) == 1, "the driver writes exactly one whole frame at a time"
         out = self.respond(frames[0], len(self.sent))
         if out:
@@ -58,15 +59,15 @@ class ScriptedPort:
         self.closed = True
 
 
-def ok(frame: bp.Frame, message: bp.Message) -> bytes:
+def ok(frame: fr.Frame, message: bp.Message) -> bytes:
     return bp.reply_frame(frame.seq, frame.cmd, message)
 
 
-def identify_reply(frame: bp.Frame, rx: int = 65536) -> bytes:
+def identify_reply(frame: fr.Frame, rx: int = 65536) -> bytes:
     return ok(frame, bp.IdentifyReply(1_000, 1, rx, ((4, 8), (2, 2)), "test board"))
 
 
-def empty_ok(frame: bp.Frame, _n: int = 0) -> bytes:
+def empty_ok(frame: fr.Frame, _n: int = 0) -> bytes:
     return ok(frame, bp.EmptyReply(42))
 
 
@@ -85,7 +86,7 @@ def test_set_limits_sends_integer_microvolts_and_nanoseconds() -> None:
     port = ScriptedPort(empty_ok)
     board = CrossbarBoard(port, timeout_s=0.1, retries=0)
     board.set_limits(5.0, 1.0, 1e-2, 1e-9, 1e-2, 10_000, 1.0)
-    frame = bp.FrameDecoder().feed(port.sent[0])[0]
+    frame = fr.FrameDecoder().feed(port.sent[0])[0]
     assert frame.cmd == bp.Command.SET_LIMITS and frame.seq == 0
     assert bp.SetLimitsRequest.decode(frame.payload) == bp.SetLimitsRequest(
         5_000_000, 1_000_000, float(np.float32(1e-2)), 1, 10_000_000, 10_000, 1_000_000_000
@@ -96,14 +97,14 @@ def test_pulse_train_with_reads_is_one_frame_and_parses_currents() -> None:
     currents = np.array([[1e-6, 2e-6, 3e-6], [4e-6, 5e-6, 6e-6]], dtype=np.float32)
     times = np.array([100, 200, 300], dtype=np.uint64)
 
-    def respond(frame: bp.Frame, n: int) -> bytes:
+    def respond(frame: fr.Frame, n: int) -> bytes:
         return ok(frame, bp.PulseReply(300, 3, 2, 100, 300, times, currents))
 
     port = ScriptedPort(respond)
     board = CrossbarBoard(port, timeout_s=0.1, retries=0)
     reply = board.pulse(1, np.array([[0, 1], [1, 0]]), 2.0, 100e-6, 1e-3, 3, True, 0.5)
     assert len(port.sent) == 1 and board.stats.round_trips == 1
-    sent = bp.PulseRequest.decode(bp.FrameDecoder().feed(port.sent[0])[0].payload)
+    sent = bp.PulseRequest.decode(fr.FrameDecoder().feed(port.sent[0])[0].payload)
     assert (sent.array, sent.amplitude_uV, sent.width_ns, sent.count, sent.read_uV) == (
         1,
         2_000_000,
@@ -121,7 +122,7 @@ def test_sequence_numbers_increase_and_wrap() -> None:
     board = CrossbarBoard(port, timeout_s=0.1, retries=0, first_seq=65534)
     for _ in range(3):
         board.safe_state()
-    seqs = [bp.FrameDecoder().feed(b)[0].seq for b in port.sent]
+    seqs = [fr.FrameDecoder().feed(b)[0].seq for b in port.sent]
     assert seqs == [65534, 65535, 0]
 
 
@@ -134,7 +135,7 @@ def test_timeout_is_retried_with_the_same_frame() -> None:
 
 
 def test_garbled_reply_is_retried_with_the_same_frame() -> None:
-    def respond(frame: bp.Frame, n: int) -> bytes:
+    def respond(frame: fr.Frame, n: int) -> bytes:
         good = empty_ok(frame)
         if n == 1:
             bad = bytearray(good)
@@ -157,8 +158,8 @@ def test_every_attempt_timing_out_raises_after_retries() -> None:
     assert len(port.sent) == 4 and len(set(port.sent)) == 1
 
 
-def test_only_garbled_replies_raise_protocol_error() -> None:
-    def respond(frame: bp.Frame, n: int) -> bytes:
+def test_only_garbled_replies_raise_garbled_error() -> None:
+    def respond(frame: fr.Frame, n: int) -> bytes:
         return (
             b"\xa5"
             + b"\x08\x00\x00\x00"
@@ -169,15 +170,15 @@ def test_only_garbled_replies_raise_protocol_error() -> None:
 
     port = ScriptedPort(respond)
     board = CrossbarBoard(port, timeout_s=0.02, retries=1)
-    with pytest.raises(BoardProtocolError, match="garbled"):
+    with pytest.raises(BoardGarbledError, match="garbled"):
         board.safe_state()
     assert len(port.sent) == 2
 
 
 def test_malformed_payload_with_good_crc_is_retried() -> None:
-    def respond(frame: bp.Frame, n: int) -> bytes:
+    def respond(frame: fr.Frame, n: int) -> bytes:
         if n == 1:  # right command and seq, CRC fine, but a payload two bytes short
-            return bp.encode_frame(frame.cmd | bp.REPLY_FLAG, frame.seq, bytes(6))
+            return fr.encode_frame(frame.cmd | fr.REPLY_FLAG, frame.seq, bytes(6))
         return empty_ok(frame)
 
     port = ScriptedPort(respond)
@@ -187,7 +188,7 @@ def test_malformed_payload_with_good_crc_is_retried() -> None:
 
 
 def test_error_frame_raises_with_code_and_is_not_retried() -> None:
-    def respond(frame: bp.Frame, n: int) -> bytes:
+    def respond(frame: fr.Frame, n: int) -> bytes:
         return bp.error_frame(frame.seq, frame.cmd, bp.ErrorCode.LIMIT, "amplitude 9000000 uV > 5000000 uV")
 
     port = ScriptedPort(respond)
@@ -198,7 +199,7 @@ def test_error_frame_raises_with_code_and_is_not_retried() -> None:
 
 
 def test_stale_replies_of_earlier_commands_are_skipped() -> None:
-    def respond(frame: bp.Frame, n: int) -> bytes:
+    def respond(frame: fr.Frame, n: int) -> bytes:
         stale = bp.reply_frame((frame.seq - 1) % 65536, frame.cmd, bp.EmptyReply(1))
         return stale + empty_ok(frame)
 
@@ -211,7 +212,7 @@ def test_stale_replies_of_earlier_commands_are_skipped() -> None:
 def test_program_is_batched_rows_per_frame() -> None:
     applied: list[bp.ProgramRequest] = []
 
-    def respond(frame: bp.Frame, n: int) -> bytes:
+    def respond(frame: fr.Frame, n: int) -> bytes:
         if frame.cmd == bp.Command.IDENTIFY:
             return identify_reply(frame, rx=bp.ProgramRequest.header_size() + 2 * 8 * 3)  # 3 rows of 8
         req = bp.ProgramRequest.decode(frame.payload)
@@ -277,7 +278,7 @@ def test_after_ctrl_c_the_late_reply_is_skipped_and_safe_state_goes_through() ->
     currents = np.ones((64, 50), dtype=np.float32) * 1e-6
     times = np.arange(50, dtype=np.uint64)
 
-    def respond(frame: bp.Frame, n: int) -> bytes:
+    def respond(frame: fr.Frame, n: int) -> bytes:
         if frame.cmd == bp.Command.PULSE:
             return ok(frame, bp.PulseReply(1, 50, 64, 0, 49, times, currents))
         return empty_ok(frame)
@@ -288,4 +289,5 @@ def test_after_ctrl_c_the_late_reply_is_skipped_and_safe_state_goes_through() ->
         board.pulse(0, np.zeros((64, 2), dtype=int), 2.0, 1e-4, 1e-3, 50, True, 0.5)
     board.safe_state()  # the 13 kB reply of the interrupted train is still in the input
     assert board.stats.stale == 1 and board.stats.retries == 0 and board.stats.garbled == 0
-    assert [bp.FrameDecoder().feed(b)[0].cmd for b in port.sent] == [bp.Command.PULSE, bp.Command.SAFE_STATE]
+    assert [fr.FrameDecoder().feed(b)[0].cmd for b in port.sent] == [bp.Command.PULSE, bp.Command.SAFE_STATE]
+
