@@ -15,11 +15,15 @@ does on the instruments:
 * ``vmm``: the interface's default, a full read and ``V @ G`` on the host (no native VMM);
 * ``iv_sweep``: route, then the SMU's own staircase sweep, one or two round trips.
 
-After every operation the SMU outputs are turned off and every relay is opened (messages that
-need no reply). :meth:`SmuMatrixBackend.safe_state` does the same and *reads it back*; an
+After every operation the SMU outputs are turned off and every relay is opened (the drivers'
+``outputs_off_nowait`` and ``open_all_nowait``: messages that need no reply). :meth:`SmuMatrixBackend.safe_state` does the same and *reads it back*; an
 instrument whose exchange was cut short (timeout, malformed reply, lost connection, Ctrl-C) is
 reconnected first, so the commands reach it whatever state its connection was left in. Driver
 and connection failures surface as :class:`~hil.backend.BackendError` naming the instrument.
+
+Every instrument command is a driver's: this module writes no SCPI or TSP. It declares what it
+needs of the drivers as protocols (:class:`SourceMeter`, :class:`SwitchMatrix`,
+:class:`InstrumentClock`; ``typing.Protocol``).
 
 Limits are enforced above this class (:class:`~hil.safety.SafeBackend`); this backend adds only
 what the instruments cannot do (a pulse shorter than the SMU makes is refused before anything
