@@ -14,7 +14,8 @@ experiment needs, each one SCPI message:
   readings come back from the instrument's buffer with ``:FETC:ARR:CURR?``, in the same
   message: one round trip per train;
 * :meth:`KeysightB2900.voltage_sweep` - list sweep (``:SOUR:VOLT:MODE LIST``), one message;
-* :meth:`KeysightB2900.outputs_off` - ``:OUTP OFF`` and read back.
+* :meth:`KeysightB2900.outputs_off` - ``:OUTP OFF`` and read back;
+  :meth:`KeysightB2900.outputs_off_nowait` - ``:OUTP OFF`` alone (no reply awaited).
 
 Pulse width: the B2900's pulse widths run from 50 us (B2901A/B2902A; 10 us on the B2910
 models) to 100000 s; 50 us is the default lower bound here (``min_pulse_width_s``).
@@ -223,7 +224,7 @@ class KeysightB2900(SCPIMixin, Instrument):
         if count < 1:
             raise ValueError(f"count = {count} must be >= 1")
         reads = read_voltage_V is not None
-        base = float(read_voltage_V) if reads else 0.0
+        base = 0.0 if read_voltage_V is None else float(read_voltage_V)
         aperture = self._aperture(nplc)
         acquire_delay = width_s + SETTLE_AFTER_PULSE_S
         period = acquire_delay + aperture + 50e-6 if reads else 2 * width_s + 50e-6
@@ -248,7 +249,7 @@ class KeysightB2900(SCPIMixin, Instrument):
     def voltage_sweep(
         self,
         channel: str,
-        voltages_V: Sequence[float],
+        voltages_V: Sequence[float] | np.ndarray,
         dwell_s: float,
         compliance_A: float,
         nplc: float = 0.1,
@@ -279,10 +280,18 @@ class KeysightB2900(SCPIMixin, Instrument):
         amps = parse_floats(parts[1], n, f"{self.name} sweep currents")
         return volts, amps
 
+    @staticmethod
+    def _outputs_off_command(chans: Sequence[str]) -> str:
+        return ";".join(f":OUTP{c} OFF" for c in chans)
+
+    def outputs_off_nowait(self, channels: Sequence[str]) -> None:
+        """Turn the outputs of ``channels`` off: one message, no reply awaited (no read-back)."""
+        self.write(self._outputs_off_command([self._ch(c) for c in channels]))
+
     def outputs_off(self, channels: Sequence[str]) -> list[bool]:
         """Turn the outputs of ``channels`` off and read them back (True: still on)."""
         chans = [self._ch(c) for c in channels]
-        offs = ";".join(f":OUTP{c} OFF" for c in chans)
+        offs = self._outputs_off_command(chans)
         queries = ";".join(f":OUTP{c}?" for c in chans)
         reply = self.ask(f"{offs};{queries}")
         values = parse_floats(reply, len(chans), f"{self.name} output states", separator=";")

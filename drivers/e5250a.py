@@ -7,7 +7,8 @@ across the cards: column ``n`` is card ``(n - 1) // 12 + 1``, output ``(n - 1) %
 
 :meth:`KeysightE5250A.route` opens every relay, closes the given crosspoints and reads back the
 closed channels of every card in one message (``:ROUT:CLOS:CARD?``), so a stuck relay shows up
-at once; :meth:`KeysightE5250A.open_all` opens everything and reads it back.
+at once; :meth:`KeysightE5250A.open_all` opens everything and reads it back,
+:meth:`KeysightE5250A.open_all_nowait` opens everything without waiting for a reply.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from drivers.common import TERMINATION, ReplyError
 INPUTS = 10
 OUTPUTS_PER_CARD = 12
 CARDS = 4
+#: SCPI that opens every relay of every card.
+_OPEN_ALL = ":ROUT:OPEN:CARD ALL"
 
 
 def channel_number(row: str | int, column: int) -> int:
@@ -104,9 +107,11 @@ class KeysightE5250A(SCPIMixin, Instrument):
         self.write(":ROUT:FUNC NCON;:ROUT:CONN:RULE ALL,FREE;:ROUT:CONN:SEQ ALL,BBM")
 
     def close_channels(self, channels: Iterable[int]) -> None:
+        """Close channels (others stay as they are)."""
         self.write(f":ROUT:CLOS {channel_list(channels)}")
 
     def open_channels(self, channels: Iterable[int]) -> None:
+        """Open channels."""
         self.write(f":ROUT:OPEN {channel_list(channels)}")
 
     def _readback(self) -> str:
@@ -120,8 +125,12 @@ class KeysightE5250A(SCPIMixin, Instrument):
     def route(self, crosspoints: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:
         """Close exactly these crosspoints (every other opens first); returns what is closed after."""
         chans = channel_list(channel_number(r, c) for r, c in crosspoints)
-        return parse_channel_list(self.ask(f":ROUT:OPEN:CARD ALL;:ROUT:CLOS {chans};{self._readback()}"))
+        return parse_channel_list(self.ask(f"{_OPEN_ALL};:ROUT:CLOS {chans};{self._readback()}"))
+
+    def open_all_nowait(self) -> None:
+        """Open every relay of every card: one message, no reply awaited (no read-back)."""
+        self.write(_OPEN_ALL)
 
     def open_all(self) -> set[tuple[str, int]]:
         """Open every relay; returns what is still closed (empty unless a relay is stuck)."""
-        return parse_channel_list(self.ask(f":ROUT:OPEN:CARD ALL;{self._readback()}"))
+        return parse_channel_list(self.ask(f"{_OPEN_ALL};{self._readback()}"))

@@ -12,7 +12,8 @@ native SCPI command set:
   ``count`` times. Two messages per train: the setup, then ``:INIT;*WAI`` and the readings from
   ``defbuffer1`` with ``:TRAC:DATA?``;
 * :meth:`voltage_sweep` - the 2450's list sweep with source readback, two messages;
-* :meth:`outputs_off` - ``:OUTP OFF`` and read back.
+* :meth:`outputs_off` - ``:OUTP OFF`` and read back; :meth:`outputs_off_nowait` - ``:OUTP OFF``
+  alone (one message, no reply awaited).
 
 **Shortest pulse.** The 2450 has no pulse mode and Keithley specifies no pulse width for it.
 A pulse here is a configuration-list recall, a constant delay and a recall back: its edges take
@@ -123,7 +124,7 @@ class Keithley2450(_PymeasureKeithley2450):
         if count < 1:
             raise ValueError(f"count = {count} must be >= 1")
         reads = read_voltage_V is not None
-        idle = float(read_voltage_V) if reads else 0.0
+        idle = 0.0 if read_voltage_V is None else float(read_voltage_V)
         rng = voltage_range(amplitude_V, idle)
         create = "" if self.config_list_created else f':SOUR:CONF:LIST:CRE "{CONFIG_LIST}";'
         blocks = [
@@ -156,7 +157,7 @@ class Keithley2450(_PymeasureKeithley2450):
         return parse_floats(reply, count, f"{self.name} pulse-train readings")
 
     def voltage_sweep(
-        self, channel: str, voltages_V: Sequence[float], dwell_s: float, compliance_A: float
+        self, channel: str, voltages_V: Sequence[float] | np.ndarray, dwell_s: float, compliance_A: float
     ) -> tuple[np.ndarray, np.ndarray]:
         """List sweep: each voltage (V) held ``dwell_s`` (s) then measured. Returns
         ``(source readback V, current A)``; two messages."""
@@ -174,6 +175,12 @@ class Keithley2450(_PymeasureKeithley2450):
         reply = self.ask(f':INIT;*WAI;:TRAC:DATA? 1, {n}, "defbuffer1", SOUR, READ;:SOUR:VOLT 0')
         values = parse_floats(reply, 2 * n, f"{self.name} sweep readings")
         return values[0::2], values[1::2]
+
+    def outputs_off_nowait(self, channels: Sequence[str] = ("1",)) -> None:
+        """Output off: one message, no reply awaited (no read-back)."""
+        for c in channels:
+            self._check(c)
+        self.write(":OUTP OFF")
 
     def outputs_off(self, channels: Sequence[str] = ("1",)) -> list[bool]:
         """Output off and read back (``[True]`` if it is still on)."""

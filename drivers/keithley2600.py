@@ -11,7 +11,8 @@ what an RRAM experiment needs and pymeasure lacks, all as single TSP messages:
   idle level after every pulse, all run by a TSP function on the instrument: one round trip
   per train, the readings returned from ``nvbuffer1`` with ``printbuffer``;
 * :meth:`voltage_sweep` - a staircase I-V sweep with a dwell per point, one round trip;
-* :meth:`outputs_off` - outputs off and read back.
+* :meth:`outputs_off` - outputs off and read back; :meth:`outputs_off_nowait` - the same
+  command without the read-back (one message, no reply awaited).
 
 The TSP functions are loaded once per connection (:meth:`load_scripts`) as the script
 ``rramhil``. Pulse widths: the 2600B makes pulses with its trigger model and a timer; its
@@ -186,7 +187,7 @@ class Keithley2600(_PymeasureKeithley2600):
         self._ensure_scripts()
         s = self._smu(channel)
         reads = read_voltage_V is not None
-        idle = read_voltage_V if reads else 0.0
+        idle = 0.0 if read_voltage_V is None else float(read_voltage_V)
         call = (
             f"rramhil_train({s}, {fmt(amplitude_V)}, {fmt(width_s)}, {count}, {fmt(idle)}, "
             f"{fmt(pulse_compliance_A)}, {fmt(idle_compliance_A)}, {'true' if reads else 'false'})"
@@ -200,7 +201,7 @@ class Keithley2600(_PymeasureKeithley2600):
         return parse_floats(reply, count, f"{self.name} pulse-train readings")
 
     def voltage_sweep(
-        self, channel: str, voltages_V: Sequence[float], dwell_s: float, compliance_A: float
+        self, channel: str, voltages_V: Sequence[float] | np.ndarray, dwell_s: float, compliance_A: float
     ) -> tuple[np.ndarray, np.ndarray]:
         """Staircase sweep: each voltage (V) held ``dwell_s`` (s), then current and voltage measured.
 
@@ -250,10 +251,18 @@ class Keithley2600(_PymeasureKeithley2600):
             fast_forwarding = time.monotonic() - t0 < 0.5 * step
             left -= step
 
+    @staticmethod
+    def _outputs_off_command(smus: Sequence[str]) -> str:
+        return " ".join(f"{s}.source.output={s}.OUTPUT_OFF" for s in smus)
+
+    def outputs_off_nowait(self, channels: Sequence[str]) -> None:
+        """Turn the outputs of ``channels`` off: one message, no reply awaited (no read-back)."""
+        self.write(self._outputs_off_command([self._smu(c) for c in channels]))
+
     def outputs_off(self, channels: Sequence[str]) -> list[bool]:
         """Turn the outputs of ``channels`` off and read back their states (True: still on)."""
         smus = [self._smu(c) for c in channels]
-        offs = " ".join(f"{s}.source.output={s}.OUTPUT_OFF" for s in smus)
+        offs = self._outputs_off_command(smus)
         states = ", ".join(f"{s}.source.output" for s in smus)
         reply = self.ask(f"{offs} print({states})")
         values = parse_floats(reply, len(smus), f"{self.name} output states", separator="\t")

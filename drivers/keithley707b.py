@@ -8,7 +8,8 @@ mainframe: column ``n`` is slot ``(n - 1) // 12 + 1``, card column ``(n - 1) % 1
 :meth:`Keithley707B.route` closes exactly the given crosspoints (``channel.exclusiveclose``
 opens every other one) and reads back what is closed in the same message, so a relay that is
 stuck closed (or did not close) shows up at once; :meth:`Keithley707B.open_all` opens everything
-and reads it back.
+and reads it back, :meth:`Keithley707B.open_all_nowait` opens everything without waiting for a
+reply.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from drivers.common import TERMINATION, ReplyError
 ROWS = "ABCDEFGH"
 COLUMNS_PER_CARD = 12
 _CHANNEL = re.compile(r"^([1-6])([A-H])(\d{2})$")
+#: TSP that opens every channel of every slot.
+_OPEN_ALL = 'channel.open("allslots")'
 
 
 def channel_name(row: str, column: int) -> str:
@@ -101,7 +104,7 @@ class Keithley707B(Instrument):
 
     def check_errors(self) -> list[tuple[int, str]]:
         """Read every queued error (an empty list when there is none)."""
-        errors = []
+        errors: list[tuple[int, str]] = []
         while True:
             code, message = self.next_error
             if code == 0:
@@ -130,7 +133,11 @@ class Keithley707B(Instrument):
         reply = self.ask(f'channel.exclusiveclose("{names}") print(channel.getclose("allslots"))')
         return parse_closed(reply)
 
+    def open_all_nowait(self) -> None:
+        """Open every channel: one message, no reply awaited (no read-back)."""
+        self.write(_OPEN_ALL)
+
     def open_all(self) -> set[tuple[str, int]]:
         """Open every channel; returns what is still closed (empty unless a relay is stuck)."""
-        reply = self.ask('channel.open("allslots") print(channel.getclose("allslots"))')
+        reply = self.ask(f'{_OPEN_ALL} print(channel.getclose("allslots"))')
         return parse_closed(reply)

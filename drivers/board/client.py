@@ -1,7 +1,18 @@
-"""Driver of the FPGA crossbar board over a serial link (pyserial), protocol in ``docs/board-protocol.md``.
+"""Client of the FPGA crossbar board over a serial link (pyserial); wire format in ``docs/board-protocol.md``.
 
-One method per board command. Every command is one transaction: the frame is sent, the reply
-with the same sequence number awaited. A reply that does not come within the timeout, or comes
+Two layers:
+
+* commands: one method per board command (:meth:`CrossbarBoard.pulse`, :meth:`~CrossbarBoard.read_cells`,
+  :meth:`~CrossbarBoard.vmm`, ...), each one transaction; a payload larger than the board's
+  receive buffer is refused before anything is sent. PROGRAM is one batch of frames
+  (:meth:`~CrossbarBoard.program` splits the count matrix into blocks of rows);
+* transfers: whole arrays, split here into as many commands as frames of the maximum payload
+  need (:meth:`~CrossbarBoard.pulse_many`, :meth:`~CrossbarBoard.read_many`,
+  :meth:`~CrossbarBoard.vmm_many`); one command for most uses. Every frame size is known
+  here, so callers pass whole arrays.
+
+Every command is one transaction: the frame is sent, the reply with the same sequence number
+awaited. A reply that does not come within the timeout, or comes
 garbled (bad CRC, bad payload), makes the driver send the *same frame again, with the same
 sequence number*; the board recognises the repeat and re-sends its cached reply instead of
 applying the command a second time. Only after ``retries`` repeats does the driver give up.
@@ -21,16 +32,15 @@ from typing import Protocol
 
 import numpy as np
 
+from drivers.board.framing import FRAME_OVERHEAD, MAX_PAYLOAD, Frame, FrameDecoder, encode_frame, next_seq
 from drivers.board.messages import (
-    FRAME_OVERHEAD,
-    MAX_PAYLOAD,
+    CELL_SIZE,
     VMM_BACKWARD,
     VMM_FORWARD,
     Command,
     DelayRequest,
     EmptyReply,
     ErrorReply,
-    FrameDecoder,
     IdentifyReply,
     IdentifyRequest,
     IvSweepReply,
@@ -49,8 +59,6 @@ from drivers.board.messages import (
     SetLimitsRequest,
     VmmRequest,
     decode_reply,
-    encode_frame,
-    next_seq,
     ns_to_seconds,
     seconds_to_ns,
     volts_to_uV,
@@ -70,7 +78,7 @@ class BoardTimeoutError(BoardError):
     """No reply within the timeout, after every retry."""
 
 
-class BoardProtocolError(BoardError):
+class BoardGarbledError(BoardError):
     """Only garbled or malformed replies, after every retry."""
 
 
@@ -195,7 +203,7 @@ class CrossbarBoard:
 
     # ------------------------------------------------------------------ commands
     def identify(self) -> IdentifyReply:
-        """IDENTIFY: protocol version, arrays (rows, cols), receive buffer size, name.
+        """IDENTIFY: wire-format version, arrays (rows, cols), receive buffer size, name.
 
         Also opens a session: the board forgets its retry cache.
         """
@@ -373,6 +381,105 @@ class CrossbarBoard:
         reply = self.transact(SafeStateRequest())
         assert isinstance(reply, EmptyReply)
 
+    # ------------------------------------------------------------------ transfers
+    def pulse_many(
+        self,
+        array: int,
+        cells: np.ndarray,
+        amplitude_V: float,
+        width_s: float,
+        compliance_A: float,
+        count: int,
+        read_after: bool = False,
+        read_voltage_V: float = 0.5,
+        pulse_gap_s: float = 0.0,
+        read_time_s: float = 0.0,
+    ) -> list[PulseReply]:
+        """``count`` pulses to every cell of ``cells`` (``(n, 2)`` rows/cols), each followed by a
+        read at ``read_voltage_V`` (V) when ``read_after``: one PULSE command per block of cells
+        whose request fits the board's receive buffer and whose reads fit one reply frame (one
+        command for most uses). Returns the replies, one per block, in cell order.
+
+        ``pulse_gap_s`` (s, between pulses) and ``read_time_s`` (s, one read of one cell) are the
+        board's timing, to size each command's timeout.
+        """
+        cells = np.asarray(cells, dtype=np.int64).reshape(-1, 2)
+        count = int(count)
+        per_frame = max(1, (self.rx_max_payload - PulseRequest.size(0)) // CELL_SIZE)
+        if read_after:
+            fixed = PulseReply.size(count, 0, True)
+            per_cell = PulseReply.size(count, 1, True) - fixed
+            per_frame = min(per_frame, max(1, (MAX_PAYLOAD - fixed) // per_cell))
+        replies: list[PulseReply] = []
+        for start in range(0, len(cells), per_frame):
+            block = cells[start : start + per_frame]
+            duration = count * (width_s + pulse_gap_s)
+            if read_after:
+                duration += count * read_time_s * len(block)
+            replies.append(
+                self.pulse(
+                    array, block, amplitude_V, width_s, compliance_A, count,
+                    read_after, read_voltage_V, duration_s=duration,
+                )  # fmt: skip
+            )
+        return replies
+
+    def read_many(self, array: int, cells: np.ndarray | None, voltage_V: float) -> list[ReadReply]:
+        """Currents (A) of ``cells`` (``(n, 2)``; ``None``: every cell) at ``voltage_V`` (V).
+
+        Every cell: one READ_ARRAY when its reply fits a frame (reply shape ``(rows, cols)``).
+        Otherwise READ_CELLS commands of as many cells as the board's receive buffer holds
+        (replies ``(1, k)``; every cell row-major). Returns the replies in cell order.
+        """
+        if cells is None:
+            shape = self._array_shape(array)
+            if shape is None or ReadReply.size(*shape) <= MAX_PAYLOAD:
+                return [self.read_array(array, voltage_V)]
+            rows, cols = shape
+            r, c = np.divmod(np.arange(rows * cols, dtype=np.int64), cols)
+            cells = np.stack([r, c], axis=1)
+        cells = np.asarray(cells, dtype=np.int64).reshape(-1, 2)
+        per_frame = max(1, (self.rx_max_payload - ReadCellsRequest.size(0)) // CELL_SIZE)
+        return [
+            self.read_cells(array, cells[start : start + per_frame], voltage_V)
+            for start in range(0, len(cells), per_frame)
+        ]
+
+    def vmm_many(
+        self,
+        arrays: Sequence[int],
+        signs: Sequence[float],
+        voltages_V: np.ndarray,
+        backward: bool = False,
+    ) -> list[MatrixReply]:
+        """VMM of one vector (``(n_in,)``, one command) or a batch (``(batch, n_in)``, V): one VMM
+        command per block of vectors whose request fits the board's receive buffer and whose
+        currents fit one reply frame (one command for most uses). Returns the replies, one per
+        block, in batch order."""
+        v = np.asarray(voltages_V, dtype=float)
+        if v.ndim == 1:
+            return [self.vmm(arrays, signs, v, backward=backward)]
+        fixed_in = VmmRequest.size(len(arrays), 0, 0)
+        per_vector = VmmRequest.size(len(arrays), 1, v.shape[1]) - fixed_in
+        per_block = (self.rx_max_payload - fixed_in) // per_vector
+        shape = self._array_shape(arrays[0]) if len(arrays) else None
+        if shape is not None:
+            n_out = shape[0] if backward else shape[1]
+            fixed = MatrixReply.size(0, n_out)
+            per_block = min(per_block, (MAX_PAYLOAD - fixed) // (MatrixReply.size(1, n_out) - fixed))
+        per_block = max(1, per_block)
+        return [
+            self.vmm(arrays, signs, v[start : start + per_block], backward=backward)
+            for start in range(0, len(v), per_block)
+        ]
+
+    def _array_shape(self, array: int) -> tuple[int, int] | None:
+        """``(rows, cols)`` of board array ``array`` as IDENTIFY reported it (``None``: unknown)."""
+        if self.identity is None or not 0 <= array < len(self.identity.arrays):
+            return None
+        return self.identity.arrays[array]
+
+    # ------------------------------------------------------------------ lifetime
     def close(self) -> None:
         """Close the serial port (idempotent)."""
         if self.connected:
@@ -387,7 +494,7 @@ class CrossbarBoard:
         Raises:
             BoardCommandError: the board answered with an error frame.
             BoardTimeoutError: no reply after every retry.
-            BoardProtocolError: only garbled replies after every retry.
+            BoardGarbledError: only garbled replies after every retry.
             BoardConnectionError: the link is gone.
         """
         if not self.connected:
@@ -439,7 +546,7 @@ class CrossbarBoard:
         text = f"{command.name} (seq {seq}): {problem}, after {attempts} attempt(s)"
         if problem.startswith("no reply"):
             raise BoardTimeoutError(text)
-        raise BoardProtocolError(text)
+        raise BoardGarbledError(text)
 
     def _reply_bound(self, request: Message) -> int:
         """Largest payload (bytes) a valid reply to ``request`` can have; the decoder drops any
@@ -490,7 +597,7 @@ class CrossbarBoard:
             self.close()
             raise BoardConnectionError(f"serial link lost: {exc}") from None
 
-    def _await(self, seq: int, wait_s: float) -> object:
+    def _await(self, seq: int, wait_s: float) -> Frame | str | None:
         """The reply frame with ``seq``; ``None`` on timeout; a description if it came garbled."""
         deadline = time.monotonic() + wait_s
         decoder = self._decoder
@@ -515,7 +622,7 @@ __all__ = [
     "BoardCommandError",
     "BoardConnectionError",
     "BoardError",
-    "BoardProtocolError",
+    "BoardGarbledError",
     "BoardTimeoutError",
     "CrossbarBoard",
     "LinkStats",

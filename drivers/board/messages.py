@@ -1,17 +1,9 @@
-"""Wire protocol of the FPGA crossbar board: framing, CRC-16, command and reply payloads.
+"""Messages of the FPGA crossbar board's serial wire format: command codes, request and reply
+payloads and their codecs.
 
-Pure functions and dataclasses, no I/O: the driver (:mod:`drivers.board.client`) and the
-board emulator both use this module, and ``docs/board-protocol.md`` is its specification.
-
-Frame layout (all multi-byte numbers little-endian)::
-
-    offset  size  field
-    0       1     SYNC = 0xA5
-    1       4     LEN: payload length in bytes (u32, at most MAX_PAYLOAD)
-    5       1     CMD: command code (host -> board), CMD | 0x80 (reply) or 0xFF (error)
-    6       2     SEQ: sequence number (u16), echoed by the reply
-    8       LEN   PAYLOAD
-    8+LEN   2     CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF) over bytes 0 .. 8+LEN-1
+Pure functions and dataclasses, no I/O. A message travels as the payload of one frame
+(:mod:`drivers.board.framing`); the client (:mod:`drivers.board.client`) and the board emulator
+both use this module, and ``docs/board-protocol.md`` is its specification.
 
 Number formats on the wire: voltages as signed 32-bit integers in microvolts (uV), durations and
 times as unsigned 64-bit integers in nanoseconds (ns), currents and compliances as IEEE-754
@@ -21,7 +13,6 @@ payload starts with the board clock ``t_ns`` (u64 ns) at the moment the reply wa
 
 from __future__ import annotations
 
-import binascii
 import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -29,22 +20,14 @@ from typing import ClassVar, Self
 
 import numpy as np
 
-SYNC = 0xA5
-PROTOCOL_VERSION = 1
-#: header: SYNC u8, LEN u32, CMD u8, SEQ u16
-HEADER = struct.Struct("<BIBH")
-HEADER_SIZE = HEADER.size  # 8
-CRC_SIZE = 2
-FRAME_OVERHEAD = HEADER_SIZE + CRC_SIZE
-#: largest payload any frame may declare (1 MiB); a header declaring more is a framing error.
-MAX_PAYLOAD = 1 << 20
-#: bit set in the command code of a reply
-REPLY_FLAG = 0x80
-#: command code of an error frame
-ERROR_CMD = 0xFF
-SEQ_MODULUS = 1 << 16
+from drivers.board.framing import ERROR_CMD, REPLY_FLAG, Frame, encode_frame
+
+#: version of the wire format (IDENTIFY reports the board's)
+WIRE_FORMAT_VERSION = 1
 MAX_COUNT_PER_CELL = 0xFFFF  # program counts are u16
 MAX_INDEX = 0xFFFF  # rows and cols are u16
+#: bytes of one cell address in a cell list (row u16, col u16)
+CELL_SIZE = 4
 
 
 class Command(IntEnum):
@@ -86,11 +69,6 @@ class PayloadError(ValueError):
 
 
 # --------------------------------------------------------------------------- units
-def crc16(data: bytes | bytearray | memoryview) -> int:
-    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection): ``binascii.crc_hqx``."""
-    return binascii.crc_hqx(bytes(data), 0xFFFF)
-
-
 def volts_to_uV(volts: float) -> int:
     """Volts to the wire's integer microvolts (rounded to nearest)."""
     return int(round(float(volts) * 1e6))
@@ -109,131 +87,6 @@ def seconds_to_ns(seconds: float) -> int:
 def ns_to_seconds(ns: int) -> float:
     """Wire nanoseconds to seconds (correctly rounded: ``100_000 -> 1e-4``)."""
     return int(ns) / 1e9
-
-
-def next_seq(seq: int) -> int:
-    """The sequence number after ``seq`` (u16, wrapping)."""
-    return (seq + 1) % SEQ_MODULUS
-
-
-# --------------------------------------------------------------------------- frames
-@dataclass(frozen=True)
-class Frame:
-    """One decoded frame: command code, sequence number, payload bytes."""
-
-    cmd: int
-    seq: int
-    payload: bytes
-
-    def encode(self) -> bytes:
-        return encode_frame(self.cmd, self.seq, self.payload)
-
-    @property
-    def is_error(self) -> bool:
-        return self.cmd == ERROR_CMD
-
-    @property
-    def is_reply(self) -> bool:
-        return self.cmd == ERROR_CMD or bool(self.cmd & REPLY_FLAG)
-
-
-def encode_frame(cmd: int, seq: int, payload: bytes = b"") -> bytes:
-    """The bytes of one frame (see the module docstring for the layout)."""
-    if not 0 <= cmd <= 0xFF:
-        raise ValueError(f"cmd: {cmd} is outside [0, 255]")
-    if not 0 <= seq < SEQ_MODULUS:
-        raise ValueError(f"seq: {seq} is outside [0, 65535]")
-    if len(payload) > MAX_PAYLOAD:
-        raise ValueError(f"payload: {len(payload)} bytes exceeds MAX_PAYLOAD = {MAX_PAYLOAD}")
-    head = HEADER.pack(SYNC, len(payload), cmd, seq) + bytes(payload)
-    return head + struct.pack("<H", crc16(head))
-
-
-class FrameDecoder:
-    """Stream decoder: feed it bytes as they arrive, get whole frames with a valid CRC back.
-
-    Bytes before a sync byte are discarded. A header that declares more than ``max_payload``
-    bytes, or a frame whose CRC does not match, costs only its sync byte: decoding resumes at the
-    next byte, so a genuine frame that follows (or hides behind) garbage is still found.
-
-    Attributes:
-        crc_errors: frames dropped for a bad CRC.
-        length_errors: headers dropped for a length above ``max_payload``.
-        discarded_bytes: bytes skipped while looking for a sync byte, sync bytes of dropped
-            frames included.
-    """
-
-    def __init__(self, max_payload: int = MAX_PAYLOAD) -> None:
-        if not 0 <= max_payload <= MAX_PAYLOAD:
-            raise ValueError(f"max_payload: {max_payload} is outside [0, {MAX_PAYLOAD}]")
-        self.max_payload = max_payload
-        self._buf = bytearray()
-        self.crc_errors = 0
-        self.length_errors = 0
-        self.discarded_bytes = 0
-
-    @property
-    def buffered(self) -> int:
-        """Bytes held while waiting for the rest of a frame."""
-        return len(self._buf)
-
-    def needed(self) -> int:
-        """How many more bytes complete the frame being received (at least 1)."""
-        buf = self._buf
-        if len(buf) < HEADER_SIZE:
-            return HEADER_SIZE - len(buf)
-        length = struct.unpack_from("<I", buf, 1)[0]
-        return max(1, HEADER_SIZE + length + CRC_SIZE - len(buf))
-
-    def feed(self, data: bytes | bytearray | memoryview) -> list[Frame]:
-        """Add received bytes; return every complete, CRC-valid frame now available, in order."""
-        self._buf += data
-        frames: list[Frame] = []
-        buf = self._buf
-        while buf:
-            start = buf.find(SYNC)
-            if start < 0:
-                self.discarded_bytes += len(buf)
-                buf.clear()
-                break
-            if start:
-                self.discarded_bytes += start
-                del buf[:start]
-            if len(buf) < HEADER_SIZE:
-                break
-            _, length, cmd, seq = HEADER.unpack_from(buf, 0)
-            if length > self.max_payload:
-                self.length_errors += 1
-                self._drop_sync()
-                continue
-            total = HEADER_SIZE + length + CRC_SIZE
-            if len(buf) < total:
-                break
-            (crc,) = struct.unpack_from("<H", buf, HEADER_SIZE + length)
-            if crc != crc16(memoryview(buf)[: HEADER_SIZE + length]):
-                self.crc_errors += 1
-                self._drop_sync()
-                continue
-            frames.append(Frame(cmd, seq, bytes(buf[HEADER_SIZE : HEADER_SIZE + length])))
-            del buf[:total]
-        return frames
-
-    def drop_partial(self) -> list[Frame]:
-        """Give up on a frame that stopped arriving (inter-byte timeout): drop its sync byte and
-        decode what follows it. Returns any frames found behind it."""
-        if not self._buf:
-            return []
-        self._drop_sync()
-        return self.feed(b"")
-
-    def reset(self) -> None:
-        """Forget everything buffered."""
-        self.discarded_bytes += len(self._buf)
-        self._buf.clear()
-
-    def _drop_sync(self) -> None:
-        self.discarded_bytes += 1
-        del self._buf[:1]
 
 
 # --------------------------------------------------------------------------- payload helpers
@@ -290,6 +143,7 @@ def _flags(value: int, allowed: int, what: str) -> int:
 
 
 def _cells_bytes(cells: np.ndarray) -> bytes:
+    """A cell list as ``n x (row u16, col u16)``."""
     arr = np.asarray(cells, dtype=np.int64).reshape(-1, 2)
     if arr.size and (arr.min() < 0 or arr.max() > MAX_INDEX):
         raise ValueError("cells: rows and cols must lie in [0, 65535]")
@@ -421,6 +275,11 @@ class PulseRequest(Message):
         )
         return head + _cells_bytes(cells)
 
+    @staticmethod
+    def size(n_cells: int) -> int:
+        """Payload size (bytes) of a PULSE request addressing ``n_cells`` cells."""
+        return struct.calcsize("<" + PulseRequest.FMT) + CELL_SIZE * n_cells
+
     @classmethod
     def decode(cls, payload: bytes) -> PulseRequest:
         r = _Reader(payload, "PULSE")
@@ -511,6 +370,7 @@ class ProgramRequest(Message):
 
     @staticmethod
     def header_size() -> int:
+        """Payload bytes of a PROGRAM frame before its counts."""
         return struct.calcsize("<" + ProgramRequest.FMT)
 
 
@@ -528,6 +388,11 @@ class ReadCellsRequest(Message):
     def encode(self) -> bytes:
         cells = np.asarray(self.cells).reshape(-1, 2)
         return struct.pack("<" + self.FMT, self.array, self.voltage_uV, len(cells)) + _cells_bytes(cells)
+
+    @staticmethod
+    def size(n_cells: int) -> int:
+        """Payload size (bytes) of a READ_CELLS request of ``n_cells`` cells."""
+        return struct.calcsize("<" + ReadCellsRequest.FMT) + CELL_SIZE * n_cells
 
     @classmethod
     def decode(cls, payload: bytes) -> ReadCellsRequest:
@@ -591,6 +456,11 @@ class VmmRequest(Message):
             out += struct.pack("<Bf", a, s)
         out += struct.pack("<II", v2.shape[0], v2.shape[1])
         return out + v2.astype("<i4").tobytes()
+
+    @staticmethod
+    def size(n_arrays: int, batch: int, n_in: int) -> int:
+        """Payload size (bytes) of a VMM request over ``n_arrays`` arrays, ``batch x n_in`` voltages."""
+        return 3 + 5 * n_arrays + 8 + 4 * batch * n_in
 
     @classmethod
     def decode(cls, payload: bytes) -> VmmRequest:

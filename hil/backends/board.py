@@ -25,7 +25,6 @@ board indices. The backend checks at open time that every array's shape matches 
 from __future__ import annotations
 
 import logging
-import struct
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
@@ -33,16 +32,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from drivers.board.client import BoardConnectionError, BoardError, CrossbarBoard
-from drivers.board.messages import (
-    MAX_COUNT_PER_CELL,
-    MAX_PAYLOAD,
-    PulseReply,
-    PulseRequest,
-    ReadCellsRequest,
-    ReadReply,
-    uV_to_volts,
-    volts_to_uV,
-)
+from drivers.board.messages import MAX_COUNT_PER_CELL, uV_to_volts, volts_to_uV
 from hil.backend import Backend, BackendError
 from hil.backends.registry import BackendKind
 from hil.errors import ConfigError, format_validation_error
@@ -63,11 +53,6 @@ from hil.types import (
 )
 
 log = logging.getLogger(__name__)
-
-#: bytes of a PULSE request before its cell list
-_PULSE_HEAD = struct.calcsize("<" + PulseRequest.FMT)
-#: bytes of a READ_CELLS request before its cell list
-_READ_HEAD = struct.calcsize("<" + ReadCellsRequest.FMT)
 
 
 class BoardOptions(BaseModel):
@@ -263,24 +248,19 @@ class BoardBackend(Backend):
 
     # ------------------------------------------------------------------ measurements
     def read(self, array: str, cells: CellsLike = None, voltage_V: float = DEFAULT_READ_VOLTAGE_V) -> Readout:
+        """Every cell: one READ_ARRAY (for arrays whose currents fit one frame); listed cells: one
+        READ_CELLS per block of cells that fits the board's receive buffer (the client splits)."""
         spec, index = self._board_array(array)
         v = uV_to_volts(volts_to_uV(voltage_V))  # the voltage the board applies
+        arr = as_cells(cells, spec)
         with _board_errors("read"):
-            if cells is None and ReadReply.size(spec.rows, spec.cols) <= MAX_PAYLOAD:
-                reply = self.board.read_array(index, v)
-                current = reply.currents_A.astype(float)
-                return Readout(array, as_cells(None, spec), v, current / v, current, reply.read_t_ns / 1e9)
-            arr = as_cells(cells, spec)
-            per_frame = max(1, (self.board.rx_max_payload - _READ_HEAD) // 4)
-            parts, t0 = [], None
-            for start in range(0, len(arr), per_frame):
-                reply = self.board.read_cells(index, arr[start : start + per_frame], v)
-                parts.append(reply.currents_A.reshape(-1).astype(float))
-                t0 = reply.read_t_ns / 1e9 if t0 is None else t0
+            replies = self.board.read_many(index, None if cells is None else arr, v)
+        parts = [reply.currents_A.reshape(-1).astype(float) for reply in replies]
         current = np.concatenate(parts) if parts else np.zeros(0)
         if cells is None:
             current = current.reshape(spec.shape)
-        return Readout(array, arr, v, current / v, current, float(t0 if t0 is not None else self.now()))
+        t = replies[0].read_t_ns / 1e9 if replies else self.now()
+        return Readout(array, arr, v, current / v, current, float(t))
 
     def pulse(
         self,
@@ -293,39 +273,27 @@ class BoardBackend(Backend):
     ) -> PulseTrainResult:
         """The whole train, reads included, is one PULSE command (one host round trip) unless
         its cell list or its reads overflow one frame; then it runs as several PULSE commands,
-        one per block of cells."""
+        one per block of cells (the client splits)."""
         spec, index = self._board_array(array)
         arr = as_cells(cells, spec)
         count = int(count)
         compliance = pulse.compliance_A if pulse.compliance_A is not None else self.pulse_compliance_A
         v_read = uV_to_volts(volts_to_uV(read_voltage_V))
-        per_frame = max(1, (self.board.rx_max_payload - _PULSE_HEAD) // 4)
-        if read_after:
-            fixed = PulseReply.size(count, 0, True)
-            per_frame = min(per_frame, max(1, (MAX_PAYLOAD - fixed) // (4 * count)))
-        opts = self.options
-        g_parts: list[np.ndarray] = []
-        times: np.ndarray | None = None
         with _board_errors("pulse"):
-            for start in range(0, len(arr), per_frame):
-                block = arr[start : start + per_frame]
-                duration = count * (pulse.width_s + opts.pulse_gap_s)
-                if read_after:
-                    duration += count * opts.read_time_s * len(block)
-                reply = self.board.pulse(
-                    index, block, pulse.amplitude_V, pulse.width_s, compliance, count,
-                    read_after, v_read, duration_s=duration,
-                )  # fmt: skip
-                if reply.currents_A is not None:
-                    assert reply.read_times_ns is not None
-                    g_parts.append(reply.currents_A.astype(float) / v_read)
-                    block_times = reply.read_times_ns / 1e9
-                else:
-                    block_times = np.linspace(reply.t_first_ns / 1e9, reply.t_last_ns / 1e9, count)
-                if times is None:
-                    times = block_times
-        if times is None:
-            times = np.zeros(count)
+            replies = self.board.pulse_many(
+                index, arr, pulse.amplitude_V, pulse.width_s, compliance, count, read_after, v_read,
+                pulse_gap_s=self.options.pulse_gap_s, read_time_s=self.options.read_time_s,
+            )  # fmt: skip
+        # the first block's times stand for the train (every block runs the same train)
+        times = np.zeros(count)
+        if replies:
+            first = replies[0]
+            if first.currents_A is not None:
+                assert first.read_times_ns is not None
+                times = first.read_times_ns / 1e9
+            else:
+                times = np.linspace(first.t_first_ns / 1e9, first.t_last_ns / 1e9, count)
+        g_parts = [r.currents_A.astype(float) / v_read for r in replies if r.currents_A is not None]
         g = np.concatenate(g_parts, axis=0) if read_after else None
         return PulseTrainResult(array, arr, pulse, count, g, v_read if read_after else None, times)
 
@@ -370,24 +338,15 @@ class BoardBackend(Backend):
         weights = [1.0] * len(names) if signs is None else [float(s) for s in signs]
         if len(weights) != len(names):
             raise ValueError(f"signs: {len(weights)} given for {len(names)} arrays")
+        if not names:
+            raise ValueError("arrays: give at least one array")
         specs = [self._board_array(n) for n in names]
-        spec0 = specs[0][0]
         v = np.asarray(voltages_V, dtype=float)
-        n_out = spec0.cols if direction == "forward" else spec0.rows
-        if v.ndim == 1:
-            blocks = [v]
-        else:
-            room_in = self.board.rx_max_payload - (11 + 5 * len(names))
-            per_block = max(1, min(room_in // (4 * v.shape[1]), (MAX_PAYLOAD - 16) // (4 * n_out)))
-            blocks = [v[s : s + per_block] for s in range(0, len(v), per_block)]
-        out = []
         with _board_errors("vmm"):
-            for block in blocks:
-                reply = self.board.vmm(
-                    [i for _, i in specs], weights, block, backward=direction == "backward"
-                )
-                out.append(reply.currents_A.astype(float))
-        result = np.concatenate(out, axis=0)
+            replies = self.board.vmm_many(
+                [i for _, i in specs], weights, v, backward=direction == "backward"
+            )
+        result = np.concatenate([reply.currents_A.astype(float) for reply in replies], axis=0)
         return result[0] if v.ndim == 1 else result
 
     def iv_sweep(

@@ -15,11 +15,15 @@ does on the instruments:
 * ``vmm``: the interface's default, a full read and ``V @ G`` on the host (no native VMM);
 * ``iv_sweep``: route, then the SMU's own staircase sweep, one or two round trips.
 
-After every operation the SMU outputs are turned off and every relay is opened (messages that
-need no reply). :meth:`SmuMatrixBackend.safe_state` does the same and *reads it back*; an
+After every operation the SMU outputs are turned off and every relay is opened (the drivers'
+``outputs_off_nowait`` and ``open_all_nowait``: messages that need no reply). :meth:`SmuMatrixBackend.safe_state` does the same and *reads it back*; an
 instrument whose exchange was cut short (timeout, malformed reply, lost connection, Ctrl-C) is
 reconnected first, so the commands reach it whatever state its connection was left in. Driver
 and connection failures surface as :class:`~hil.backend.BackendError` naming the instrument.
+
+Every instrument command is a driver's: this module writes no SCPI or TSP. It declares what it
+needs of the drivers as protocols (:class:`SourceMeter`, :class:`SwitchMatrix`,
+:class:`InstrumentClock`; ``typing.Protocol``).
 
 Limits are enforced above this class (:class:`~hil.safety.SafeBackend`); this backend adds only
 what the instruments cannot do (a pulse shorter than the SMU makes is refused before anything
@@ -31,14 +35,16 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 
 from hil.backend import Backend, BackendError
 from hil.backends.registry import BackendKind
 from hil.backends.smu_matrix_config import (
+    SMU_CHANNELS,
+    SMU_MODELS,
     ArrayPlan,
     InstrumentPlan,
     MatrixOptions,
@@ -63,14 +69,30 @@ from hil.types import (
 )
 
 
-class SourceMeter(Protocol):
-    """What this backend needs of an SMU driver (see ``drivers/``)."""
+class Connection(Protocol):
+    """What this backend needs of a driver's connection (pymeasure's adapter): closing it."""
 
+    def close(self) -> None: ...
+
+
+class SourceMeter(Protocol):
+    """What this backend needs of an SMU driver (``drivers/keithley2600.py``, ``b2900.py``,
+    ``keithley2450.py``); every instrument command is the driver's, none is written here."""
+
+    #: the identification string (``*IDN?``), read once when the backend connects.
+    id: str
+    #: the driver's connection, closed on reconnect and at the end.
+    adapter: Connection
+    #: the shortest pulse (s) the driver accepts.
     min_pulse_width_s: float
 
-    def arm(self, channel: str, compliance_A: float, nplc: float = ...) -> None: ...
+    def arm(self, channel: str, compliance_A: float, nplc: float = ...) -> None:
+        """Voltage source at 0 V with current compliance ``compliance_A`` (A), output on."""
+        ...
 
-    def read_current(self, channel: str, voltage_V: float) -> float: ...
+    def read_current(self, channel: str, voltage_V: float) -> float:
+        """Source ``voltage_V`` (V), return the current (A), back to 0 V: one round trip."""
+        ...
 
     def pulse_train(
         self,
@@ -81,43 +103,89 @@ class SourceMeter(Protocol):
         pulse_compliance_A: float,
         idle_compliance_A: float,
         read_voltage_V: float | None = ...,
-    ) -> np.ndarray | None: ...
+    ) -> np.ndarray | None:
+        """``count`` pulses run by the instrument; with ``read_voltage_V`` the current (A) after each."""
+        ...
 
     def voltage_sweep(
-        self, channel: str, voltages_V: Any, dwell_s: float, compliance_A: float
-    ) -> tuple[np.ndarray, np.ndarray]: ...
+        self, channel: str, voltages_V: Sequence[float] | np.ndarray, dwell_s: float, compliance_A: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Staircase sweep: ``(voltage V, current A)`` per point."""
+        ...
 
-    def outputs_off(self, channels: Any) -> list[bool]: ...
+    def outputs_off(self, channels: Sequence[str]) -> list[bool]:
+        """Outputs of ``channels`` off, read back (True: still on)."""
+        ...
 
-    def write(self, command: str) -> None: ...
+    def outputs_off_nowait(self, channels: Sequence[str]) -> None:
+        """Outputs of ``channels`` off: one message, no reply awaited."""
+        ...
+
+
+@runtime_checkable
+class InstrumentClock(Protocol):
+    """What an SMU that keeps the backend's time (``options.clock: instrument``) adds: a script
+    timer and instrument-side waits (the 2600B's driver)."""
+
+    def reset_timer(self) -> None:
+        """Zero the instrument's timer."""
+        ...
+
+    def elapsed_s(self) -> float:
+        """Seconds (s) on the instrument's timer since :meth:`reset_timer`."""
+        ...
+
+    def wait(self, seconds: float, chunk_s: float) -> None:
+        """Wait ``seconds`` (s) on the instrument, in waits of at most ``chunk_s`` (s)."""
+        ...
 
 
 class SwitchMatrix(Protocol):
-    """What this backend needs of a switch-matrix driver (see ``drivers/``)."""
+    """What this backend needs of a switch-matrix driver (``drivers/keithley707b.py``,
+    ``e5250a.py``); crosspoints are ``(matrix row, global column)``."""
 
-    def setup(self) -> None: ...
+    #: the identification string (``*IDN?``), read once when the backend connects.
+    id: str
+    #: the driver's connection, closed on reconnect and at the end.
+    adapter: Connection
 
-    def route(self, crosspoints: Any) -> set[tuple[str, int]]: ...
+    def setup(self) -> None:
+        """Switching rules (break before make), once after connecting."""
+        ...
 
-    def open_all(self) -> set[tuple[str, int]]: ...
+    def route(self, crosspoints: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:
+        """Close exactly ``crosspoints`` (every other opens); returns what is closed after."""
+        ...
 
-    def write(self, command: str) -> None: ...
+    def open_all(self) -> set[tuple[str, int]]:
+        """Open every relay; returns what is still closed."""
+        ...
+
+    def open_all_nowait(self) -> None:
+        """Open every relay: one message, no reply awaited."""
+        ...
 
 
-def open_instrument(plan: InstrumentPlan) -> Any:
+#: A connected instrument driver: an SMU or a switch matrix.
+Driver = SourceMeter | SwitchMatrix
+
+
+def open_instrument(plan: InstrumentPlan) -> Driver:
     """Connect the driver of one instrument (pyvisa-py by default); on a LAN socket, small
     messages leave at once (TCP_NODELAY: no Nagle delay behind an unacknowledged write)."""
-    driver = _open_driver(plan)
+    driver = _open_smu(plan) if plan.model in SMU_MODELS else _open_matrix(plan)
     if "::SOCKET" in plan.resource.upper():
-        _no_delay(driver.adapter.connection)
+        _no_delay(driver.adapter)
     return driver
 
 
-def _no_delay(resource: Any) -> None:
-    """TCP_NODELAY on a socket resource (pyvisa-py 0.8 cannot set VI_ATTR_TCPIP_NODELAY on a
-    SOCKET session, so its socket is set directly; other VISA libraries get the attribute)."""
+def _no_delay(adapter: Any) -> None:
+    """TCP_NODELAY on the socket resource of a pymeasure VISA adapter (pyvisa-py 0.8 cannot set
+    VI_ATTR_TCPIP_NODELAY on a SOCKET session, so its socket is set directly; other VISA
+    libraries get the attribute)."""
     from pyvisa import constants
 
+    resource = adapter.connection
     try:
         resource.set_visa_attribute(constants.ResourceAttribute.tcpip_nodelay, True)
         return
@@ -128,24 +196,33 @@ def _no_delay(resource: Any) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def _open_driver(plan: InstrumentPlan) -> Any:
+def _visa_kwargs(plan: InstrumentPlan) -> dict[str, Any]:
+    return {"timeout": int(plan.options.timeout_s * 1000), "visa_library": plan.options.visa_library}
+
+
+def _open_smu(plan: InstrumentPlan) -> SourceMeter:
     options = plan.options
-    kwargs: dict[str, Any] = {"timeout": int(options.timeout_s * 1000), "visa_library": options.visa_library}
+    if not isinstance(options, SmuOptions):
+        raise ConfigError(f"instruments.{plan.name}.model: '{plan.model}' is not an SMU")
+    kwargs = _visa_kwargs(plan)
     if plan.model == "keithley2450":
         from drivers.keithley2450 import Keithley2450
 
-        assert isinstance(options, SmuOptions)
         return Keithley2450(plan.resource, min_pulse_width_s=options.min_pulse_width_s, **kwargs)
     if plan.model == "keithley2600":
         from drivers.keithley2600 import Keithley2600
 
-        assert isinstance(options, SmuOptions)
         return Keithley2600(plan.resource, min_pulse_width_s=options.min_pulse_width_s, **kwargs)
     if plan.model == "b2900":
         from drivers.b2900 import KeysightB2900
 
-        assert isinstance(options, SmuOptions)
         return KeysightB2900(plan.resource, min_pulse_width_s=options.min_pulse_width_s, **kwargs)
+    raise ConfigError(f"instruments.{plan.name}.model: '{plan.model}' has no driver")
+
+
+def _open_matrix(plan: InstrumentPlan) -> SwitchMatrix:
+    options = plan.options
+    kwargs = _visa_kwargs(plan)
     if plan.model in ("keithley707b", "keithley708b"):
         from drivers.keithley707b import Keithley707B
 
@@ -153,7 +230,8 @@ def _open_driver(plan: InstrumentPlan) -> Any:
     if plan.model == "e5250a":
         from drivers.e5250a import KeysightE5250A
 
-        assert isinstance(options, MatrixOptions)
+        if not isinstance(options, MatrixOptions):
+            raise ConfigError(f"instruments.{plan.name}.model: '{plan.model}' is not a switch matrix")
         return KeysightE5250A(plan.resource, cards=range(1, options.slots + 1), **kwargs)
     raise ConfigError(f"instruments.{plan.name}.model: '{plan.model}' has no driver")
 
@@ -177,17 +255,21 @@ class SmuMatrixBackend(Backend):
     """
 
     def __init__(
-        self, plan: SmuMatrixPlan, connect: Callable[[InstrumentPlan], Any] = open_instrument
+        self, plan: SmuMatrixPlan, connect: Callable[[InstrumentPlan], Driver] = open_instrument
     ) -> None:
         self.plan = plan
         self._connect = connect
         self._specs = {a.name: a.spec() for a in plan.station.arrays}
-        self._drivers: dict[str, Any] = {}
+        self._smus: dict[str, SourceMeter] = {}
+        self._matrices: dict[str, SwitchMatrix] = {}
         self._dirty: set[str] = set()
         self._idn: dict[str, str] = {}
         self._t0 = time.monotonic()
         self._clock_offset = 0.0
-        self._clock_smu = next((p for p in plan.smus() if p.options.clock == "instrument"), None)
+        self._clock_smu = next(
+            (p for p in plan.smus() if isinstance(p.options, SmuOptions) and p.options.clock == "instrument"),
+            None,
+        )
         self._closed = False
         self._channels: dict[str, list[str]] = {}
         for a in plan.arrays.values():
@@ -196,8 +278,7 @@ class SmuMatrixBackend(Backend):
                 chans.append(a.channel)
         for name, inst in plan.instruments.items():
             try:
-                self._drivers[name] = connect(inst)
-                self._idn[name] = str(self._drivers[name].id).strip()
+                self._idn[name] = str(self._attach(inst).id).strip()
             except Exception as exc:
                 self._close_all()
                 raise ConfigError(
@@ -207,10 +288,10 @@ class SmuMatrixBackend(Backend):
         try:
             for name in self.plan_matrices:
                 with self._guard(name):
-                    self._drivers[name].setup()
+                    self._matrices[name].setup()
             if self._clock_smu is not None:
                 with self._guard(self._clock_smu.name):
-                    self._drivers[self._clock_smu.name].reset_timer()
+                    self._clock(self._clock_smu.name).reset_timer()
             self.safe_state()
         except BaseException:
             self._close_all()
@@ -240,9 +321,17 @@ class SmuMatrixBackend(Backend):
         clock (``options.clock: instrument``) ran ahead of it during waits."""
         return time.monotonic() - self._t0 + self._clock_offset
 
-    def driver(self, name: str) -> Any:
+    def driver(self, name: str) -> Driver:
         """The connected driver of instrument ``name`` (for diagnostics and tests)."""
-        return self._drivers[name]
+        driver = self._connected(name)
+        if driver is None:
+            raise KeyError(name)
+        return driver
+
+    def _connected(self, name: str) -> Driver | None:
+        if name in self._smus:
+            return self._smus[name]
+        return self._matrices.get(name)
 
     # ------------------------------------------------------------------ plumbing
     @contextlib.contextmanager
@@ -262,13 +351,29 @@ class SmuMatrixBackend(Backend):
             inst = self.plan.instruments[name]
             raise BackendError(f"{name} ({inst.model} at {inst.resource}): {describe(exc)}") from exc
 
+    def _attach(self, inst: InstrumentPlan) -> Driver:
+        """Connect the driver of ``inst`` and file it as an SMU or a matrix (by its model)."""
+        driver = self._connect(inst)
+        if inst.model in SMU_MODELS:
+            self._smus[inst.name] = cast(SourceMeter, driver)
+        else:
+            self._matrices[inst.name] = cast(SwitchMatrix, driver)
+        return driver
+
     def _reconnect(self, name: str) -> None:
-        old = self._drivers.get(name)
+        old = self._connected(name)
         if old is not None:
             with contextlib.suppress(Exception):
                 old.adapter.close()
-        self._drivers[name] = self._connect(self.plan.instruments[name])
+        self._attach(self.plan.instruments[name])
         self._dirty.discard(name)
+
+    def _clock(self, name: str) -> InstrumentClock:
+        """The driver of the SMU that keeps the backend's time."""
+        smu = self._smus[name]
+        if not isinstance(smu, InstrumentClock):
+            raise ConfigError(f"instruments.{name}.options.clock: this SMU's driver has no script timer")
+        return smu
 
     def _array(self, array: str) -> tuple[ArraySpec, ArrayPlan]:
         spec = self.spec(array)
@@ -278,7 +383,7 @@ class SmuMatrixBackend(Backend):
         """Close exactly the two crosspoints of cell (row, col); verify from the read-back."""
         wanted = set(plan.crosspoints(row, col))
         with self._guard(plan.matrix):
-            closed = self._drivers[plan.matrix].route(sorted(wanted))
+            closed = self._matrices[plan.matrix].route(sorted(wanted))
         if closed != wanted:
             extra = sorted(closed - wanted)
             missing = sorted(wanted - closed)
@@ -293,8 +398,8 @@ class SmuMatrixBackend(Backend):
                 + " (stuck relay?)"
             )
 
-    def _smu(self, plan: ArrayPlan) -> Any:
-        return self._drivers[plan.smu]
+    def _smu(self, plan: ArrayPlan) -> SourceMeter:
+        return self._smus[plan.smu]
 
     def _nplc(self, plan: ArrayPlan) -> float:
         options = self.plan.instruments[plan.smu].options
@@ -303,32 +408,17 @@ class SmuMatrixBackend(Backend):
 
     @contextlib.contextmanager
     def _operation(self, plan: ArrayPlan) -> Iterator[None]:
-        """After the operation, however it ends: SMU output off and relays open (no read-back)."""
+        """After the operation, however it ends: SMU output off and relays open (messages that
+        need no reply: no read-back)."""
         try:
             yield
         finally:
             if plan.smu not in self._dirty:
                 with contextlib.suppress(BackendError), self._guard(plan.smu):
-                    self._off_write(plan.smu)
+                    self._smus[plan.smu].outputs_off_nowait(self._channels.get(plan.smu, []))
             if plan.matrix not in self._dirty:
                 with contextlib.suppress(BackendError), self._guard(plan.matrix):
-                    self._open_write(plan.matrix)
-
-    def _off_write(self, smu: str) -> None:
-        model = self.plan.instruments[smu].model
-        chans = self._channels.get(smu, [])
-        if model == "keithley2600":
-            cmd = " ".join(f"smu{c}.source.output=smu{c}.OUTPUT_OFF" for c in chans)
-        elif model == "b2900":
-            cmd = ";".join(f":OUTP{c} OFF" for c in chans)
-        else:
-            cmd = ":OUTP OFF"
-        self._drivers[smu].write(cmd)
-
-    def _open_write(self, matrix: str) -> None:
-        model = self.plan.instruments[matrix].model
-        cmd = ":ROUT:OPEN:CARD ALL" if model == "e5250a" else 'channel.open("allslots")'
-        self._drivers[matrix].write(cmd)
+                    self._matrices[plan.matrix].open_all_nowait()
 
     def _check_width(self, plan: ArrayPlan, pulse: Pulse) -> None:
         smu = self._smu(plan)
@@ -463,9 +553,9 @@ class SmuMatrixBackend(Backend):
             name = self._clock_smu.name
             chunk = 0.5 * self._clock_smu.options.timeout_s
             with self._guard(name):
-                smu = self._drivers[name]
-                smu.wait(float(seconds), chunk)
-                ahead = smu.elapsed_s() - (time.monotonic() - self._t0)
+                clock = self._clock(name)
+                clock.wait(float(seconds), chunk)
+                ahead = clock.elapsed_s() - (time.monotonic() - self._t0)
             self._clock_offset = max(self._clock_offset, ahead)
             return
         end = time.monotonic() + float(seconds)
@@ -491,14 +581,14 @@ class SmuMatrixBackend(Backend):
                     self._reconnect(name)
                 with self._guard(name):
                     if name in self.plan_matrices:
-                        stuck = self._drivers[name].open_all()
+                        stuck = self._matrices[name].open_all()
                         if stuck:
                             problems.append(
                                 f"{name} ({inst.model}): crosspoints still closed after opening all: {sorted(stuck)}"
                             )
                     else:
-                        chans = self._channels.get(name) or [self._default_channel(inst.model)]
-                        states = self._drivers[name].outputs_off(chans)
+                        chans = self._channels.get(name) or [SMU_CHANNELS[inst.model][0]]
+                        states = self._smus[name].outputs_off(chans)
                         on = [c for c, s in zip(chans, states, strict=True) if s]
                         if on:
                             problems.append(f"{name} ({inst.model}): output(s) {on} still on")
@@ -508,14 +598,12 @@ class SmuMatrixBackend(Backend):
         if problems:
             raise BackendError("safe state not confirmed: " + "; ".join(problems))
 
-    @staticmethod
-    def _default_channel(model: str) -> str:
-        return "a" if model == "keithley2600" else "1"
-
     def _close_all(self) -> None:
-        for driver in self._drivers.values():
-            with contextlib.suppress(Exception):
-                driver.adapter.close()
+        for name in self.plan.instruments:
+            driver = self._connected(name)
+            if driver is not None:
+                with contextlib.suppress(Exception):
+                    driver.adapter.close()
 
     def close(self) -> None:
         if not self._closed:

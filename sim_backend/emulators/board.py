@@ -47,16 +47,14 @@ from typing import Literal
 
 import numpy as np
 
+from drivers.board.framing import MAX_PAYLOAD, Frame, FrameDecoder
 from drivers.board.messages import (
-    MAX_PAYLOAD,
-    PROTOCOL_VERSION,
     VMM_BACKWARD,
+    WIRE_FORMAT_VERSION,
     Command,
     DelayRequest,
     EmptyReply,
     ErrorCode,
-    Frame,
-    FrameDecoder,
     IdentifyReply,
     IdentifyRequest,
     IvSweepReply,
@@ -285,7 +283,7 @@ class BoardFirmware:
         assert isinstance(req, IdentifyRequest)
         return IdentifyReply(
             self.t_ns,
-            PROTOCOL_VERSION,
+            WIRE_FORMAT_VERSION,
             self.rx_max_payload,
             tuple((s.rows, s.cols) for s in self.specs),
             self.name,

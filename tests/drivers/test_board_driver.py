@@ -9,16 +9,17 @@ import numpy as np
 import pytest
 import serial
 
+from drivers.board import framing as fr
 from drivers.board import messages as bp
 from drivers.board.client import (
     BoardCommandError,
     BoardConnectionError,
-    BoardProtocolError,
+    BoardGarbledError,
     BoardTimeoutError,
     CrossbarBoard,
 )
 
-Responder = Callable[[bp.Frame, int], bytes | None]
+Responder = Callable[[fr.Frame, int], bytes | None]
 
 
 class ScriptedPort:
@@ -38,7 +39,7 @@ class ScriptedPort:
 
     def write(self, data: bytes) -> int:
         self.sent.append(bytes(data))
-        frames = bp.FrameDecoder().feed(data)
+        frames = fr.FrameDecoder().feed(data)
         assert len(frames) == 1, "the driver writes exactly one whole frame at a time"
         out = self.respond(frames[0], len(self.sent))
         if out:
@@ -58,15 +59,15 @@ class ScriptedPort:
         self.closed = True
 
 
-def ok(frame: bp.Frame, message: bp.Message) -> bytes:
+def ok(frame: fr.Frame, message: bp.Message) -> bytes:
     return bp.reply_frame(frame.seq, frame.cmd, message)
 
 
-def identify_reply(frame: bp.Frame, rx: int = 65536) -> bytes:
+def identify_reply(frame: fr.Frame, rx: int = 65536) -> bytes:
     return ok(frame, bp.IdentifyReply(1_000, 1, rx, ((4, 8), (2, 2)), "test board"))
 
 
-def empty_ok(frame: bp.Frame, _n: int = 0) -> bytes:
+def empty_ok(frame: fr.Frame, _n: int = 0) -> bytes:
     return ok(frame, bp.EmptyReply(42))
 
 
@@ -85,7 +86,7 @@ def test_set_limits_sends_integer_microvolts_and_nanoseconds() -> None:
     port = ScriptedPort(empty_ok)
     board = CrossbarBoard(port, timeout_s=0.1, retries=0)
     board.set_limits(5.0, 1.0, 1e-2, 1e-9, 1e-2, 10_000, 1.0)
-    frame = bp.FrameDecoder().feed(port.sent[0])[0]
+    frame = fr.FrameDecoder().feed(port.sent[0])[0]
     assert frame.cmd == bp.Command.SET_LIMITS and frame.seq == 0
     assert bp.SetLimitsRequest.decode(frame.payload) == bp.SetLimitsRequest(
         5_000_000, 1_000_000, float(np.float32(1e-2)), 1, 10_000_000, 10_000, 1_000_000_000
@@ -96,14 +97,14 @@ def test_pulse_train_with_reads_is_one_frame_and_parses_currents() -> None:
     currents = np.array([[1e-6, 2e-6, 3e-6], [4e-6, 5e-6, 6e-6]], dtype=np.float32)
     times = np.array([100, 200, 300], dtype=np.uint64)
 
-    def respond(frame: bp.Frame, n: int) -> bytes:
+    def respond(frame: fr.Frame, n: int) -> bytes:
         return ok(frame, bp.PulseReply(300, 3, 2, 100, 300, times, currents))
 
     port = ScriptedPort(respond)
     board = CrossbarBoard(port, timeout_s=0.1, retries=0)
     reply = board.pulse(1, np.array([[0, 1], [1, 0]]), 2.0, 100e-6, 1e-3, 3, True, 0.5)
     assert len(port.sent) == 1 and board.stats.round_trips == 1
-    sent = bp.PulseRequest.decode(bp.FrameDecoder().feed(port.sent[0])[0].payload)
+    sent = bp.PulseRequest.decode(fr.FrameDecoder().feed(port.sent[0])[0].payload)
     assert (sent.array, sent.amplitude_uV, sent.width_ns, sent.count, sent.read_uV) == (
         1,
         2_000_000,
@@ -121,7 +122,7 @@ def test_sequence_numbers_increase_and_wrap() -> None:
     board = CrossbarBoard(port, timeout_s=0.1, retries=0, first_seq=65534)
     for _ in range(3):
         board.safe_state()
-    seqs = [bp.FrameDecoder().feed(b)[0].seq for b in port.sent]
+    seqs = [fr.FrameDecoder().feed(b)[0].seq for b in port.sent]
     assert seqs == [65534, 65535, 0]
 
 
@@ -134,7 +135,7 @@ def test_timeout_is_retried_with_the_same_frame() -> None:
 
 
 def test_garbled_reply_is_retried_with_the_same_frame() -> None:
-    def respond(frame: bp.Frame, n: int) -> bytes:
+    def respond(frame: fr.Frame, n: int) -> bytes:
         good = empty_ok(frame)
         if n == 1:
             bad = bytearray(good)
@@ -157,8 +158,8 @@ def test_every_attempt_timing_out_raises_after_retries() -> None:
     assert len(port.sent) == 4 and len(set(port.sent)) == 1
 
 
-def test_only_garbled_replies_raise_protocol_error() -> None:
-    def respond(frame: bp.Frame, n: int) -> bytes:
+def test_only_garbled_replies_raise_garbled_error() -> None:
+    def respond(frame: fr.Frame, n: int) -> bytes:
         return (
             b"\xa5"
             + b"\x08\x00\x00\x00"
@@ -169,15 +170,15 @@ def test_only_garbled_replies_raise_protocol_error() -> None:
 
     port = ScriptedPort(respond)
     board = CrossbarBoard(port, timeout_s=0.02, retries=1)
-    with pytest.raises(BoardProtocolError, match="garbled"):
+    with pytest.raises(BoardGarbledError, match="garbled"):
         board.safe_state()
     assert len(port.sent) == 2
 
 
 def test_malformed_payload_with_good_crc_is_retried() -> None:
-    def respond(frame: bp.Frame, n: int) -> bytes:
+    def respond(frame: fr.Frame, n: int) -> bytes:
         if n == 1:  # right command and seq, CRC fine, but a payload two bytes short
-            return bp.encode_frame(frame.cmd | bp.REPLY_FLAG, frame.seq, bytes(6))
+            return fr.encode_frame(frame.cmd | fr.REPLY_FLAG, frame.seq, bytes(6))
         return empty_ok(frame)
 
     port = ScriptedPort(respond)
@@ -187,7 +188,7 @@ def test_malformed_payload_with_good_crc_is_retried() -> None:
 
 
 def test_error_frame_raises_with_code_and_is_not_retried() -> None:
-    def respond(frame: bp.Frame, n: int) -> bytes:
+    def respond(frame: fr.Frame, n: int) -> bytes:
         return bp.error_frame(frame.seq, frame.cmd, bp.ErrorCode.LIMIT, "amplitude 9000000 uV > 5000000 uV")
 
     port = ScriptedPort(respond)
@@ -198,7 +199,7 @@ def test_error_frame_raises_with_code_and_is_not_retried() -> None:
 
 
 def test_stale_replies_of_earlier_commands_are_skipped() -> None:
-    def respond(frame: bp.Frame, n: int) -> bytes:
+    def respond(frame: fr.Frame, n: int) -> bytes:
         stale = bp.reply_frame((frame.seq - 1) % 65536, frame.cmd, bp.EmptyReply(1))
         return stale + empty_ok(frame)
 
@@ -211,7 +212,7 @@ def test_stale_replies_of_earlier_commands_are_skipped() -> None:
 def test_program_is_batched_rows_per_frame() -> None:
     applied: list[bp.ProgramRequest] = []
 
-    def respond(frame: bp.Frame, n: int) -> bytes:
+    def respond(frame: fr.Frame, n: int) -> bytes:
         if frame.cmd == bp.Command.IDENTIFY:
             return identify_reply(frame, rx=bp.ProgramRequest.header_size() + 2 * 8 * 3)  # 3 rows of 8
         req = bp.ProgramRequest.decode(frame.payload)
@@ -277,7 +278,7 @@ def test_after_ctrl_c_the_late_reply_is_skipped_and_safe_state_goes_through() ->
     currents = np.ones((64, 50), dtype=np.float32) * 1e-6
     times = np.arange(50, dtype=np.uint64)
 
-    def respond(frame: bp.Frame, n: int) -> bytes:
+    def respond(frame: fr.Frame, n: int) -> bytes:
         if frame.cmd == bp.Command.PULSE:
             return ok(frame, bp.PulseReply(1, 50, 64, 0, 49, times, currents))
         return empty_ok(frame)
@@ -288,4 +289,156 @@ def test_after_ctrl_c_the_late_reply_is_skipped_and_safe_state_goes_through() ->
         board.pulse(0, np.zeros((64, 2), dtype=int), 2.0, 1e-4, 1e-3, 50, True, 0.5)
     board.safe_state()  # the 13 kB reply of the interrupted train is still in the input
     assert board.stats.stale == 1 and board.stats.retries == 0 and board.stats.garbled == 0
-    assert [bp.FrameDecoder().feed(b)[0].cmd for b in port.sent] == [bp.Command.PULSE, bp.Command.SAFE_STATE]
+    assert [fr.FrameDecoder().feed(b)[0].cmd for b in port.sent] == [bp.Command.PULSE, bp.Command.SAFE_STATE]
+
+
+# --------------------------------------------------------------------------- transfers: the client splits
+
+
+def cell_currents(cells: np.ndarray) -> np.ndarray:
+    """The scripted board's current (A) of each cell: its address, ``(100 row + col) x 1 nA``."""
+    cells = np.asarray(cells).reshape(-1, 2)
+    return ((100 * cells[:, 0] + cells[:, 1]) * 1e-9).astype(np.float32)
+
+
+def scripted_board(rx: int = 65536, arrays: tuple[tuple[int, int], ...] = ((4, 8), (2, 2))) -> Responder:
+    """A board answering IDENTIFY, PULSE, READ_CELLS, READ_ARRAY and VMM with addressable values."""
+
+    def respond(frame: fr.Frame, n: int) -> bytes:
+        request = bp.decode_request(frame)
+        if isinstance(request, bp.IdentifyRequest):
+            return ok(frame, bp.IdentifyReply(0, 1, rx, arrays, "scripted"))
+        if isinstance(request, bp.PulseRequest):
+            assert request.cells is not None
+            count, n_cells = request.count, len(request.cells)
+            if not request.read_after:
+                return ok(frame, bp.PulseReply(5, count, n_cells, 1, 2))
+            currents = np.repeat(cell_currents(request.cells)[:, None], count, axis=1)
+            times = np.arange(count, dtype=np.uint64) + 1000 * n
+            return ok(frame, bp.PulseReply(5, count, n_cells, 1000 * n, 1000 * n + count, times, currents))
+        if isinstance(request, bp.ReadCellsRequest):
+            return ok(frame, bp.ReadReply(n, 10 * n, cell_currents(request.cells).reshape(1, -1)))
+        if isinstance(request, bp.ReadArrayRequest):
+            rows, cols = arrays[request.array]
+            grid = np.stack(np.divmod(np.arange(rows * cols), cols), axis=1)
+            return ok(frame, bp.ReadReply(n, 10 * n, cell_currents(grid).reshape(rows, cols)))
+        if isinstance(request, bp.VmmRequest):
+            v = np.asarray(request.voltages_uV).reshape(-1, request.voltages_uV.shape[-1])
+            rows, cols = arrays[request.arrays[0]]
+            n_out = rows if request.direction == bp.VMM_BACKWARD else cols
+            sums = v.sum(axis=1, dtype=np.float64) * 1e-12
+            return ok(frame, bp.MatrixReply(n, np.repeat(sums[:, None], n_out, axis=1).astype(np.float32)))
+        return empty_ok(frame)
+
+    return respond
+
+
+def connected(respond: Responder) -> tuple[CrossbarBoard, ScriptedPort]:
+    port = ScriptedPort(respond)
+    board = CrossbarBoard(port, timeout_s=0.05, retries=0)
+    board.identify()
+    port.sent.clear()
+    return board, port
+
+
+def sent_requests(port: ScriptedPort) -> list[bp.Message]:
+    return [bp.decode_request(fr.FrameDecoder().feed(data)[0]) for data in port.sent]
+
+
+def test_pulse_many_in_one_frame_sends_the_bytes_of_one_pulse_command() -> None:
+    cells = np.array([[0, 1], [3, 7], [2, 2]])
+    many, many_port = connected(scripted_board())
+    one, one_port = connected(scripted_board())
+    replies = many.pulse_many(0, cells, 2.0, 1e-4, 1e-3, 4, True, 0.5, pulse_gap_s=1e-6, read_time_s=1e-4)
+    reply = one.pulse(0, cells, 2.0, 1e-4, 1e-3, 4, True, 0.5)
+    assert many_port.sent == one_port.sent and len(replies) == 1
+    np.testing.assert_array_equal(replies[0].currents_A, reply.currents_A)
+
+
+def test_pulse_many_splits_the_cell_list_by_the_receive_buffer() -> None:
+    rx = bp.PulseRequest.size(3)  # three cells per PULSE command
+    board, port = connected(scripted_board(rx=rx))
+    cells = np.array([[r, c] for r in range(2) for c in range(4)])[:7]
+    replies = board.pulse_many(0, cells, 2.0, 1e-4, 1e-3, 5, True, 0.5)
+    requests = sent_requests(port)
+    assert [len(r.cells) for r in requests] == [3, 3, 1]
+    assert all(len(data) - fr.FRAME_OVERHEAD <= rx for data in port.sent)
+    np.testing.assert_array_equal(np.concatenate([r.cells for r in requests]), cells)
+    currents = np.concatenate([r.currents_A for r in replies])
+    np.testing.assert_array_equal(currents, np.repeat(cell_currents(cells)[:, None], 5, axis=1))
+    without_reads = board.pulse_many(0, cells, 2.0, 1e-4, 1e-3, 5)
+    assert len(without_reads) == 3 and all(r.currents_A is None for r in without_reads)
+
+
+def test_pulse_many_splits_so_that_every_reply_fits_one_frame() -> None:
+    count = 40_000  # 160 kB of currents per cell: four cells per reply of at most 1 MiB
+    board, port = connected(scripted_board())
+    cells = np.array([[0, c] for c in range(8)] + [[1, 0]])
+    replies = board.pulse_many(0, cells, 2.0, 1e-4, 1e-3, count, True, 0.5)
+    assert [r.n_cells for r in replies] == [4, 4, 1]
+    assert all(bp.PulseReply.size(count, r.n_cells, True) <= fr.MAX_PAYLOAD for r in replies)
+    assert bp.PulseReply.size(count, 5, True) > fr.MAX_PAYLOAD
+
+
+def test_read_many_of_every_cell_is_one_read_array() -> None:
+    board, port = connected(scripted_board())
+    replies = board.read_many(0, None, 0.5)
+    assert [type(r) for r in sent_requests(port)] == [bp.ReadArrayRequest]
+    assert replies[0].currents_A.shape == (4, 8)
+
+
+def test_read_many_splits_a_cell_list_by_the_receive_buffer() -> None:
+    rx = bp.ReadCellsRequest.size(5)
+    board, port = connected(scripted_board(rx=rx))
+    cells = np.array([[r, c] for r in range(4) for c in range(3)])  # 12 cells
+    replies = board.read_many(0, cells, 0.5)
+    assert [len(r.cells) for r in sent_requests(port)] == [5, 5, 2]
+    assert all(len(data) - fr.FRAME_OVERHEAD <= rx for data in port.sent)
+    currents = np.concatenate([r.currents_A.reshape(-1) for r in replies])
+    np.testing.assert_array_equal(currents, cell_currents(cells))
+    assert replies[0].read_t_ns == 10  # the first command's read time comes first
+
+
+def test_read_many_of_an_array_too_big_for_one_reply_reads_every_cell_row_major() -> None:
+    shape = (512, 1024)  # 2 MiB of currents: more than one reply frame holds
+    assert bp.ReadReply.size(*shape) > fr.MAX_PAYLOAD
+    board, port = connected(scripted_board(arrays=(shape,)))
+    replies = board.read_many(0, None, 0.5)
+    requests = sent_requests(port)
+    assert {type(r) for r in requests} == {bp.ReadCellsRequest}
+    cells = np.concatenate([r.cells for r in requests])
+    np.testing.assert_array_equal(cells[:, 0] * shape[1] + cells[:, 1], np.arange(shape[0] * shape[1]))
+    assert sum(r.currents_A.size for r in replies) == shape[0] * shape[1]
+
+
+def test_read_many_without_identify_sends_read_array() -> None:
+    port = ScriptedPort(scripted_board())
+    board = CrossbarBoard(port, timeout_s=0.05, retries=0)
+    board.read_many(0, None, 0.5)
+    assert [type(r) for r in sent_requests(port)] == [bp.ReadArrayRequest]
+
+
+def test_vmm_many_of_one_vector_is_one_command() -> None:
+    board, port = connected(scripted_board(rx=64))
+    replies = board.vmm_many([0], [1.0], np.full(4, 0.25))
+    assert len(port.sent) == 1 and replies[0].currents_A.shape == (1, 8)
+
+
+def test_vmm_many_splits_a_batch_by_the_receive_buffer() -> None:
+    rx = bp.VmmRequest.size(2, 3, 4)  # three vectors of four voltages over two arrays
+    board, port = connected(scripted_board(rx=rx))
+    v = np.arange(7 * 4).reshape(7, 4) * 1e-3
+    replies = board.vmm_many([0, 0], [1.0, -1.0], v)
+    assert [r.voltages_uV.shape[0] for r in sent_requests(port)] == [3, 3, 1]
+    assert all(len(data) - fr.FRAME_OVERHEAD <= rx for data in port.sent)
+    out = np.concatenate([r.currents_A for r in replies])
+    np.testing.assert_allclose(out[:, 0], np.rint(v * 1e6).sum(axis=1) * 1e-12, rtol=1e-6)
+    backward = board.vmm_many([0], [1.0], np.zeros((2, 8)), backward=True)  # 8 inputs: one per frame
+    assert [r.currents_A.shape for r in backward] == [(1, 4), (1, 4)]
+
+
+def test_vmm_many_splits_a_batch_so_that_every_reply_fits_one_frame() -> None:
+    board, port = connected(scripted_board(arrays=((2, 65535),)))  # 262 kB of currents per vector
+    replies = board.vmm_many([0], [1.0], np.zeros((9, 2)))
+    assert [r.currents_A.shape[0] for r in replies] == [4, 4, 1]
+    assert all(bp.MatrixReply.size(len(r.currents_A), 65535) <= fr.MAX_PAYLOAD for r in replies)

@@ -1,4 +1,4 @@
-"""Wire-level tests of the board protocol codec: exact bytes of frames and payloads, decoding."""
+"""Wire-level tests of the board wire format: exact bytes of frames and payloads, decoding."""
 
 from __future__ import annotations
 
@@ -7,20 +7,21 @@ import struct
 import numpy as np
 import pytest
 
+from drivers.board import framing as fr
 from drivers.board import messages as bp
 
 
 def test_crc_is_crc16_ccitt_false() -> None:
     # the catalogued check value of CRC-16/CCITT-FALSE over "123456789"
-    assert bp.crc16(b"123456789") == 0x29B1
+    assert fr.crc16(b"123456789") == 0x29B1
 
 
 def test_identify_frame_exact_bytes() -> None:
-    frame = bp.encode_frame(bp.Command.IDENTIFY, 1)
+    frame = fr.encode_frame(bp.Command.IDENTIFY, 1)
     # sync, LEN=0 (u32 LE), CMD=0x01, SEQ=1 (u16 LE), CRC over the 8 bytes before it (LE)
     assert frame == bytes.fromhex("a50000000001010068fb")
     head = frame[:-2]
-    assert struct.unpack("<H", frame[-2:])[0] == bp.crc16(head)
+    assert struct.unpack("<H", frame[-2:])[0] == fr.crc16(head)
 
 
 def test_pulse_request_exact_payload() -> None:
@@ -46,9 +47,9 @@ def test_pulse_request_exact_payload() -> None:
         "03000400"  # row 3, col 4
     )
     assert req.encode() == expected
-    frame = bp.encode_frame(bp.Command.PULSE, 0x1234, expected)
+    frame = fr.encode_frame(bp.Command.PULSE, 0x1234, expected)
     assert frame[:8] == bytes.fromhex("a522000000033412")
-    decoded = bp.decode_request(bp.FrameDecoder().feed(frame)[0])
+    decoded = bp.decode_request(fr.FrameDecoder().feed(frame)[0])
     assert isinstance(decoded, bp.PulseRequest)
     assert (decoded.array, decoded.amplitude_uV, decoded.width_ns, decoded.count) == (
         0,
@@ -103,7 +104,7 @@ def test_vmm_request_keeps_vector_or_batch() -> None:
 
 
 def test_replies_round_trip() -> None:
-    ident = bp.IdentifyReply(123, bp.PROTOCOL_VERSION, 65536, ((32, 32), (8, 16)), "board")
+    ident = bp.IdentifyReply(123, bp.WIRE_FORMAT_VERSION, 65536, ((32, 32), (8, 16)), "board")
     assert bp.IdentifyReply.decode(ident.encode()) == ident
     currents = np.array([[1e-6, 2e-6, 3e-6]], dtype=np.float32)
     pr = bp.PulseReply(5, 3, 1, 10, 30, np.array([10, 20, 30], dtype=np.uint64), currents)
@@ -128,13 +129,13 @@ def test_error_frame_layout_and_decoding() -> None:
     frame = bp.error_frame(9, bp.Command.PULSE, bp.ErrorCode.LIMIT, "too high")
     assert frame[:8] == bytes.fromhex("a50a000000ff0900")
     assert frame[8:-2] == b"\x05\x03too high"
-    decoded = bp.decode_reply(bp.FrameDecoder().feed(frame)[0], bp.Command.PULSE)
+    decoded = bp.decode_reply(fr.FrameDecoder().feed(frame)[0], bp.Command.PULSE)
     assert isinstance(decoded, bp.ErrorReply)
     assert (decoded.code_name, decoded.failed_cmd, decoded.message) == ("LIMIT", 3, "too high")
 
 
 def test_reply_to_another_command_is_rejected() -> None:
-    frame = bp.Frame(bp.Command.READ_ARRAY | bp.REPLY_FLAG, 1, bp.EmptyReply(0).encode())
+    frame = fr.Frame(bp.Command.READ_ARRAY | fr.REPLY_FLAG, 1, bp.EmptyReply(0).encode())
     with pytest.raises(bp.PayloadError, match="does not answer"):
         bp.decode_reply(frame, bp.Command.PULSE)
 
@@ -143,7 +144,7 @@ def test_units_are_exact_for_round_values() -> None:
     assert bp.volts_to_uV(-4.0) == -4_000_000 and bp.uV_to_volts(-4_000_000) == -4.0
     assert bp.seconds_to_ns(100e-6) == 100_000 and bp.ns_to_seconds(100_000) == 100e-6
     assert bp.uV_to_volts(bp.volts_to_uV(0.5)) == 0.5
-    assert bp.next_seq(65535) == 0
+    assert fr.next_seq(65535) == 0
 
 
 @pytest.mark.parametrize(
@@ -162,7 +163,7 @@ def test_malformed_pulse_payloads_are_refused(payload: bytes, match: str) -> Non
 
 def test_unknown_command_has_its_own_code() -> None:
     with pytest.raises(bp.PayloadError) as info:
-        bp.decode_request(bp.Frame(0x42, 0, b""))
+        bp.decode_request(fr.Frame(0x42, 0, b""))
     assert info.value.code == bp.ErrorCode.UNKNOWN_COMMAND
 
 
@@ -174,12 +175,12 @@ def test_set_limits_refuses_inconsistent_limits() -> None:
 
 # --------------------------------------------------------------------------- stream decoder
 def _frames(*seqs: int) -> list[bytes]:
-    return [bp.encode_frame(bp.Command.SAFE_STATE, s, b"") for s in seqs]
+    return [fr.encode_frame(bp.Command.SAFE_STATE, s, b"") for s in seqs]
 
 
 def test_decoder_assembles_frames_fed_byte_by_byte() -> None:
     a, b = _frames(1, 2)
-    dec = bp.FrameDecoder()
+    dec = fr.FrameDecoder()
     got = []
     for byte in a + b:
         assert dec.needed() >= 1
@@ -192,7 +193,7 @@ def test_decoder_skips_garbage_and_bad_crc_without_losing_the_next_frame() -> No
     good, nxt = _frames(5, 6)
     corrupted = bytearray(good)
     corrupted[-1] ^= 0x01
-    dec = bp.FrameDecoder()
+    dec = fr.FrameDecoder()
     got = dec.feed(b"\x00\x13garbage" + bytes(corrupted) + nxt)
     assert [f.seq for f in got] == [6]
     assert dec.crc_errors == 1
@@ -202,24 +203,24 @@ def test_decoder_skips_garbage_and_bad_crc_without_losing_the_next_frame() -> No
 def test_decoder_finds_a_frame_behind_a_truncated_one() -> None:
     # a frame cut short is followed by a whole one: the cut frame's length swallows the next
     # frame's bytes, its CRC fails, and decoding resumes right after its sync byte
-    cut = bp.encode_frame(bp.Command.PULSE, 1, bytes(40))[:20]
+    cut = fr.encode_frame(bp.Command.PULSE, 1, bytes(40))[:20]
     whole = _frames(2)[0]
-    dec = bp.FrameDecoder()
+    dec = fr.FrameDecoder()
     got = dec.feed(cut + whole + bytes(40))
     assert [f.seq for f in got] == [2]
 
 
 def test_decoder_rejects_oversize_length_at_once() -> None:
-    dec = bp.FrameDecoder(max_payload=16)
-    big = bp.encode_frame(bp.Command.PULSE, 1, bytes(32))
+    dec = fr.FrameDecoder(max_payload=16)
+    big = fr.encode_frame(bp.Command.PULSE, 1, bytes(32))
     assert dec.feed(big) == []
     assert dec.length_errors == 1
     assert dec.feed(_frames(3)[0])[0].seq == 3
 
 
 def test_decoder_drop_partial_resyncs_after_a_stalled_frame() -> None:
-    stalled = bp.encode_frame(bp.Command.PULSE, 1, bytes(100))[:30]
-    dec = bp.FrameDecoder()
+    stalled = fr.encode_frame(bp.Command.PULSE, 1, bytes(100))[:30]
+    dec = fr.FrameDecoder()
     assert dec.feed(stalled + _frames(4)[0]) == []  # waiting for the stalled frame's 100 bytes
     got = dec.drop_partial()
     assert [f.seq for f in got] == [4]

@@ -127,6 +127,16 @@ def test_2600_outputs_off_reads_back():
         assert smu.outputs_off(["a", "b"]) == [False, True]
 
 
+def test_2600_outputs_off_nowait_is_the_off_command_alone():
+    """The fast path after every operation: the read-back's off command, one message, no reply."""
+    msg = "smua.source.output=smua.OUTPUT_OFF smub.source.output=smub.OUTPUT_OFF"
+    with expected_protocol(Keithley2600, [(msg, None), ("smua.source.output=smua.OUTPUT_OFF", None)]) as smu:
+        smu.outputs_off_nowait(["a", "b"])
+        smu.outputs_off_nowait(["a"])
+    with expected_protocol(Keithley2600, []) as smu, pytest.raises(ValueError, match="channel"):
+        smu.outputs_off_nowait(["c"])
+
+
 def test_2600_pymeasure_channel_controls_still_work():
     with expected_protocol(
         Keithley2600,
@@ -240,6 +250,14 @@ def test_2450_outputs_off_and_pymeasure_controls():
         assert smu.source_mode == "voltage"
 
 
+def test_2450_outputs_off_nowait_is_one_message_without_reply():
+    with expected_protocol(Keithley2450, [(":OUTP OFF", None), (":OUTP OFF", None)]) as smu:
+        smu.outputs_off_nowait(["1"])
+        smu.outputs_off_nowait()
+    with expected_protocol(Keithley2450, []) as smu, pytest.raises(ValueError, match="channel"):
+        smu.outputs_off_nowait(["2"])
+
+
 def test_2450_voltage_range():
     assert voltage_range(0.5) == 2.0
     assert voltage_range(2.0, 0.5) == 2.0
@@ -315,6 +333,14 @@ def test_b2900_sweep_and_outputs_off():
     np.testing.assert_allclose(i, [1e-6, 3e-6])
 
 
+def test_b2900_outputs_off_nowait_is_the_off_command_alone():
+    with expected_protocol(KeysightB2900, [(":OUTP1 OFF;:OUTP2 OFF", None), (":OUTP2 OFF", None)]) as smu:
+        smu.outputs_off_nowait(["1", "2"])
+        smu.outputs_off_nowait(["2"])
+    with expected_protocol(KeysightB2900, []) as smu, pytest.raises(ValueError, match="channel"):
+        smu.outputs_off_nowait(["3"])
+
+
 def test_b2900_channel_controls():
     with expected_protocol(
         KeysightB2900,
@@ -369,6 +395,11 @@ def test_707b_open_all_reports_stuck_relays():
     ) as matrix:
         assert matrix.open_all() == set()
         assert matrix.open_all() == {("A", 3)}
+
+
+def test_707b_open_all_nowait_is_one_message_without_readback():
+    with expected_protocol(Keithley707B, [('channel.open("allslots")', None)]) as matrix:
+        matrix.open_all_nowait()
 
 
 def test_707b_setup_errors_and_closed_channels():
@@ -427,6 +458,11 @@ def test_e5250a_route_opens_closes_and_reads_back_every_card():
         matrix.setup()
         assert matrix.route([("1", 1), ("2", 17)]) == {("1", 1), ("2", 17)}
         assert matrix.open_all() == set()
+
+
+def test_e5250a_open_all_nowait_is_one_message_without_readback():
+    with expected_protocol(KeysightE5250A, [(":ROUT:OPEN:CARD ALL", None)], cards=(1, 2)) as matrix:
+        matrix.open_all_nowait()
 
 
 def test_e5250a_configuration_mode_control():

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from drivers.board import framing as fr
 from drivers.board import messages as bp
 from drivers.board.client import BoardConnectionError, BoardTimeoutError, CrossbarBoard
 from hil.types import ArraySpec, Pulse
@@ -22,8 +23,8 @@ LIMITS = bp.SetLimitsRequest(5_000_000, 1_000_000, 1e-2, 1, 10_000_000, 10_000, 
 
 def send(fw: BoardFirmware, cmd: int, seq: int, message: bp.Message | bytes) -> bp.Message:
     payload = message if isinstance(message, bytes) else message.encode()
-    reply = fw.handle(bp.Frame(cmd, seq, payload))
-    frame = bp.FrameDecoder().feed(reply)[0]
+    reply = fw.handle(fr.Frame(cmd, seq, payload))
+    frame = fr.FrameDecoder().feed(reply)[0]
     assert frame.seq == seq
     return bp.decode_reply(frame, cmd)
 
@@ -50,13 +51,13 @@ SET = bp.PulseRequest(0, 2_000_000, 100_000, 1e-3, 10, False, 0, np.array([[1, 2
 def test_identify_reports_the_twin_arrays() -> None:
     reply = send(BoardFirmware(make_twin(SPECS, seed=3)), bp.Command.IDENTIFY, 0, bp.IdentifyRequest())
     assert isinstance(reply, bp.IdentifyReply)
-    assert reply.arrays == ((4, 6), (4, 6)) and reply.version == bp.PROTOCOL_VERSION
+    assert reply.arrays == ((4, 6), (4, 6)) and reply.version == bp.WIRE_FORMAT_VERSION
 
 
 def test_retried_frame_is_answered_from_cache_and_applied_once() -> None:
     twin, once = make_twin(SPECS, seed=3), make_twin(SPECS, seed=3)
     fw = configured(twin)
-    frame = bp.Frame(bp.Command.PULSE, 7, SET.encode())
+    frame = fr.Frame(bp.Command.PULSE, 7, SET.encode())
     first = fw.handle(frame)
     again = fw.handle(frame)
     assert again == first
@@ -185,7 +186,7 @@ def test_latency_per_command() -> None:
 
 def test_fault_matching_counts_after_and_times() -> None:
     fault = BoardFault("timeout", command="pulse", after=1, times=2)
-    pulse, read = bp.Frame(bp.Command.PULSE, 0, b""), bp.Frame(bp.Command.READ_ARRAY, 0, b"")
+    pulse, read = fr.Frame(bp.Command.PULSE, 0, b""), fr.Frame(bp.Command.READ_ARRAY, 0, b"")
     hits = [fault.strikes(f) for f in (pulse, read, pulse, pulse, pulse)]
     assert hits == [False, False, True, True, False]
 
@@ -282,7 +283,7 @@ def test_a_stalled_partial_frame_is_dropped_and_the_next_frame_served() -> None:
     with BoardEmulator(make_twin(SPECS, seed=3), latency=0, frame_timeout_s=0.02) as emu:
         board = open_driver(emu)
         # half a frame whose length claims far more bytes than will ever come
-        board.transport.write(bp.encode_frame(bp.Command.PULSE, 900, bytes(5000))[:12])
+        board.transport.write(fr.encode_frame(bp.Command.PULSE, 900, bytes(5000))[:12])
         assert emu.wait_until(lambda e: e.decoder.buffered == 0, timeout_s=5.0)
         board.safe_state()
         assert emu.firmware.safe_states["command"] == 1

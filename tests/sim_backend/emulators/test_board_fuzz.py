@@ -8,6 +8,7 @@ import numpy as np
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from drivers.board import framing as fr
 from drivers.board import messages as bp
 from hil.types import ArraySpec
 from sim_backend.emulators.board import BoardFirmware
@@ -27,8 +28,8 @@ LIMITS = bp.SetLimitsRequest(5_000_000, 1_000_000, 1e-2, 1, 10_000_000, 1000, 1_
 
 def fresh_board() -> BoardFirmware:
     fw = BoardFirmware(TwinBackend(SPECS, PRESET, seed=1))
-    fw.handle(bp.Frame(bp.Command.IDENTIFY, 60_000, b""))
-    fw.handle(bp.Frame(bp.Command.SET_LIMITS, 60_001, LIMITS.encode()))
+    fw.handle(fr.Frame(bp.Command.IDENTIFY, 60_000, b""))
+    fw.handle(fr.Frame(bp.Command.SET_LIMITS, 60_001, LIMITS.encode()))
     return fw
 
 
@@ -38,20 +39,20 @@ def snapshot(fw: BoardFirmware) -> tuple[object, ...]:
     return (*models, twin.now(), fw.applied, fw.outputs_on, fw.limits, fw._batch is None)
 
 
-def serve(fw: BoardFirmware, data: bytes) -> tuple[list[bp.Frame], list[bp.Frame]]:
+def serve(fw: BoardFirmware, data: bytes) -> tuple[list[fr.Frame], list[fr.Frame]]:
     """Feed bytes to a fresh decoder and the firmware, flushing stalled frames as the board's
     inter-byte timeout would. Returns (frames accepted, reply frames)."""
-    decoder = bp.FrameDecoder(fw.rx_max_payload)
+    decoder = fr.FrameDecoder(fw.rx_max_payload)
     accepted = decoder.feed(data)
     while decoder.buffered:
         accepted += decoder.drop_partial()
     replies = []
     for frame in accepted:
         raw = fw.handle(frame)
-        got = bp.FrameDecoder().feed(raw)
+        got = fr.FrameDecoder().feed(raw)
         assert len(got) == 1 and got[0].seq == frame.seq
-        assert got[0].cmd in (bp.ERROR_CMD, frame.cmd | bp.REPLY_FLAG)
-        if got[0].cmd == bp.ERROR_CMD:
+        assert got[0].cmd in (fr.ERROR_CMD, frame.cmd | fr.REPLY_FLAG)
+        if got[0].cmd == fr.ERROR_CMD:
             err = bp.ErrorReply.decode(got[0].payload)
             assert err.code in {c.value for c in bp.ErrorCode}
         else:
@@ -100,7 +101,7 @@ def genuine_requests(draw: st.DrawFn) -> bp.Message:
 
 
 def genuine_frame(request: bp.Message, seq: int) -> bytes:
-    return bp.encode_frame(int(request.command), seq, request.encode())
+    return fr.encode_frame(int(request.command), seq, request.encode())
 
 
 @FUZZ
@@ -178,9 +179,9 @@ def test_crc_valid_frames_with_mutated_payloads_are_applied_exactly_or_refused(
         cmd = data.draw(st.integers(0, 255), label="cmd")
     fw = fresh_board()
     before = snapshot(fw)
-    accepted, replies = serve(fw, bp.encode_frame(cmd, 77, bytes(payload)))
+    accepted, replies = serve(fw, fr.encode_frame(cmd, 77, bytes(payload)))
     assert len(accepted) == 1 and len(replies) == 1
-    if replies[0].cmd == bp.ERROR_CMD:
+    if replies[0].cmd == fr.ERROR_CMD:
         event(f"refused: {bp.ErrorReply.decode(replies[0].payload).code_name}")
         assert snapshot(fw) == before
     else:
@@ -193,7 +194,7 @@ def test_crc_valid_frames_with_mutated_payloads_are_applied_exactly_or_refused(
 @given(st.lists(genuine_requests(), min_size=1, max_size=5), st.binary(max_size=40))
 def test_genuine_frames_behind_garbage_are_all_found(requests: list[bp.Message], junk: bytes) -> None:
     frames = [genuine_frame(r, i) for i, r in enumerate(requests)]
-    junk = junk.replace(bytes([bp.SYNC]), b"\x00")  # garbage without a sync byte
+    junk = junk.replace(bytes([fr.SYNC]), b"\x00")  # garbage without a sync byte
     fw = fresh_board()
     accepted, replies = serve(fw, junk + b"".join(frames))
     assert [f.seq for f in accepted] == list(range(len(requests)))
