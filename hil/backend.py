@@ -29,12 +29,21 @@ from hil.types import (
     Pulse,
     PulseTrainResult,
     Readout,
+    SafeStateReport,
     as_cells,
 )
 
 
 class BackendError(RuntimeError):
     """An instrument or backend failed (timeout, lost connection, malformed reply)."""
+
+
+class SafeStateNotConfirmed(BackendError):
+    """The instruments did not confirm the safe state; :attr:`report` says what they did confirm."""
+
+    def __init__(self, message: str, report: SafeStateReport) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 class UnknownArrayError(ValueError):
@@ -187,8 +196,12 @@ class Backend(ABC):
 
     # ----------------------------------------------------------------- safety and lifetime
     @abstractmethod
-    def safe_state(self) -> None:
-        """Outputs off, every route open. Must be safe to call at any time, more than once."""
+    def safe_state(self) -> SafeStateReport:
+        """Outputs off, every route open. Must be safe to call at any time, more than once.
+
+        Returns what the instruments confirmed. Raises :class:`SafeStateNotConfirmed` (with the
+        report) when something could not be confirmed.
+        """
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections. Called after :meth:`safe_state` on exit."""

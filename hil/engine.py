@@ -26,12 +26,14 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from hil.backend import Backend, SafeStateNotConfirmed
 from hil.backends.registry import BackendFactory, backend_kind, build_backend
 from hil.errors import ConfigError, format_validation_error
 from hil.protocol import NullProgress, Progress, Protocol, RunContext, get_protocol
 from hil.safety import SafeBackend
 from hil.station import Station, parse_station
 from hil.store import Store
+from hil.types import SafeStateReport
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -177,18 +179,23 @@ class RunEngine:
     def _execute(self, proto: Protocol, params: Any, ctx: RunContext, plot: Path | bool) -> RunOutcome:
         status, error = "completed", None
         backend = ctx.backend
+        report: SafeStateReport | None = None
         try:
             with _terminate_as_interrupt():
                 try:
                     proto.execute(ctx, params)
                 finally:
-                    _make_safe(backend)
+                    report = _make_safe(backend)
         except KeyboardInterrupt as exc:
             status, error = "interrupted", str(exc) or "interrupted by the user (Ctrl-C)"
         except Exception as exc:  # the run is recorded as failed; the caller gets the message
             status, error = "failed", f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, SafeStateNotConfirmed):
+                report = exc.report
             self.store.add_event(ctx.run_id, "error", {"traceback": traceback.format_exc(limit=20)})
-        self.store.add_event(ctx.run_id, "safe-state", {"outputs": "off", "routes": "open"})
+        if report is None:
+            report = SafeStateReport.unconfirmed(f"the safe state was not reached: {error}")
+        self.store.add_event(ctx.run_id, "safe-state", report.record())
         self.store.finish_run(ctx.run_id, status, error)
         plot_path = self._plot(proto, ctx.run_id, plot)
         return RunOutcome(ctx.run_id, status, error, plot_path)
@@ -206,16 +213,20 @@ class RunEngine:
         return written
 
 
-def _make_safe(backend: SafeBackend | Any) -> None:
-    """Safe state then close; a second Ctrl-C during cleanup is ignored until it is done."""
+def _make_safe(backend: Backend) -> SafeStateReport:
+    """Safe state then close, returning what the instruments confirmed; a second Ctrl-C during
+    cleanup is ignored until it is done. Raises what the safe state raised, after closing."""
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         try:
-            backend.safe_state()
+            report = backend.safe_state()
         finally:
             backend.close()
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+    if not isinstance(report, SafeStateReport):  # a backend that reports nothing confirmed nothing
+        return SafeStateReport.unconfirmed(f"{type(backend).__name__}.safe_state() reported nothing")
+    return report

@@ -26,6 +26,7 @@ from hil.types import (
     Pulse,
     PulseTrainResult,
     Readout,
+    SafeStateReport,
     as_cells,
 )
 
@@ -335,8 +336,8 @@ class SafeBackend(Backend):
             raise LimitError("seconds", seconds, "[0, inf) s")
         self.inner.delay(float(seconds))
 
-    def safe_state(self) -> None:
-        self.inner.safe_state()
+    def safe_state(self) -> SafeStateReport:
+        return self.inner.safe_state()
 
     def close(self) -> None:
         self.inner.close()

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from hil.errors import ConfigError, format_validation_error
 from hil.safety import SafetyLimits
 from hil.types import ArraySpec
+from hil.yaml_loader import load_yaml
 
 STATION_DIR = Path(__file__).with_name("stations")
 BackendKind = Literal["twin", "smu-matrix", "board"]
@@ -156,10 +157,14 @@ def load_station(path: str | Path | None = None) -> Station:
         text = p.read_text()
     except FileNotFoundError:
         raise ConfigError(f"station: file '{p}' does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"station: '{p}' is a directory, not a station YAML file") from None
     except OSError as exc:
         raise ConfigError(f"station: cannot read '{p}': {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"station: '{p}' is not a text (YAML) file") from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""

@@ -60,6 +60,44 @@ class ArraySpec:
 
 
 @dataclass(frozen=True)
+class SafeStateReport:
+    """What the instruments confirmed when a backend was put in its safe state.
+
+    Attributes:
+        outputs: ``off`` when every source confirmed its output off, else ``unconfirmed``.
+        routes: ``open`` when every switch confirmed its routes open, else ``unconfirmed``.
+        instruments: per instrument, what it confirmed (or why it could not).
+        problems: what could not be confirmed; empty when everything was.
+    """
+
+    outputs: Literal["off", "unconfirmed"]
+    routes: Literal["open", "unconfirmed"]
+    instruments: dict[str, str] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()
+
+    @property
+    def confirmed(self) -> bool:
+        return self.outputs == "off" and self.routes == "open" and not self.problems
+
+    @classmethod
+    def unconfirmed(cls, why: str) -> SafeStateReport:
+        """Nothing confirmed, for the reason ``why`` (the safe state failed or was not reported)."""
+        return cls("unconfirmed", "unconfirmed", problems=(why,))
+
+    def record(self) -> dict[str, object]:
+        """The JSON detail of a run's ``safe-state`` event."""
+        detail: dict[str, object] = {
+            "outputs": self.outputs,
+            "routes": self.routes,
+            "confirmed": self.confirmed,
+            "instruments": dict(self.instruments),
+        }
+        if self.problems:
+            detail["problems"] = list(self.problems)
+        return detail
+
+
+@dataclass(frozen=True)
 class DeviceRequest:
     """What a protocol asks of the devices of an array it needs (every field optional).
 

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from hil.yaml_loader import load_yaml
 from sim_backend.ndr_neuron import NDRNeuronModel
 
 PRESET_DIR = Path(__file__).with_name("presets")
@@ -188,9 +189,11 @@ def load_preset(name_or_path: str | Path) -> DevicePreset:
                 "nor a .yaml file"
             )
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
     except OSError as exc:
         raise PresetError(f"preset: cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise PresetError(f"preset: {path} is not a text (YAML) file") from None
     except yaml.YAMLError as exc:
         raise PresetError(f"preset: {path} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):

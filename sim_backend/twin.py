@@ -25,6 +25,7 @@ from hil.types import (
     Pulse,
     PulseTrainResult,
     Readout,
+    SafeStateReport,
     as_cells,
 )
 from sim_backend import physics
@@ -378,9 +379,10 @@ class TwinBackend(Backend):
     def delay(self, seconds: float) -> None:
         self._t += float(seconds)
 
-    def safe_state(self) -> None:
+    def safe_state(self) -> SafeStateReport:
         self.output_on = False
         self.safe_state_calls += 1
+        return SafeStateReport("off", "open", {"twin": "simulated outputs off, no routes"})
 
     def close(self) -> None:
         self.closed = True

@@ -34,6 +34,7 @@ from hil.types import (
     Pulse,
     PulseTrainResult,
     Readout,
+    SafeStateReport,
     as_cells,
 )
 from protocols.training.mnist import MNIST_FILES, write_idx
@@ -396,10 +397,11 @@ class RecordingBackend(Backend):
         if self.inner is not None:
             self.inner.delay(seconds)
 
-    def safe_state(self) -> None:
+    def safe_state(self) -> SafeStateReport:
         self.safe_calls += 1
         if self.inner is not None:
-            self.inner.safe_state()
+            return self.inner.safe_state()
+        return SafeStateReport("off", "open", {"recording": "no instruments"})
 
 
 # --------------------------------------------------------------------------- a tiny MNIST

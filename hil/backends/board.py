@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from drivers.board.client import BoardConnectionError, BoardError, CrossbarBoard
 from drivers.board.messages import MAX_COUNT_PER_CELL, uV_to_volts, volts_to_uV
-from hil.backend import Backend, BackendError
+from hil.backend import Backend, BackendError, SafeStateNotConfirmed
 from hil.backends.registry import BackendKind
 from hil.errors import ConfigError, format_validation_error
 from hil.safety import LimitError, SafetyLimits
@@ -49,6 +49,7 @@ from hil.types import (
     Pulse,
     PulseTrainResult,
     Readout,
+    SafeStateReport,
     as_cells,
 )
 
@@ -382,24 +383,30 @@ class BoardBackend(Backend):
             self.board.delay(seconds)
 
     # ------------------------------------------------------------------ safety and lifetime
-    def safe_state(self) -> None:
+    def safe_state(self) -> SafeStateReport:
         """SAFE_STATE on the board. With the link already gone nothing can be sent: the board's
-        own link-loss and watchdog logic switches its outputs off, and this returns quietly.
+        own link-loss and watchdog logic switches its outputs off, and the report says that the
+        safe state was not confirmed (the run is not failed for it).
 
         Raises:
-            BackendError: the link is up but the board did not confirm its safe state.
+            SafeStateNotConfirmed: the link is up but the board did not confirm its safe state.
         """
+        link_down = "link down: not confirmed; the board's link-loss watchdog switches its outputs off"
         if not self.board.connected:
             log.warning("board link is down; relying on the board's link-loss safe state")
-            return
+            return SafeStateReport("unconfirmed", "unconfirmed", {"board": link_down}, (f"board: {link_down}",))
         try:
             self.board.safe_state()
         except BoardConnectionError:
             log.warning(
                 "board link lost while sending SAFE_STATE; relying on the board's link-loss safe state"
             )
+            return SafeStateReport("unconfirmed", "unconfirmed", {"board": link_down}, (f"board: {link_down}",))
         except BoardError as exc:
-            raise BackendError(f"board safe_state: the board did not confirm its safe state: {exc}") from exc
+            message = f"board safe_state: the board did not confirm its safe state: {exc}"
+            report = SafeStateReport("unconfirmed", "unconfirmed", {"board": str(exc)}, (message,))
+            raise SafeStateNotConfirmed(message, report) from exc
+        return SafeStateReport("off", "open", {"board": "SAFE_STATE acknowledged: outputs off, lines released"})
 
     def close(self) -> None:
         self.board.close()

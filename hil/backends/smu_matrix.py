@@ -40,7 +40,7 @@ from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 
-from hil.backend import Backend, BackendError
+from hil.backend import Backend, BackendError, SafeStateNotConfirmed
 from hil.backends.registry import BackendKind
 from hil.backends.smu_matrix_config import (
     SMU_CHANNELS,
@@ -65,6 +65,7 @@ from hil.types import (
     Pulse,
     PulseTrainResult,
     Readout,
+    SafeStateReport,
     as_cells,
 )
 
@@ -566,37 +567,60 @@ class SmuMatrixBackend(Backend):
             time.sleep(min(left, 0.5))
 
     # ------------------------------------------------------------------ safety and lifetime
-    def safe_state(self) -> None:
+    def safe_state(self) -> SafeStateReport:
         """Every SMU output off and every relay open, each read back from the instrument.
 
         An instrument whose last exchange failed is reconnected first. Every instrument is
-        tried even when one fails; then :class:`BackendError` lists what could not be made safe.
+        tried even when one fails; then :class:`SafeStateNotConfirmed` lists what could not be
+        made safe, and its report what each instrument did confirm.
         """
         problems: list[str] = []
+        confirmed: dict[str, str] = {}
+        outputs_off, routes_open = True, True
         order = [p.name for p in self.plan.smus()] + [p.name for p in self.plan.matrices()]
         for name in order:
             inst = self.plan.instruments[name]
+            is_matrix = name in self.plan_matrices
             try:
                 if name in self._dirty:
                     self._reconnect(name)
                 with self._guard(name):
-                    if name in self.plan_matrices:
+                    if is_matrix:
                         stuck = self._matrices[name].open_all()
                         if stuck:
-                            problems.append(
-                                f"{name} ({inst.model}): crosspoints still closed after opening all: {sorted(stuck)}"
-                            )
+                            problem = f"{name} ({inst.model}): crosspoints still closed after opening all: {sorted(stuck)}"
+                            problems.append(problem)
+                            confirmed[name] = f"crosspoints still closed: {sorted(stuck)}"
+                            routes_open = False
+                        else:
+                            confirmed[name] = "every crosspoint open (read back)"
                     else:
                         chans = self._channels.get(name) or [SMU_CHANNELS[inst.model][0]]
                         states = self._smus[name].outputs_off(chans)
                         on = [c for c, s in zip(chans, states, strict=True) if s]
                         if on:
                             problems.append(f"{name} ({inst.model}): output(s) {on} still on")
+                            confirmed[name] = f"output(s) {on} still on"
+                            outputs_off = False
+                        else:
+                            confirmed[name] = f"output(s) {chans} off (read back)"
             except Exception as exc:
                 self._dirty.add(name)
                 problems.append(f"{name} ({inst.model} at {inst.resource}): {describe(exc)}")
+                confirmed[name] = f"not confirmed: {describe(exc)}"
+                if is_matrix:
+                    routes_open = False
+                else:
+                    outputs_off = False
+        report = SafeStateReport(
+            "off" if outputs_off else "unconfirmed",
+            "open" if routes_open else "unconfirmed",
+            confirmed,
+            tuple(problems),
+        )
         if problems:
-            raise BackendError("safe state not confirmed: " + "; ".join(problems))
+            raise SafeStateNotConfirmed("safe state not confirmed: " + "; ".join(problems), report)
+        return report
 
     def _close_all(self) -> None:
         for name in self.plan.instruments:

@@ -19,6 +19,7 @@ import typer
 
 from hil.cli.common import bad_input, fail, out
 from hil.errors import ConfigError
+from sim_backend.emulators.models import EMULATORS
 
 
 def _parse_faults(specs: list[str], station_mode: bool) -> dict[str, list[Any]]:
@@ -66,7 +67,7 @@ def emulate(
         str | None,
         typer.Option(
             "--instrument",
-            help="emulate one instrument model alone (keithley2450, keithley2600, b2900, keithley707b, keithley708b, e5250a)",
+            help=f"emulate one instrument model alone ({', '.join(EMULATORS)}); the board on a pseudo-terminal",
         ),
     ] = None,
     port: Annotated[

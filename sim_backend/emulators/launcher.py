@@ -26,21 +26,11 @@ from typing import Any, Self
 from hil.backends.smu_matrix_config import MATRIX_GEOMETRY, SMU_CHANNELS, EmulatorOptions, plan_smu_matrix
 from hil.errors import ConfigError
 from hil.station import Station, load_station
+from sim_backend.emulators.models import EMULATORS
 from sim_backend.emulators.scpi_server import Fault, parse_fault
 from sim_backend.emulators.wiring import Wiring
 from sim_backend.station_twin import twin_from_station
 from sim_backend.twin import TwinBackend
-
-#: Instrument model -> ``module:class`` of its emulator (and fixed constructor options).
-EMULATORS: dict[str, tuple[str, dict[str, Any]]] = {
-    "keithley2450": ("sim_backend.emulators.keithley2450:Keithley2450Emulator", {}),
-    "keithley2600": ("sim_backend.emulators.keithley2600:Keithley2600Emulator", {}),
-    "b2900": ("sim_backend.emulators.b2900:KeysightB2900Emulator", {}),
-    "keithley707b": ("sim_backend.emulators.keithley707b:Keithley707BEmulator", {"model": "707B"}),
-    "keithley708b": ("sim_backend.emulators.keithley707b:Keithley707BEmulator", {"model": "708B"}),
-    "e5250a": ("sim_backend.emulators.e5250a:KeysightE5250AEmulator", {}),
-    "board": ("sim_backend.emulators.board:BoardEmulator", {}),
-}
 
 _SOCKET = re.compile(r"^TCPIP\d*::(?P<host>[^:]+)::(?P<port>\d+)::SOCKET$", re.IGNORECASE)
 LOOPBACK = ("127.0.0.1", "localhost")

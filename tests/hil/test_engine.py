@@ -125,8 +125,15 @@ def test_failure_and_interrupt_leave_safe_state_and_data(store, station, opened,
         assert "instrument on fire" in info.error
     assert len(store.readings_df(out.run_id)) == 3 * 2 * 10  # every reading before the fault
     assert opened[0].safe_state_calls == 1 and opened[0].output_on is False
-    kinds = list(store.events_df(out.run_id)["kind"])
+    events = store.events_df(out.run_id)
+    kinds = list(events["kind"])
     assert kinds[-1] == "safe-state"
+    assert events["detail"].iloc[-1] == {
+        "outputs": "off",
+        "routes": "open",
+        "confirmed": True,
+        "instruments": {"twin": "simulated outputs off, no routes"},
+    }
 
 
 class InterruptAfter:
@@ -176,3 +183,36 @@ def test_runs_that_cannot_resume(store, station) -> None:
     store.finish_run(out.run_id, "interrupted")
     with pytest.raises(ConfigError, match="cannot be resumed"):
         RunEngine(store).resume(out.run_id)
+
+
+class NoSafeState(Protocol):
+    name = "no-safe-state"
+    title = "a backend whose safe state fails"
+
+    class Params(Params):
+        pass
+
+    def execute(self, ctx: RunContext, params: Any) -> None:
+        ctx.backend.read("A", [(0, 0)])
+
+
+class FailingSafeState:
+    """A backend whose safe state raises something other than SafeStateNotConfirmed."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def safe_state(self):
+        raise OSError("connection reset")
+
+
+def test_a_safe_state_that_fails_is_recorded_as_unconfirmed(store, station) -> None:
+    engine = RunEngine(store, backend_factory=lambda st, seed=None: FailingSafeState(build_backend(st, seed)))
+    out = engine.run(NoSafeState(), station, {}, plot=False)
+    assert out.status == "failed" and "connection reset" in (out.error or "")
+    detail = store.events_df(out.run_id)["detail"].iloc[-1]
+    assert detail["outputs"] == "unconfirmed" and detail["routes"] == "unconfirmed"
+    assert detail["confirmed"] is False and "connection reset" in detail["problems"][0]

@@ -50,6 +50,9 @@ def _assert_safe_and_committed(bench, store: Store, run_id: int, status: str, re
     assert np.all(df["conductance_S"].to_numpy() > 0)
     events = store.events_df(run_id)
     assert "safe-state" in set(events["kind"])
+    record = events[events["kind"] == "safe-state"]["detail"].iloc[-1]
+    assert record["outputs"] == "off" and record["routes"] == "open" and record["confirmed"] is True
+    assert set(record["instruments"]) == {"smu", "matrix"}
 
 
 @pytest.mark.parametrize("stack", ["2600+707b", "b2900+e5250a"])
@@ -125,3 +128,25 @@ def test_exception_inside_a_protocol_fails_the_run_safely(tmp_path, stack):
         assert outcome.status == "failed"
         assert outcome.error == "RuntimeError: protocol bug"
         _assert_safe_and_committed(bench, store, outcome.run_id, "failed", 2 + 5)
+
+
+@pytest.mark.parametrize("stack", ["2600+707b"])
+def test_a_stuck_relay_is_recorded_as_an_unconfirmed_safe_state(tmp_path, stack):
+    faults = {"matrix": [Fault("stuck_relay", channel="1A01")]}
+    with emulated(_station(stack), seed=3, faults=faults) as bench:
+        with Store(tmp_path / "runs.sqlite") as store:
+            outcome = RunEngine(store).run("conductance-map", bench.station, {}, plot=False)
+            assert outcome.status == "failed"
+            assert "safe state not confirmed: matrix (keithley707b): crosspoints still closed" in (
+                outcome.error or ""
+            )
+            events = store.events_df(outcome.run_id)
+            record = events[events["kind"] == "safe-state"]["detail"].iloc[-1]
+            assert record["confirmed"] is False
+            assert record["routes"] == "unconfirmed"  # what the matrix could not confirm
+            assert record["outputs"] == "off"  # what the SMU did confirm (read back)
+            assert "crosspoints still closed" in record["instruments"]["matrix"]
+            assert "off (read back)" in record["instruments"]["smu"]
+            assert any("crosspoints still closed" in p for p in record["problems"])
+        assert not any(bench.emulators["smu"].outputs().values())
+        assert bench.emulators["matrix"].closed_channels() == {"1A01"}

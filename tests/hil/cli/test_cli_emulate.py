@@ -181,3 +181,16 @@ def test_emulate_starts_the_board_emulator_of_a_board_station(tmp_path):
     finally:
         rest = _stop(proc)
     assert proc.returncode == 0 and rest.strip().endswith("stopped")
+
+
+def test_emulate_help_lists_every_model_it_can_run() -> None:
+    from sim_backend.emulators.models import EMULATORS
+
+    result = CliRunner().invoke(app, ["emulate", "--help"], env={"COLUMNS": "200", "NO_COLOR": "1"})
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    assert {"board", "keithley2450", "keithley2600", "b2900", "keithley707b", "keithley708b", "e5250a"} <= set(
+        EMULATORS
+    )
+    for model in EMULATORS:
+        assert model in text, model
