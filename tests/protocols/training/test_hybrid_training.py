@@ -37,7 +37,9 @@ from hil.types import (
     PulseTrainResult,
     Readout,
 )
-from protocols.training.hybrid import ArrayNetwork, HybridTrainingParams, array_name
+from protocols.training import HybridTrainingParams
+from protocols.training.devices import ArrayNetwork
+from protocols.training.layout import array_name
 from tests.training_data import write_tiny_mnist
 
 SMALL = {"hidden": [6], "train_limit": 40, "test_limit": 20, "eval_batch": 16, "track_interval": 10}
