@@ -69,8 +69,9 @@ class Mnist:
 
 
 def repository_root() -> Path:
-    """The directory holding the ``hil`` package (the repository root of a source checkout)."""
-    return Path(__file__).resolve().parents[1]
+    """The directory holding the ``hil`` package (the repository root of a source checkout):
+    two levels above this module's package, ``protocols/training``."""
+    return Path(__file__).resolve().parents[2]
 
 
 def default_data_dirs() -> list[Path]:
