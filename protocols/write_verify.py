@@ -19,6 +19,7 @@ CSV matrix of the array's shape in siemens (empty or NaN: cell not programmed).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import model_validator
@@ -94,9 +95,39 @@ def load_targets(params: WriteVerifyParams, spec: ArraySpec, cells: np.ndarray) 
     return np.full(n, params.target_S)
 
 
+def correction_pulses(
+    error_S: np.ndarray,
+    step_S: float,
+    most: int,
+    *,
+    fraction: float = 1.0,
+    rounding: Literal["nearest", "down"] = "nearest",
+    dead_band_steps: float | None = None,
+) -> np.ndarray:
+    """The write-verify correction: pulses that close a conductance error at ``step_S`` per pulse.
+
+    ``n = rounding(fraction * |error_S| / step_S)``, at least 1 and at most ``most``; with
+    ``dead_band_steps``, no pulse where ``|error_S| / step_S`` is not above it (the cell counts as
+    there). The pulses' polarity is the caller's: the sign of the error.
+
+    The callers' choices: this protocol aims at the whole error (``nearest``, no dead band; its
+    tolerance decides convergence); the training protocol's write-verify, potentiation only,
+    aims at 3/4 of the shortfall on the first pass and ``floor`` of it later (``down``), with a
+    dead band of half a step, so that passes converge from below (see
+    :func:`protocols.training.devices.verify_pulses`).
+    """
+    steps = np.abs(error_S) / step_S
+    scaled = fraction * steps
+    aim = np.rint(scaled) if rounding == "nearest" else np.floor(scaled)
+    n = np.minimum(np.maximum(aim, 1.0), most)
+    if dead_band_steps is not None:
+        n = np.where(steps > dead_band_steps, n, 0.0)
+    return n.astype(np.int64)
+
+
 def pulse_counts(error_S: np.ndarray, step_S: float, most: int) -> np.ndarray:
     """Pulses that close ``|error_S|`` at ``step_S`` per pulse: ``round(|e| / step)`` in ``[1, most]``."""
-    return np.clip(np.rint(np.abs(error_S) / step_S), 1, most).astype(np.int64)
+    return correction_pulses(error_S, step_S, most)
 
 
 class WriteVerify(Protocol):

@@ -16,19 +16,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 from typing import Protocol as TypingProtocol
 
 import numpy as np
 
 from hil.errors import ConfigError
+from hil.store import Store
+from protocols.training.measured_activation import activation_from_run
 
 
 class Activation(TypingProtocol):
-    """What a training protocol needs from an activation (``nonnegative``: all outputs >= 0)."""
+    """What a training protocol needs from an activation (``nonnegative``: all outputs >= 0).
 
-    name: str
-    nonnegative: bool
+    ``name`` and ``nonnegative`` are read-only: frozen dataclass fields and properties both fit.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def nonnegative(self) -> bool: ...
 
     def f(self, z: np.ndarray) -> np.ndarray: ...
 
@@ -121,12 +128,20 @@ class TableActivation:
         return np.where(inside, slopes[seg], 0.0)
 
 
+class InputDerivativeCurve(TypingProtocol):
+    """A transfer curve ``f(z)`` whose derivative takes only the input, ``df(z)``."""
+
+    def f(self, z: np.ndarray) -> np.ndarray: ...
+
+    def df(self, z: np.ndarray) -> np.ndarray: ...
+
+
 @dataclass(frozen=True)
 class InputDerivativeActivation:
     """Adapter for an activation object whose derivative takes only the input, ``df(z)``
     (e.g. one interpolated from a measured neuron I-V curve)."""
 
-    inner: Any
+    inner: InputDerivativeCurve
     name: str = "measured"
     nonnegative: bool = False
 
@@ -186,7 +201,7 @@ def is_activation_name(name: str) -> bool:
         return False
 
 
-def get_activation(name: str, store: Any = None) -> Activation:
+def get_activation(name: str, store: Store | None = None) -> Activation:
     """The activation called ``name``.
 
     ``iv-run:RUN[:ARRAY:ROW:COL]`` is the I-V curve of a neuron device measured in run ``RUN``
@@ -202,8 +217,6 @@ def get_activation(name: str, store: Any = None) -> Activation:
     if measured is not None:
         if store is None:
             raise ConfigError(f"activation: '{name}' needs the run's database")
-        from protocols.training.measured_activation import activation_from_run
-
         run, array, row, col = measured
         curve = activation_from_run(store, run, array, row, col)
         lo, hi = curve.voltage_range_V

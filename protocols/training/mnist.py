@@ -48,6 +48,10 @@ DEFAULT_MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 
 _UBYTE = 0x08
 
+#: Side of an MNIST image (pixels) and the number of classes (the digits 0-9).
+IMAGE_SIDE = 28
+N_CLASSES = 10
+
 
 class DataError(ConfigError):
     """A data file that is missing or not what it should be; the message says where to put it."""
@@ -65,8 +69,9 @@ class Mnist:
 
 
 def repository_root() -> Path:
-    """The directory holding the ``hil`` package (the repository root of a source checkout)."""
-    return Path(__file__).resolve().parents[1]
+    """The directory holding the ``hil`` package (the repository root of a source checkout):
+    two levels above this module's package, ``protocols/training``."""
+    return Path(__file__).resolve().parents[2]
 
 
 def default_data_dirs() -> list[Path]:
@@ -183,7 +188,7 @@ def load_mnist(data_dir: str | Path | None = None) -> Mnist:
         want = 3 if "images" in role else 1
         if arr.ndim != want:
             raise DataError(f"{path}: expected a {want}-D IDX file for {role}, got shape {arr.shape}")
-        if "images" in role and arr.shape[1:] != (28, 28):
+        if "images" in role and arr.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
             raise DataError(f"{path}: MNIST images must be 28 x 28, got {arr.shape[1]} x {arr.shape[2]}")
         if "labels" in role and arr.size and arr.max() > 9:
             raise DataError(f"{path}: labels must be digits 0-9, found {int(arr.max())}")
@@ -203,6 +208,14 @@ def load_mnist(data_dir: str | Path | None = None) -> Mnist:
         test_labels=parts["test_labels"].astype(np.int64),
         directory=directory,
     )
+
+
+def pool_images(images: np.ndarray, block: int) -> np.ndarray:
+    """``(n, 784)`` images average-pooled in ``block x block`` squares: ``(n, (28 / block)^2)``."""
+    if block == 1:
+        return images
+    side = IMAGE_SIDE // block
+    return images.reshape(len(images), side, block, side, block).mean(axis=(2, 4)).reshape(len(images), -1)
 
 
 def fetch_mnist(

@@ -26,7 +26,9 @@ from hil.store.training import (
     weight_errors_df,
 )
 from hil.types import Capabilities
-from protocols.training.hybrid import ArrayNetwork, HybridTrainingParams, array_name
+from protocols.training import HybridTrainingParams
+from protocols.training.devices import ArrayNetwork
+from protocols.training.layout import array_name
 from tests.helpers import RecordingBackend, twin_station, write_tiny_mnist
 from tests.helpers import run as run_protocol
 

@@ -20,6 +20,7 @@ from protocols.training.mnist import (
     fetch_mnist,
     load_mnist,
     parse_idx,
+    repository_root,
     resolve_mnist_dir,
     write_idx,
 )
@@ -135,3 +136,8 @@ def test_cli_fetch(mirror: tuple[str, Path], tmp_path: Path) -> None:
     )
     bad = CliRunner().invoke(app, ["data", "fetch", "mnist", "--dir", str(tmp_path / "x"), "--url", url])
     assert bad.exit_code == 2 and "md5" in bad.output
+
+
+def test_repository_root_holds_the_hil_package() -> None:
+    """The default data directory is ``../shared/data/mnist`` relative to the repository root."""
+    assert (repository_root() / "hil").is_dir()
