@@ -21,14 +21,15 @@ from hil.protocol import Protocol, RunContext
 from hil.station import Station
 from hil.store import Store
 from hil.types import ArrayRequest, ArraySpec
-from protocols.common import quantity, use_agg
+from protocols.analysis.extract import analyze
+from protocols.params import quantity, selected_arrays
+from protocols.plots import use_agg
 from protocols.pulse_response import (
     PulseResponseParams,
     check_scheme,
     draw_pulse_response,
     pulse_readings,
     run_scheme,
-    selected_arrays,
 )
 
 
@@ -103,8 +104,6 @@ class AreaScaling(Protocol):
         run_scheme(ctx, params, names, f"{self.name}: {len(names)} device sizes")
 
     def plot(self, store: Store, run_id: int, path: Path) -> Path | None:
-        from protocols.analysis.extract import analyze
-
         df = pulse_readings(store, run_id)
         if df.empty:
             return None

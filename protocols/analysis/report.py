@@ -20,13 +20,13 @@ from typing import Any
 
 import jinja2
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]
 
 from hil import __version__
 from hil.protocol import get_protocol
 from hil.store import Store
 from protocols.analysis.extract import QUANTITIES, Analysis, analyze
-from protocols.common import use_agg
+from protocols.plots import use_agg
 
 TEMPLATE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">

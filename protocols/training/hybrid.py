@@ -59,7 +59,7 @@ from hil.station import Station
 from hil.store import Store
 from hil.store.training import EpochRecord, commit_epoch, load_snapshot, save_snapshots
 from hil.types import ArrayRequest, ArraySpec, DeviceRequest, ProgramResult, Pulse
-from protocols.common import quantity
+from protocols.params import quantity
 from protocols.training.activations import Activation, activation_names, get_activation, is_activation_name
 from protocols.training.mnist import Mnist, load_mnist, resolve_mnist_dir
 
