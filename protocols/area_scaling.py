@@ -21,7 +21,7 @@ from hil.protocol import Protocol, RunContext
 from hil.station import Station
 from hil.store import Store
 from hil.types import ArrayRequest, ArraySpec
-from protocols.analysis.extract import analyze
+from protocols.analysis.extract import analyze, analyze_cycling
 from protocols.params import quantity, selected_arrays
 from protocols.plots import use_agg
 from protocols.pulse_response import (
@@ -88,6 +88,7 @@ class AreaScaling(Protocol):
     name = "area-scaling"
     title = "The same pulse scheme on devices of several diameters: range and step against area (Fig. 3C/D)"
     Params = AreaScalingParams
+    analysis = staticmethod(analyze_cycling)
 
     def required_arrays(self, params: AreaScalingParams, station: Station) -> list[ArrayRequest]:
         if params.arrays.strip().lower() != "auto":

@@ -14,6 +14,7 @@ import numpy as np
 from hil.protocol import Params, Protocol, RunContext
 from hil.station import Station
 from hil.store import Store
+from protocols.analysis.extract import analyze_map
 from protocols.params import quantity, read_voltage, station_array
 from protocols.plots import use_agg
 
@@ -29,6 +30,7 @@ class ConductanceMap(Protocol):
     name = "conductance-map"
     title = "Read every cell of an array (conductance map)"
     Params = ConductanceMapParams
+    analysis = staticmethod(analyze_map)
 
     def preflight(self, params: ConductanceMapParams, station: Station) -> None:
         station_array(station, params.array)

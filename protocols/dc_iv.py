@@ -20,6 +20,7 @@ from pydantic import model_validator
 from hil.protocol import Params, Protocol, RunContext
 from hil.station import Station
 from hil.store import Store
+from protocols.analysis.extract import analyze_dc_iv
 from protocols.params import parse_cells, quantity, read_voltage, station_array
 from protocols.plots import use_agg
 from protocols.steps import check_sweep_steps, sweep_iv, sweep_points
@@ -55,6 +56,7 @@ class DCIV(Protocol):
     name = "dc-iv"
     title = "Bipolar DC I-V sweeps (set then reset) with hysteresis and compliance, several cycles"
     Params = DCIVParams
+    analysis = staticmethod(analyze_dc_iv)
 
     def preflight(self, params: DCIVParams, station: Station) -> None:
         parse_cells(params.cells, station_array(station, params.array))

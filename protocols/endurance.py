@@ -22,6 +22,7 @@ from hil.protocol import Protocol, RunContext
 from hil.station import Station
 from hil.store import Store
 from hil.types import Pulse
+from protocols.analysis.extract import analyze_endurance
 from protocols.params import parse_cells, quantity
 from protocols.plots import use_agg
 from protocols.potentiation import PotentiationCyclingParams, check_cycling
@@ -46,6 +47,7 @@ class Endurance(Protocol):
     name = "endurance"
     title = "Potentiation + strong reset cycles until the devices fail or a count (endurance)"
     Params = EnduranceParams
+    analysis = staticmethod(analyze_endurance)
 
     def preflight(self, params: EnduranceParams, station: Station) -> None:
         check_cycling(params, station)

@@ -20,6 +20,7 @@ from pydantic import model_validator
 from hil.protocol import Params, Protocol, RunContext
 from hil.station import Station
 from hil.store import Store
+from protocols.analysis.extract import analyze_forming
 from protocols.params import parse_cells, quantity, read_voltage, station_array
 from protocols.plots import use_agg
 from protocols.steps import check_sweep_steps, sweep_iv, sweep_points
@@ -68,6 +69,7 @@ class Forming(Protocol):
     name = "forming"
     title = "Compliance-limited voltage ramp until the device forms (or the limit), ramp recorded"
     Params = FormingParams
+    analysis = staticmethod(analyze_forming)
 
     def preflight(self, params: FormingParams, station: Station) -> None:
         parse_cells(params.cells, station_array(station, params.array))

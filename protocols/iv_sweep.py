@@ -19,6 +19,7 @@ from hil.errors import ConfigError
 from hil.protocol import Params, Protocol, RunContext
 from hil.station import Station, parse_station
 from hil.store import Store
+from protocols.analysis.extract import analyze_iv_sweep
 from protocols.params import quantity, read_voltage, station_array
 from protocols.plots import use_agg
 from protocols.steps import check_sweep_steps, sweep_iv, sweep_points
@@ -60,6 +61,7 @@ class IVSweep(Protocol):
     name = "iv-sweep"
     title = "DC I-V sweep with compliance and 0.5 V read-out, on devices of several areas (Fig. 3B)"
     Params = IVSweepParams
+    analysis = staticmethod(analyze_iv_sweep)
 
     def preflight(self, params: IVSweepParams, station: Station) -> None:
         for name in _selected(params, station):

@@ -22,6 +22,7 @@ from hil.protocol import Params, Protocol, RunContext
 from hil.station import Station
 from hil.store import Store
 from hil.types import Pulse
+from protocols.analysis.extract import analyze_cycling
 from protocols.params import (
     parse_cells,
     quantity,
@@ -70,6 +71,7 @@ class PotentiationCycling(Protocol):
     title = "Cycles of identical potentiation pulses with reads, each ended by a strong reset (Fig. 3E)"
     Params = PotentiationCyclingParams
     supports_resume = True
+    analysis = staticmethod(analyze_cycling)
 
     def preflight(self, params: PotentiationCyclingParams, station: Station) -> None:
         check_cycling(params, station)

@@ -25,6 +25,7 @@ from hil.protocol import Params, Protocol, RunContext
 from hil.station import Station
 from hil.store import Store
 from hil.types import Pulse
+from protocols.analysis.extract import analyze_cycling
 from protocols.params import (
     parse_cells,
     quantity,
@@ -100,6 +101,7 @@ class PulseResponse(Protocol):
     name = "pulse-response"
     title = "Cycles of N potentiation then N depression pulses with reads, on one or more arrays (Fig. 3C)"
     Params = PulseResponseParams
+    analysis = staticmethod(analyze_cycling)
 
     def preflight(self, params: PulseResponseParams, station: Station) -> None:
         check_scheme(params, station, selected_arrays(params.arrays, station))

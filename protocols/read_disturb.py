@@ -22,7 +22,7 @@ from hil.protocol import Params, Protocol, RunContext
 from hil.station import Station
 from hil.store import Store
 from hil.types import Pulse
-from protocols.analysis.extract import disturb_table
+from protocols.analysis.extract import analyze_disturb, disturb_table
 from protocols.params import parse_cells, quantity, read_voltage, station_array
 from protocols.plots import use_agg
 
@@ -48,6 +48,7 @@ class ReadDisturb(Protocol):
     name = "read-disturb"
     title = "Read-disturb check: read-stress pulses in log-spaced blocks, conductance read after each"
     Params = ReadDisturbParams
+    analysis = staticmethod(analyze_disturb)
 
     def preflight(self, params: ReadDisturbParams, station: Station) -> None:
         parse_cells(params.cells, station_array(station, params.array))

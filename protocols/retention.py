@@ -28,7 +28,7 @@ from hil.protocol import Params, Protocol, RunContext
 from hil.station import Station
 from hil.store import Store
 from hil.types import Pulse
-from protocols.analysis.extract import retention_table
+from protocols.analysis.extract import analyze_retention, retention_table
 from protocols.params import (
     parse_cells,
     quantity,
@@ -76,6 +76,7 @@ class Retention(Protocol):
     title = "Program, then read at log-spaced times (simulated on the twin, wall time on hardware); resumable"
     Params = RetentionParams
     supports_resume = True
+    analysis = staticmethod(analyze_retention)
 
     def preflight(self, params: RetentionParams, station: Station) -> None:
         parse_cells(params.cells, station_array(station, params.array))

@@ -50,6 +50,7 @@ from hil.protocol import Params, Protocol, RunContext
 from hil.station import Station
 from hil.store import Store
 from hil.types import DEFAULT_READ_VOLTAGE_V, Pulse
+from protocols.analysis.extract import analyze_readings
 from protocols.params import parse_cells, quantity, station_array
 from protocols.plots import use_agg
 from protocols.steps import check_sweep_steps, sweep_iv, sweep_points
@@ -289,6 +290,7 @@ class Sequence(Protocol):
     name = "sequence"
     title = "A user-written YAML program of pulse / read / ramp / delay / loop blocks, validated first"
     Params = SequenceParams
+    analysis = staticmethod(analyze_readings)
 
     def preflight(self, params: SequenceParams, station: Station) -> None:
         check_program(load_program(params.program), station)

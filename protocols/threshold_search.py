@@ -21,6 +21,7 @@ from hil.protocol import Params, Protocol, RunContext
 from hil.station import Station
 from hil.store import Store
 from hil.types import Pulse
+from protocols.analysis.extract import analyze_threshold
 from protocols.params import (
     parse_cells,
     quantity,
@@ -80,6 +81,7 @@ class ThresholdSearch(Protocol):
     name = "threshold-search"
     title = "Pulses of rising amplitude until the conductance moves by a set amount (switching threshold)"
     Params = ThresholdSearchParams
+    analysis = staticmethod(analyze_threshold)
 
     def preflight(self, params: ThresholdSearchParams, station: Station) -> None:
         parse_cells(params.cells, station_array(station, params.array))

@@ -28,6 +28,7 @@ from hil.protocol import Params, Protocol, RunContext
 from hil.station import Station
 from hil.store import Store
 from hil.types import ArraySpec, Pulse
+from protocols.analysis.extract import analyze_write_verify
 from protocols.params import parse_cells, quantity, read_voltage, station_array
 from protocols.plots import use_agg
 
@@ -104,6 +105,7 @@ class WriteVerify(Protocol):
     name = "write-verify"
     title = "Program cells to target conductances within a tolerance (read, pulse, repeat); report misses"
     Params = WriteVerifyParams
+    analysis = staticmethod(analyze_write_verify)
 
     def preflight(self, params: WriteVerifyParams, station: Station) -> None:
         spec = station_array(station, params.array)

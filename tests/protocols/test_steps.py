@@ -1,5 +1,6 @@
 """The shared protocol steps: sweep points against their closed form, the sweep-steps check, I-V
-logging (one reading per point, the columns every I-V protocol writes), and the strong reset."""
+logging (one reading per point, the columns every I-V protocol writes), the strong reset, and every
+protocol naming its analysis."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import numpy as np
 import pytest
 
 from hil.backends import open_backend
-from hil.protocol import NullProgress, RunContext
+from hil.protocol import NullProgress, RunContext, available_protocols
 from hil.station import Station, parse_station
 from hil.store import Store
 from hil.types import IVResult, Pulse
+from protocols.analysis.extract import analyze_cycling, analyze_readings, analyzer_of
 from protocols.steps import MAX_SWEEP_STEPS, check_sweep_steps, log_iv, strong_reset, sweep_iv, sweep_points
 
 
@@ -147,3 +149,16 @@ def test_strong_reset_commits_one_train_and_its_checkpoint(ctx: RunContext) -> N
     assert ctx.store.load_checkpoint(ctx.run_id) == {"next_cycle": 1}
     strong_reset(ctx, "A", cells, Pulse(-4.0, 1e-4), 2, purpose="precondition")
     assert (ctx.store.pulses_df(ctx.run_id)["purpose"] == "precondition").sum() == 2
+
+
+# ---------------------------------------------------------------------- analysis keyed on the protocol
+def test_every_characterisation_protocol_names_its_analysis() -> None:
+    for name, cls in available_protocols().items():
+        if cls.__module__.startswith("protocols.training"):
+            continue
+        assert callable(getattr(cls, "analysis", None)), name
+        assert analyzer_of(name) is cls.analysis
+    for name in ("potentiation-cycling", "pulse-response", "area-scaling"):
+        assert analyzer_of(name) is analyze_cycling
+    assert analyzer_of("no-such-protocol") is analyze_readings
+    assert analyzer_of("hybrid-training") is analyze_readings
