@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd  # type: ignore[import-untyped]
+import pandas as pd
 
 from hil.protocol import ENTRY_POINT_GROUP
 from hil.station import parse_station

@@ -20,7 +20,7 @@ from typing import Any
 
 import jinja2
 import numpy as np
-import pandas as pd  # type: ignore[import-untyped]
+import pandas as pd
 
 from hil import __version__
 from hil.protocol import get_protocol
