@@ -4,7 +4,7 @@ each parameter comes back (the proof of tests/test_calibrate.py, with its number
 1. A "device under test": a twin station whose preset overrides (HIDDEN) the fit never sees.
 2. It is measured like a real device: area-scaling (pulse response on 1 um, 300 nm and 100 nm
    devices) and retention, into a SQLite store.
-3. `protocols.analysis.preset_fit.calibrate` fits a preset from those runs alone; it is written as YAML and
+3. `protocols.analysis.preset_fit.fit_preset` fits a preset from those runs alone; it is written as YAML and
    loaded back (what `rram-hil calibrate RUN ... -o PRESET.yaml` does).
 4. Held-out check: potentiation cycling (Fig. 3E scheme, 10 x 50 pulses) on devices that were not
    measured, on the device under test and on a twin built from the fitted preset (other seed);
@@ -27,7 +27,7 @@ from hil.cli.analysis import write_preset
 from hil.engine import RunEngine
 from hil.station import Station, parse_station
 from hil.store import Store
-from protocols.analysis.preset_fit import calibrate
+from protocols.analysis.preset_fit import fit_preset
 from sim_backend.preset import load_preset
 
 HIDDEN: dict[str, Any] = {
@@ -87,7 +87,7 @@ def main() -> None:
         ),
     ]
     base = load_preset("mo_tiox_choi2021")
-    result = calibrate(store, [r.run_id for r in runs], base.model_dump())
+    result = fit_preset(store, [r.run_id for r in runs], base.model_dump())
     path = tmp / "fitted.yaml"
     fitted = write_preset(result.preset(base.model_dump(), "fitted"), path, result.sources)
 

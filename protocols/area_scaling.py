@@ -21,14 +21,15 @@ from hil.protocol import Protocol, RunContext
 from hil.station import Station
 from hil.store import Store
 from hil.types import ArrayRequest, ArraySpec
-from protocols.common import quantity, use_agg
+from protocols.analysis.extract import analyze, analyze_cycling
+from protocols.params import quantity, selected_arrays
+from protocols.plots import use_agg
 from protocols.pulse_response import (
     PulseResponseParams,
     check_scheme,
     draw_pulse_response,
     pulse_readings,
     run_scheme,
-    selected_arrays,
 )
 
 
@@ -87,6 +88,7 @@ class AreaScaling(Protocol):
     name = "area-scaling"
     title = "The same pulse scheme on devices of several diameters: range and step against area (Fig. 3C/D)"
     Params = AreaScalingParams
+    analysis = staticmethod(analyze_cycling)
 
     def required_arrays(self, params: AreaScalingParams, station: Station) -> list[ArrayRequest]:
         if params.arrays.strip().lower() != "auto":
@@ -103,8 +105,6 @@ class AreaScaling(Protocol):
         run_scheme(ctx, params, names, f"{self.name}: {len(names)} device sizes")
 
     def plot(self, store: Store, run_id: int, path: Path) -> Path | None:
-        from protocols.analysis.extract import analyze
-
         df = pulse_readings(store, run_id)
         if df.empty:
             return None

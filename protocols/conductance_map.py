@@ -14,12 +14,14 @@ import numpy as np
 from hil.protocol import Params, Protocol, RunContext
 from hil.station import Station
 from hil.store import Store
-from protocols.common import quantity, station_array, use_agg
+from protocols.analysis.extract import analyze_map
+from protocols.params import quantity, read_voltage, station_array
+from protocols.plots import use_agg
 
 
 class ConductanceMapParams(Params):
     array: str = quantity("A", "", "array to map")
-    read_voltage_V: float = quantity(0.5, "V", "read voltage", gt=0, le=5)
+    read_voltage_V: float = read_voltage()
     repeats: int = quantity(1, "", "number of maps", ge=1, le=100_000)
     interval_s: float = quantity(0.0, "s", "wait between maps", ge=0, le=1e9)
 
@@ -28,6 +30,7 @@ class ConductanceMap(Protocol):
     name = "conductance-map"
     title = "Read every cell of an array (conductance map)"
     Params = ConductanceMapParams
+    analysis = staticmethod(analyze_map)
 
     def preflight(self, params: ConductanceMapParams, station: Station) -> None:
         station_array(station, params.array)

@@ -20,7 +20,10 @@ from pydantic import model_validator
 from hil.protocol import Params, Protocol, RunContext
 from hil.station import Station
 from hil.store import Store
-from protocols.common import parse_cells, quantity, station_array, use_agg
+from protocols.analysis.extract import analyze_dc_iv
+from protocols.params import parse_cells, quantity, read_voltage, station_array
+from protocols.plots import use_agg
+from protocols.steps import check_sweep_steps, sweep_iv, sweep_points
 
 KIND = "iv"
 SET_HALF, RESET_HALF = 0, 1
@@ -35,31 +38,25 @@ class DCIVParams(Params):
     compliance_set_A: float = quantity(1e-3, "A", "current compliance of the set half", gt=0, le=10)
     compliance_reset_A: float = quantity(1e-3, "A", "current compliance of the reset half", gt=0, le=10)
     dwell_s: float = quantity(1e-3, "s", "time at each point", gt=0, le=60)
-    readout_V: float = quantity(0.5, "V", "read-out voltage", gt=0, le=5)
+    readout_V: float = read_voltage("read-out voltage")
     cycles: int = quantity(3, "", "number of set/reset cycles", ge=1, le=100_000)
 
     @model_validator(mode="after")
     def _points(self) -> DCIVParams:
         for name, v in (("v_set_V", self.v_set_V), ("v_reset_V", self.v_reset_V)):
-            n = abs(v) / self.v_step_V
-            if n < 1 or n > 100_000:
-                raise ValueError(
-                    f"v_step_V = {self.v_step_V:g} V gives {n:.0f} steps to {name} = {v:g} V; "
-                    "allowed: 1 to 100000 steps"
-                )
+            check_sweep_steps(0.0, v, self.v_step_V, span=f"to {name} = {v:g} V")
         return self
 
     def half(self, turn_V: float) -> np.ndarray:
         """``0 -> turn_V -> 0`` in ``v_step_V`` steps (V)."""
-        n = int(round(abs(turn_V) / self.v_step_V))
-        up = np.round(np.linspace(0.0, turn_V, n + 1), 9)
-        return np.concatenate([up, up[-2::-1]])
+        return sweep_points(0.0, turn_V, self.v_step_V, return_sweep=True)
 
 
 class DCIV(Protocol):
     name = "dc-iv"
     title = "Bipolar DC I-V sweeps (set then reset) with hysteresis and compliance, several cycles"
     Params = DCIVParams
+    analysis = staticmethod(analyze_dc_iv)
 
     def preflight(self, params: DCIVParams, station: Station) -> None:
         parse_cells(params.cells, station_array(station, params.array))
@@ -91,23 +88,11 @@ class DCIV(Protocol):
                 hits = 0
                 for half, volts, compliance in halves:
                     ctx.log_event("compliance", array=params.array, row=row, col=col, compliance_A=compliance)
-                    iv = backend.iv_sweep(params.array, row, col, volts, compliance, params.dwell_s)
+                    iv = sweep_iv(
+                        ctx, params.array, row, col, volts, compliance, params.dwell_s,
+                        kind=KIND, cycle=cycle, pulse=half, step=np.arange(offset, offset + len(volts)),
+                    )  # fmt: skip
                     hits += int(iv.in_compliance.sum())
-                    with np.errstate(divide="ignore", invalid="ignore"):
-                        g = np.where(iv.voltage_V != 0, iv.current_A / iv.voltage_V, np.nan)
-                    ctx.log_readings(
-                        kind=KIND,
-                        array=params.array,
-                        row=row,
-                        col=col,
-                        voltage_V=iv.voltage_V,
-                        current_A=iv.current_A,
-                        conductance_S=np.where(np.isfinite(g), g, None),
-                        t_s=iv.t_s,
-                        cycle=cycle,
-                        pulse=half,
-                        step=np.arange(offset, offset + len(volts)),
-                    )
                     offset += len(volts)
                     ctx.log_readout(
                         backend.read(params.array, cell, params.readout_V),

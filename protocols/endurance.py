@@ -22,8 +22,11 @@ from hil.protocol import Protocol, RunContext
 from hil.station import Station
 from hil.store import Store
 from hil.types import Pulse
-from protocols.common import parse_cells, quantity, use_agg
-from protocols.potentiation import PotentiationCyclingParams, check_cycling, strong_reset
+from protocols.analysis.extract import analyze_endurance
+from protocols.params import parse_cells, quantity
+from protocols.plots import use_agg
+from protocols.potentiation import PotentiationCyclingParams, check_cycling
+from protocols.steps import strong_reset
 
 SET_KIND = "endurance-set"
 RESET_KIND = "endurance-reset"
@@ -44,6 +47,7 @@ class Endurance(Protocol):
     name = "endurance"
     title = "Potentiation + strong reset cycles until the devices fail or a count (endurance)"
     Params = EnduranceParams
+    analysis = staticmethod(analyze_endurance)
 
     def preflight(self, params: EnduranceParams, station: Station) -> None:
         check_cycling(params, station)
@@ -52,10 +56,11 @@ class Endurance(Protocol):
         backend = ctx.backend
         cells = parse_cells(params.cells, backend.spec(params.array))
         set_pulse = Pulse(params.amplitude_V, params.width_s)
+        reset = params.reset_pulse()
         failed_at = np.full(len(cells), -1, dtype=np.int64)
         ctx.progress.start(params.cycles, f"{self.name} on {params.array}, {len(cells)} cell(s)")
         if params.initial_reset:
-            strong_reset(ctx, params, cells, -1)
+            strong_reset(ctx, params.array, cells, reset, params.reset_pulses, cycle=-1)
         for cycle in range(params.cycles):
             read_now = cycle % params.read_every == 0 or cycle == params.cycles - 1
             train = backend.pulse(params.array, cells, set_pulse, params.pulses)
@@ -63,7 +68,7 @@ class Endurance(Protocol):
             if read_now:
                 g_set = backend.read(params.array, cells, params.read_voltage_V)
                 ctx.log_readout(g_set, kind=SET_KIND, cycle=cycle)
-            strong_reset(ctx, params, cells, cycle)
+            strong_reset(ctx, params.array, cells, reset, params.reset_pulses, cycle=cycle)
             status = ""
             if read_now:
                 g_reset = backend.read(params.array, cells, params.read_voltage_V)

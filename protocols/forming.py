@@ -20,7 +20,10 @@ from pydantic import model_validator
 from hil.protocol import Params, Protocol, RunContext
 from hil.station import Station
 from hil.store import Store
-from protocols.common import parse_cells, quantity, station_array, use_agg
+from protocols.analysis.extract import analyze_forming
+from protocols.params import parse_cells, quantity, read_voltage, station_array
+from protocols.plots import use_agg
+from protocols.steps import check_sweep_steps, sweep_iv, sweep_points
 
 KIND = "forming"
 
@@ -37,21 +40,16 @@ class FormingParams(Params):
         5.0, "", "rise of I/V between two points that counts as forming", gt=1, le=1e6
     )
     segment_points: int = quantity(10, "", "points per sweep between checks", ge=1, le=100_000)
-    read_voltage_V: float = quantity(0.5, "V", "read voltage before and after", gt=0, le=5)
+    read_voltage_V: float = read_voltage("read voltage before and after")
 
     @model_validator(mode="after")
     def _points(self) -> FormingParams:
-        n = abs(self.v_stop_V - self.v_start_V) / self.v_step_V
-        if n < 1 or n > 100_000:
-            raise ValueError(
-                f"v_step_V = {self.v_step_V:g} V gives {n:.0f} steps from {self.v_start_V:g} to "
-                f"{self.v_stop_V:g} V; allowed: 1 to 100000 steps"
-            )
+        check_sweep_steps(self.v_start_V, self.v_stop_V, self.v_step_V)
         return self
 
     def voltages(self) -> np.ndarray:
-        n = int(round(abs(self.v_stop_V - self.v_start_V) / self.v_step_V))
-        return np.round(np.linspace(self.v_start_V, self.v_stop_V, n + 1), 9)
+        """The ramp's voltages (V), ``v_start_V`` to ``v_stop_V``."""
+        return sweep_points(self.v_start_V, self.v_stop_V, self.v_step_V)
 
 
 def forming_index(voltage_V: np.ndarray, current_A: np.ndarray, jump_ratio: float) -> int | None:
@@ -71,6 +69,7 @@ class Forming(Protocol):
     name = "forming"
     title = "Compliance-limited voltage ramp until the device forms (or the limit), ramp recorded"
     Params = FormingParams
+    analysis = staticmethod(analyze_forming)
 
     def preflight(self, params: FormingParams, station: Station) -> None:
         parse_cells(params.cells, station_array(station, params.array))
@@ -97,20 +96,10 @@ class Forming(Protocol):
             formed_at: int | None = None
             for start in range(0, len(volts), params.segment_points):
                 seg = volts[start : start + params.segment_points]
-                iv = backend.iv_sweep(params.array, row, col, seg, params.compliance_A, params.dwell_s)
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    g = np.where(iv.voltage_V != 0, iv.current_A / iv.voltage_V, np.nan)
-                ctx.log_readings(
-                    kind=KIND,
-                    array=params.array,
-                    row=row,
-                    col=col,
-                    voltage_V=iv.voltage_V,
-                    current_A=iv.current_A,
-                    conductance_S=np.where(np.isfinite(g), g, None),
-                    t_s=iv.t_s,
-                    step=np.arange(start, start + len(seg)),
-                )
+                iv = sweep_iv(
+                    ctx, params.array, row, col, seg, params.compliance_A, params.dwell_s,
+                    kind=KIND, step=np.arange(start, start + len(seg)),
+                )  # fmt: skip
                 v_all.append(seg)
                 i_all.append(iv.current_A)
                 formed_at = forming_index(np.concatenate(v_all), np.concatenate(i_all), params.jump_ratio)

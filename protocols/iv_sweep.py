@@ -19,7 +19,10 @@ from hil.errors import ConfigError
 from hil.protocol import Params, Protocol, RunContext
 from hil.station import Station, parse_station
 from hil.store import Store
-from protocols.common import quantity, station_array, use_agg
+from protocols.analysis.extract import analyze_iv_sweep
+from protocols.params import quantity, read_voltage, station_array
+from protocols.plots import use_agg
+from protocols.steps import check_sweep_steps, sweep_iv, sweep_points
 
 
 class IVSweepParams(Params):
@@ -32,23 +35,17 @@ class IVSweepParams(Params):
     return_sweep: bool = quantity(True, "", "sweep back to v_start_V (hysteresis)")
     compliance_A: float = quantity(1e-3, "A", "current compliance", gt=0, le=10)
     dwell_s: float = quantity(1e-3, "s", "time at each point", gt=0, le=60)
-    readout_V: float = quantity(0.5, "V", "read-out voltage before and after the sweep", gt=0, le=5)
+    readout_V: float = read_voltage("read-out voltage before and after the sweep")
     cycles: int = quantity(1, "", "number of sweeps", ge=1, le=10_000)
 
     @model_validator(mode="after")
     def _points(self) -> IVSweepParams:
-        n = abs(self.v_stop_V - self.v_start_V) / self.v_step_V
-        if n < 1 or n > 100_000:
-            raise ValueError(
-                f"v_step_V = {self.v_step_V:g} V gives {n:.0f} steps from {self.v_start_V:g} to "
-                f"{self.v_stop_V:g} V; allowed: 1 to 100000 steps"
-            )
+        check_sweep_steps(self.v_start_V, self.v_stop_V, self.v_step_V)
         return self
 
     def voltages(self) -> np.ndarray:
-        n = int(round(abs(self.v_stop_V - self.v_start_V) / self.v_step_V))
-        up = np.round(np.linspace(self.v_start_V, self.v_stop_V, n + 1), 9)
-        return np.concatenate([up, up[-2::-1]]) if self.return_sweep else up
+        """The sweep's voltages (V), with the return sweep if asked for."""
+        return sweep_points(self.v_start_V, self.v_stop_V, self.v_step_V, self.return_sweep)
 
 
 def _selected(params: IVSweepParams, station: Station) -> list[str]:
@@ -64,6 +61,7 @@ class IVSweep(Protocol):
     name = "iv-sweep"
     title = "DC I-V sweep with compliance and 0.5 V read-out, on devices of several areas (Fig. 3B)"
     Params = IVSweepParams
+    analysis = staticmethod(analyze_iv_sweep)
 
     def preflight(self, params: IVSweepParams, station: Station) -> None:
         for name in _selected(params, station):
@@ -93,23 +91,10 @@ class IVSweep(Protocol):
                     ctx.backend.read(name, cell, params.readout_V), kind="readout", cycle=cycle, step=0
                 )
                 ctx.log_event("compliance", array=name, compliance_A=params.compliance_A)
-                iv = ctx.backend.iv_sweep(
-                    name, params.row, params.col, volts, params.compliance_A, params.dwell_s
-                )
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    g = np.where(iv.voltage_V != 0, iv.current_A / iv.voltage_V, np.nan)
-                ctx.log_readings(
-                    kind="iv",
-                    array=name,
-                    row=params.row,
-                    col=params.col,
-                    voltage_V=iv.voltage_V,
-                    current_A=iv.current_A,
-                    conductance_S=np.where(np.isfinite(g), g, None),
-                    t_s=iv.t_s,
-                    cycle=cycle,
-                    step=np.arange(len(volts)),
-                )
+                iv = sweep_iv(
+                    ctx, name, params.row, params.col, volts, params.compliance_A, params.dwell_s,
+                    kind="iv", cycle=cycle, step=np.arange(len(volts)),
+                )  # fmt: skip
                 ctx.log_readout(
                     ctx.backend.read(name, cell, params.readout_V), kind="readout", cycle=cycle, step=1
                 )

@@ -15,7 +15,6 @@ relabelled ``potentiation-interrupted``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -23,7 +22,18 @@ from hil.protocol import Params, Protocol, RunContext
 from hil.station import Station
 from hil.store import Store
 from hil.types import Pulse
-from protocols.common import parse_cells, quantity, station_array, use_agg
+from protocols.analysis.extract import analyze_cycling
+from protocols.params import (
+    parse_cells,
+    quantity,
+    read_voltage,
+    reset_amplitude,
+    reset_pulse_count,
+    reset_width,
+    station_array,
+)
+from protocols.plots import use_agg
+from protocols.steps import strong_reset
 
 KIND = "potentiation"
 
@@ -35,11 +45,15 @@ class PotentiationCyclingParams(Params):
     width_s: float = quantity(100e-6, "s", "potentiation pulse width", gt=0, le=1)
     pulses: int = quantity(50, "", "potentiation pulses per cycle, each followed by a read", ge=1, le=100_000)
     cycles: int = quantity(30, "", "number of cycles", ge=1, le=1_000_000)
-    reset_amplitude_V: float = quantity(-4.0, "V", "strong-reset pulse amplitude (negative)", ge=-20, lt=0)
-    reset_width_s: float = quantity(100e-6, "s", "strong-reset pulse width", gt=0, le=1)
-    reset_pulses: int = quantity(5, "", "pulses in the strong-reset train", ge=1, le=10_000)
-    read_voltage_V: float = quantity(0.5, "V", "read voltage", gt=0, le=5)
+    reset_amplitude_V: float = reset_amplitude()
+    reset_width_s: float = reset_width()
+    reset_pulses: int = reset_pulse_count()
+    read_voltage_V: float = read_voltage()
     initial_reset: bool = quantity(True, "", "strong reset before the first cycle")
+
+    def reset_pulse(self) -> Pulse:
+        """One pulse of the strong reset (``reset_amplitude_V`` / ``reset_width_s``)."""
+        return Pulse(self.reset_amplitude_V, self.reset_width_s)
 
 
 def check_cycling(params: PotentiationCyclingParams, station: Station) -> None:
@@ -48,25 +62,8 @@ def check_cycling(params: PotentiationCyclingParams, station: Station) -> None:
     parse_cells(params.cells, spec)
     limits = station.limits
     limits.check_pulse(Pulse(params.amplitude_V, params.width_s), params.pulses)
-    limits.check_pulse(Pulse(params.reset_amplitude_V, params.reset_width_s), params.reset_pulses, "reset_")
+    limits.check_pulse(params.reset_pulse(), params.reset_pulses, "reset_")
     limits.check_read_voltage(params.read_voltage_V)
-
-
-def strong_reset(
-    ctx: RunContext,
-    params: PotentiationCyclingParams,
-    cells: np.ndarray,
-    cycle: int,
-    checkpoint: dict[str, Any] | None = None,
-) -> None:
-    """The strong reset (a train of ``reset_pulses`` pulses), committed with ``purpose=reset``;
-    with ``checkpoint``, the checkpoint it completes is committed in the same transaction."""
-    pulse = Pulse(params.reset_amplitude_V, params.reset_width_s)
-    train = ctx.backend.pulse(params.array, cells, pulse, params.reset_pulses)
-    with ctx.store.batch():
-        ctx.log_train(train, purpose="reset", cycle=cycle)
-        if checkpoint is not None:
-            ctx.checkpoint(**checkpoint)
 
 
 class PotentiationCycling(Protocol):
@@ -74,6 +71,7 @@ class PotentiationCycling(Protocol):
     title = "Cycles of identical potentiation pulses with reads, each ended by a strong reset (Fig. 3E)"
     Params = PotentiationCyclingParams
     supports_resume = True
+    analysis = staticmethod(analyze_cycling)
 
     def preflight(self, params: PotentiationCyclingParams, station: Station) -> None:
         check_cycling(params, station)
@@ -90,8 +88,11 @@ class PotentiationCycling(Protocol):
         ctx.progress.start(params.cycles, f"{self.name} on {params.array}, {len(cells)} cell(s)")
         ctx.progress.advance(start)
 
+        reset = params.reset_pulse()
         if params.initial_reset or start > 0:
-            strong_reset(ctx, params, cells, start - 1 if start > 0 else -1)
+            strong_reset(
+                ctx, params.array, cells, reset, params.reset_pulses, cycle=start - 1 if start > 0 else -1
+            )
 
         for cycle in range(start, params.cycles):
             train = backend.pulse(
@@ -104,7 +105,10 @@ class PotentiationCycling(Protocol):
             )
             ctx.log_train(train, purpose="potentiation", kind=KIND, cycle=cycle)
             # the reset and the progress it completes land together
-            strong_reset(ctx, params, cells, cycle, checkpoint={"next_cycle": cycle + 1})
+            strong_reset(
+                ctx, params.array, cells, reset, params.reset_pulses,
+                checkpoint={"next_cycle": cycle + 1}, cycle=cycle,
+            )  # fmt: skip
             g = train.conductance_S
             assert g is not None
             ctx.progress.advance(1, status=f"G {g[:, -1].mean() * 1e6:.2f} uS after {params.pulses} pulses")

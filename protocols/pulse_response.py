@@ -21,12 +21,23 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from hil.errors import ConfigError
 from hil.protocol import Params, Protocol, RunContext
 from hil.station import Station
 from hil.store import Store
 from hil.types import Pulse
-from protocols.common import parse_cells, quantity, station_array, use_agg
+from protocols.analysis.extract import analyze_cycling
+from protocols.params import (
+    parse_cells,
+    quantity,
+    read_voltage,
+    reset_amplitude,
+    reset_pulse_count,
+    reset_width,
+    selected_arrays,
+    station_array,
+)
+from protocols.plots import use_agg
+from protocols.steps import strong_reset
 
 POTENTIATION = "potentiation"
 DEPRESSION = "depression"
@@ -41,23 +52,11 @@ class PulseResponseParams(Params):
     width_s: float = quantity(100e-6, "s", "potentiation pulse width", gt=0, le=1)
     depression_amplitude_V: float = quantity(-2.0, "V", "depression pulse amplitude", ge=-20, lt=0)
     depression_width_s: float = quantity(100e-6, "s", "depression pulse width", gt=0, le=1)
-    read_voltage_V: float = quantity(0.5, "V", "read voltage", gt=0, le=5)
+    read_voltage_V: float = read_voltage()
     initial_reset: bool = quantity(True, "", "strong reset before the first cycle")
-    reset_amplitude_V: float = quantity(-4.0, "V", "initial strong-reset pulse amplitude", ge=-20, lt=0)
-    reset_width_s: float = quantity(100e-6, "s", "initial strong-reset pulse width", gt=0, le=1)
-    reset_pulses: int = quantity(5, "", "pulses in the initial strong-reset train", ge=1, le=10_000)
-
-
-def selected_arrays(text: str, station: Station, parameter: str = "arrays") -> list[str]:
-    """Array names from a comma-separated list (``all``: every array of the station)."""
-    if text.strip().lower() == "all":
-        return [a.name for a in station.arrays]
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    if not names:
-        raise ConfigError(f"{parameter}: give at least one array name, or 'all'")
-    for name in names:
-        station_array(station, name, parameter)
-    return names
+    reset_amplitude_V: float = reset_amplitude("initial strong-reset pulse amplitude")
+    reset_width_s: float = reset_width("initial strong-reset pulse width")
+    reset_pulses: int = reset_pulse_count("pulses in the initial strong-reset train")
 
 
 def check_scheme(params: PulseResponseParams, station: Station, names: list[str]) -> None:
@@ -86,7 +85,7 @@ def run_scheme(ctx: RunContext, params: PulseResponseParams, names: list[str], l
     for name in names:
         cells = parse_cells(params.cells, backend.spec(name))
         if params.initial_reset:
-            ctx.log_train(backend.pulse(name, cells, reset, params.reset_pulses), purpose="reset", cycle=-1)
+            strong_reset(ctx, name, cells, reset, params.reset_pulses, cycle=-1)
         for cycle in range(params.cycles):
             for pulse, kind in ((pot, POTENTIATION), (dep, DEPRESSION)):
                 train = backend.pulse(
@@ -102,6 +101,7 @@ class PulseResponse(Protocol):
     name = "pulse-response"
     title = "Cycles of N potentiation then N depression pulses with reads, on one or more arrays (Fig. 3C)"
     Params = PulseResponseParams
+    analysis = staticmethod(analyze_cycling)
 
     def preflight(self, params: PulseResponseParams, station: Station) -> None:
         check_scheme(params, station, selected_arrays(params.arrays, station))

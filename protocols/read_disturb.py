@@ -22,7 +22,9 @@ from hil.protocol import Params, Protocol, RunContext
 from hil.station import Station
 from hil.store import Store
 from hil.types import Pulse
-from protocols.common import parse_cells, quantity, station_array, use_agg
+from protocols.analysis.extract import analyze_disturb, disturb_table
+from protocols.params import parse_cells, quantity, read_voltage, station_array
+from protocols.plots import use_agg
 
 KIND = "disturb"
 
@@ -30,8 +32,8 @@ KIND = "disturb"
 class ReadDisturbParams(Params):
     array: str = quantity("A", "", "array holding the device(s)")
     cells: str = quantity("all", "", "cells: 'R,C', 'R,C;R,C', ranges 'R0:R1,C0:C1' or 'all'")
-    read_voltage_V: float = quantity(0.5, "V", "voltage of the check reads", gt=0, le=5)
-    stress_voltage_V: float = quantity(0.5, "V", "amplitude of the read-stress pulses", gt=0, le=5)
+    read_voltage_V: float = read_voltage("voltage of the check reads")
+    stress_voltage_V: float = read_voltage("amplitude of the read-stress pulses")
     stress_width_s: float = quantity(100e-6, "s", "width of a read-stress pulse (one read)", gt=0, le=1)
     stress_reads: int = quantity(10_000, "", "total read-stress pulses per cell", ge=1, le=1_000_000_000)
     blocks: int = quantity(5, "", "log-spaced check points (reads of the cells)", ge=1, le=1000)
@@ -46,6 +48,7 @@ class ReadDisturb(Protocol):
     name = "read-disturb"
     title = "Read-disturb check: read-stress pulses in log-spaced blocks, conductance read after each"
     Params = ReadDisturbParams
+    analysis = staticmethod(analyze_disturb)
 
     def preflight(self, params: ReadDisturbParams, station: Station) -> None:
         parse_cells(params.cells, station_array(station, params.array))
@@ -79,8 +82,6 @@ class ReadDisturb(Protocol):
             ctx.progress.advance(1, status=f"{done} reads: max drift {drift.max():.2%}")
 
     def plot(self, store: Store, run_id: int, path: Path) -> Path | None:
-        from protocols.analysis.extract import disturb_table
-
         table = disturb_table(store, run_id)
         if table.empty:
             return None

@@ -28,7 +28,18 @@ from hil.protocol import Params, Protocol, RunContext
 from hil.station import Station
 from hil.store import Store
 from hil.types import Pulse
-from protocols.common import parse_cells, quantity, station_array, use_agg
+from protocols.analysis.extract import analyze_retention, retention_table
+from protocols.params import (
+    parse_cells,
+    quantity,
+    read_voltage,
+    reset_amplitude,
+    reset_pulse_count,
+    reset_width,
+    station_array,
+)
+from protocols.plots import use_agg
+from protocols.steps import strong_reset
 
 KIND = "retention"
 BASELINE = "retention-baseline"
@@ -38,13 +49,13 @@ class RetentionParams(Params):
     array: str = quantity("A", "", "array holding the device(s)")
     cells: str = quantity("0:4,0:4", "", "cells: 'R,C', 'R,C;R,C', ranges 'R0:R1,C0:C1' or 'all'")
     initial_reset: bool = quantity(True, "", "strong reset and baseline read before programming")
-    reset_amplitude_V: float = quantity(-4.0, "V", "strong-reset pulse amplitude", ge=-20, lt=0)
-    reset_width_s: float = quantity(100e-6, "s", "strong-reset pulse width", gt=0, le=1)
-    reset_pulses: int = quantity(5, "", "pulses in the strong-reset train", ge=1, le=10_000)
+    reset_amplitude_V: float = reset_amplitude("strong-reset pulse amplitude")
+    reset_width_s: float = reset_width()
+    reset_pulses: int = reset_pulse_count()
     program_pulses: int = quantity(25, "", "potentiation pulses that program the devices", ge=0, le=100_000)
     amplitude_V: float = quantity(2.0, "V", "programming pulse amplitude", gt=0, le=20)
     width_s: float = quantity(100e-6, "s", "programming pulse width", gt=0, le=1)
-    read_voltage_V: float = quantity(0.5, "V", "read voltage", gt=0, le=5)
+    read_voltage_V: float = read_voltage()
     t_first_s: float = quantity(1.0, "s", "first read after programming", gt=0, le=1e12)
     t_last_s: float = quantity(1e6, "s", "last read after programming", gt=0, le=1e12)
     points: int = quantity(25, "", "log-spaced reads from t_first_s to t_last_s", ge=2, le=100_000)
@@ -65,6 +76,7 @@ class Retention(Protocol):
     title = "Program, then read at log-spaced times (simulated on the twin, wall time on hardware); resumable"
     Params = RetentionParams
     supports_resume = True
+    analysis = staticmethod(analyze_retention)
 
     def preflight(self, params: RetentionParams, station: Station) -> None:
         parse_cells(params.cells, station_array(station, params.array))
@@ -82,9 +94,7 @@ class Retention(Protocol):
         prefix = "replay-" if replay else ""
         if params.initial_reset:
             reset = Pulse(params.reset_amplitude_V, params.reset_width_s)
-            ctx.log_train(
-                backend.pulse(params.array, cells, reset, params.reset_pulses), purpose=prefix + "reset"
-            )
+            strong_reset(ctx, params.array, cells, reset, params.reset_pulses, purpose=prefix + "reset")
             if not replay:
                 ctx.log_readout(backend.read(params.array, cells, params.read_voltage_V), kind=BASELINE)
         if params.program_pulses:
@@ -131,8 +141,6 @@ class Retention(Protocol):
             ctx.progress.advance(1, status=f"t = {at:.3g} s, G {np.mean(readout.conductance_S) * 1e6:.3g} uS")
 
     def plot(self, store: Store, run_id: int, path: Path) -> Path | None:
-        from protocols.analysis.extract import retention_table
-
         table = retention_table(store, run_id)
         if table.empty:
             return None

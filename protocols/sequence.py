@@ -50,7 +50,10 @@ from hil.protocol import Params, Protocol, RunContext
 from hil.station import Station
 from hil.store import Store
 from hil.types import DEFAULT_READ_VOLTAGE_V, Pulse
-from protocols.common import parse_cells, quantity, station_array, use_agg
+from protocols.analysis.extract import analyze_readings
+from protocols.params import parse_cells, quantity, station_array
+from protocols.plots import use_agg
+from protocols.steps import check_sweep_steps, sweep_iv, sweep_points
 
 #: Most operations (pulse trains, reads, sweeps, delays) one program may expand to.
 MAX_OPERATIONS = 1_000_000
@@ -90,15 +93,12 @@ class RampBlock(_Block):
 
     @model_validator(mode="after")
     def _points(self) -> RampBlock:
-        n = abs(self.stop_V - self.start_V) / self.step_V
-        if n > 100_000:
-            raise ValueError(f"step_V = {self.step_V:g} V gives {n:.0f} points; allowed: at most 100000")
+        check_sweep_steps(self.start_V, self.stop_V, self.step_V, step_name="step_V", single_point_ok=True)
         return self
 
     def voltages(self) -> np.ndarray:
-        n = int(round(abs(self.stop_V - self.start_V) / self.step_V))
-        up = np.round(np.linspace(self.start_V, self.stop_V, n + 1), 9)
-        return np.concatenate([up, up[-2::-1]]) if self.return_sweep else up
+        """The ramp's voltages (V), with the return sweep if asked for."""
+        return sweep_points(self.start_V, self.stop_V, self.step_V, self.return_sweep)
 
 
 class DelayBlock(BaseModel):
@@ -290,6 +290,7 @@ class Sequence(Protocol):
     name = "sequence"
     title = "A user-written YAML program of pulse / read / ramp / delay / loop blocks, validated first"
     Params = SequenceParams
+    analysis = staticmethod(analyze_readings)
 
     def preflight(self, params: SequenceParams, station: Station) -> None:
         check_program(load_program(params.program), station)
@@ -320,13 +321,9 @@ class Sequence(Protocol):
             elif isinstance(b, RampBlock):
                 volts = b.voltages()
                 for row, col in cells.tolist():
-                    iv = backend.iv_sweep(array, row, col, volts, b.compliance_A, b.dwell_s)
-                    with np.errstate(divide="ignore", invalid="ignore"):
-                        g = np.where(iv.voltage_V != 0, iv.current_A / iv.voltage_V, np.nan)
-                    ctx.log_readings(
-                        kind=b.label or "ramp", array=array, row=row, col=col, voltage_V=iv.voltage_V,
-                        current_A=iv.current_A, conductance_S=np.where(np.isfinite(g), g, None),
-                        t_s=iv.t_s, pulse=np.arange(len(volts)), **idx,
+                    sweep_iv(
+                        ctx, array, row, col, volts, b.compliance_A, b.dwell_s,
+                        kind=b.label or "ramp", pulse=np.arange(len(volts)), **idx,
                     )  # fmt: skip
             ctx.progress.advance(1, status=f"{op.path}: {b.type}")
 

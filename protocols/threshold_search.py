@@ -21,7 +21,17 @@ from hil.protocol import Params, Protocol, RunContext
 from hil.station import Station
 from hil.store import Store
 from hil.types import Pulse
-from protocols.common import parse_cells, quantity, station_array, use_agg
+from protocols.analysis.extract import analyze_threshold
+from protocols.params import (
+    parse_cells,
+    quantity,
+    read_voltage,
+    reset_amplitude,
+    reset_pulse_count,
+    station_array,
+)
+from protocols.plots import use_agg
+from protocols.steps import strong_reset
 
 KIND = "threshold"
 
@@ -39,7 +49,7 @@ class ThresholdSearchParams(Params):
     delta_rel: float = quantity(
         0.02, "", "relative conductance change that counts as switching", gt=0, le=100
     )
-    read_voltage_V: float = quantity(0.5, "V", "read voltage", gt=0, le=5)
+    read_voltage_V: float = read_voltage()
     precondition: Literal["auto", "none"] = quantity(
         "auto", "", "auto: strong reset before a set search, potentiation before a reset search"
     )
@@ -49,8 +59,8 @@ class ThresholdSearchParams(Params):
     precondition_amplitude_V: float = quantity(
         2.0, "V", "|amplitude| of the preconditioning pulses", gt=0, le=20
     )
-    reset_amplitude_V: float = quantity(-4.0, "V", "strong-reset amplitude before a set search", ge=-20, lt=0)
-    reset_pulses: int = quantity(5, "", "strong-reset pulses before a set search", ge=1, le=10_000)
+    reset_amplitude_V: float = reset_amplitude("strong-reset amplitude before a set search")
+    reset_pulses: int = reset_pulse_count("strong-reset pulses before a set search")
 
     @model_validator(mode="after")
     def _ramp(self) -> ThresholdSearchParams:
@@ -71,6 +81,7 @@ class ThresholdSearch(Protocol):
     name = "threshold-search"
     title = "Pulses of rising amplitude until the conductance moves by a set amount (switching threshold)"
     Params = ThresholdSearchParams
+    analysis = staticmethod(analyze_threshold)
 
     def preflight(self, params: ThresholdSearchParams, station: Station) -> None:
         parse_cells(params.cells, station_array(station, params.array))
@@ -96,10 +107,8 @@ class ThresholdSearch(Protocol):
         cells = parse_cells(params.cells, backend.spec(params.array))
         if params.precondition == "auto":
             if params.polarity == "set":
-                pre = Pulse(params.reset_amplitude_V, params.width_s)
-                ctx.log_train(
-                    backend.pulse(params.array, cells, pre, params.reset_pulses), purpose="precondition"
-                )
+                reset = Pulse(params.reset_amplitude_V, params.width_s)
+                strong_reset(ctx, params.array, cells, reset, params.reset_pulses, purpose="precondition")
             else:
                 pre = Pulse(params.precondition_amplitude_V, params.width_s)
                 ctx.log_train(

@@ -29,7 +29,9 @@ from hil.protocol import Params, Protocol, RunContext
 from hil.station import Station
 from hil.store import Store
 from hil.types import ArraySpec, Pulse
-from protocols.common import parse_cells, quantity, station_array, use_agg
+from protocols.analysis.extract import analyze_write_verify
+from protocols.params import parse_cells, quantity, read_voltage, station_array
+from protocols.plots import use_agg
 
 KIND = "verify"
 FINAL = "verify-final"
@@ -57,7 +59,7 @@ class WriteVerifyParams(Params):
     width_s: float = quantity(100e-6, "s", "potentiation pulse width", gt=0, le=1)
     depression_amplitude_V: float = quantity(-1.6, "V", "depression pulse amplitude", ge=-20, lt=0)
     depression_width_s: float = quantity(100e-6, "s", "depression pulse width", gt=0, le=1)
-    read_voltage_V: float = quantity(0.5, "V", "read voltage", gt=0, le=5)
+    read_voltage_V: float = read_voltage()
 
     @model_validator(mode="after")
     def _targets(self) -> WriteVerifyParams:
@@ -134,6 +136,7 @@ class WriteVerify(Protocol):
     name = "write-verify"
     title = "Program cells to target conductances within a tolerance (read, pulse, repeat); report misses"
     Params = WriteVerifyParams
+    analysis = staticmethod(analyze_write_verify)
 
     def preflight(self, params: WriteVerifyParams, station: Station) -> None:
         spec = station_array(station, params.array)

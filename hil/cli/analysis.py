@@ -168,7 +168,7 @@ def calibrate(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Fit the twin's device parameters from measured runs and write a preset any twin station loads."""
-    from protocols.analysis.preset_fit import calibrate as fit
+    from protocols.analysis.preset_fit import fit_preset
     from sim_backend.preset import PresetError, load_preset
 
     if output.suffix not in (".yaml", ".yml"):
@@ -182,7 +182,7 @@ def calibrate(
         for run_id in runs:
             store.run(run_id)
         try:
-            result = fit(store, runs, base_preset.model_dump())
+            result = fit_preset(store, runs, base_preset.model_dump())
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         values = result.preset(base_preset.model_dump(), name or output.stem)

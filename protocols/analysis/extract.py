@@ -2,7 +2,9 @@
 
 :func:`analyze` reads one run and returns an :class:`Analysis`: a flat ``summary`` (the JSON keys
 of ``rram-hil analyze --json``) and named pandas ``tables`` (per device, per array, the Fig. 3F heat
-map, mean curves, ...). Definitions (S, s, V; ``G`` is the conductance read at the read voltage):
+map, mean curves, ...). Which analysis a run gets is up to its protocol: the protocol class names
+it (its ``analysis`` attribute, one of the ``analyze_*`` functions here, an :data:`Analyzer`); a
+protocol that names none gets conductance statistics (:func:`analyze_readings`). Definitions (S, s, V; ``G`` is the conductance read at the read voltage):
 
 - ``g_min_S`` / ``g_max_S``: mean over working devices of each device's bounds. With a saturated
   branch (pulse-response, area-scaling) a bound is the median of the device's readings on the
@@ -37,6 +39,7 @@ Keys a run does not measure are ``None`` (JSON ``null``); every summary has the 
 
 from __future__ import annotations
 
+import importlib.metadata
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +48,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hil.protocol import ENTRY_POINT_GROUP
+from hil.station import parse_station
 from hil.store import RunInfo, Store
 from protocols.analysis.fitting import BranchFit, fit_branch, fit_exponential_decay, loglog_slope, phi
 
@@ -306,7 +311,7 @@ def cycling_metrics(
     if g.size == 0:
         return summary, tables, fits
     n_dev, n_cycles, n_pulses = g.shape
-    dev_mean = np.nanmean(g, axis=1)  # [device, pulse]
+    dev_mean: np.ndarray = np.nanmean(g, axis=1)  # [device, pulse]
     dev_range = np.nanmax(dev_mean, axis=1) - np.nanmin(dev_mean, axis=1)
     median_range = float(np.nanmedian(dev_range))
     stuck = ~(dev_range >= 0.2 * median_range)
@@ -384,22 +389,19 @@ def cycling_metrics(
 
 
 # ---------------------------------------------------------------------- per protocol
+#: an analysis of one run: ``(store, run, its readings) -> Analysis``; protocols name theirs
 Analyzer = Callable[[Store, RunInfo, pd.DataFrame], Analysis]
 
 
-def _areas(info: RunInfo) -> dict[str, float]:
-    out = {}
-    for a in info.station.get("arrays", []):
-        if a.get("area_m2") is not None:
-            out[a["name"]] = float(a["area_m2"])
-        elif a.get("diameter_m") is not None:
-            out[a["name"]] = math.pi * (float(a["diameter_m"]) / 2) ** 2
-    return out
+def device_areas(info: RunInfo) -> dict[str, float]:
+    """Device area (m^2) of every array of the run's station, from the station model."""
+    station = parse_station(info.station, f"run {info.id}")
+    return {a.name: a.device_area_m2 for a in station.arrays}
 
 
 def analyze_cycling(store: Store, info: RunInfo, df: pd.DataFrame) -> Analysis:
     """potentiation-cycling, pulse-response, area-scaling: per array, then area slopes."""
-    areas = _areas(info)
+    areas = device_areas(info)
     kind = df["kind"].to_numpy()
     pot_mask = kind == "potentiation"
     rest = ~pot_mask
@@ -407,8 +409,8 @@ def analyze_cycling(store: Store, info: RunInfo, df: pd.DataFrame) -> Analysis:
     if rest.any():
         dep_mask[rest] = kind[rest] == "depression"
     array_col = df["array"].to_numpy()
-    names_arr = string_codes(array_col[pot_mask | dep_mask])[1] if (pot_mask | dep_mask).any() else []
-    names = [str(n) for n in names_arr]
+    in_branch = pot_mask | dep_mask
+    names = [str(n) for n in string_codes(array_col[in_branch])[1]] if in_branch.any() else []
     rows = []
     per: dict[str, tuple[dict[str, Any], dict[str, pd.DataFrame], dict[str, BranchFit]]] = {}
     for name in names:
@@ -543,21 +545,8 @@ def ndr_features(voltage_V: np.ndarray, current_A: np.ndarray) -> dict[str, floa
     }
 
 
-def analyze_iv(store: Store, info: RunInfo, df: pd.DataFrame) -> Analysis:
-    """dc-iv and iv-sweep: read-out on/off, loop area, NDR features, read current against area."""
-    summary = empty_summary()
-    iv = df[df["kind"] == "iv"]
-    ro = df[df["kind"] == "readout"]
-    tables: dict[str, pd.DataFrame] = {}
-    if info.protocol == "dc-iv" and not ro.empty:
-        g_set = ro[ro["step"] == 1]["conductance_S"].to_numpy(float)
-        g_reset = ro[ro["step"] == 2]["conductance_S"].to_numpy(float)
-        if g_set.size and g_reset.size:
-            summary.update(
-                g_min_S=_num(g_reset.mean()),
-                g_max_S=_num(g_set.mean()),
-                on_off_ratio=_num(g_set.mean() / g_reset.mean()),
-            )
+def _iv_loops(summary: dict[str, Any], iv: pd.DataFrame) -> None:
+    """Loop area (W, mean over the sweeps) and NDR features of the first sweep, into ``summary``."""
     if not iv.empty:
         areas = []
         for _, part in iv.groupby(["array", "row", "col", "cycle"], sort=False):
@@ -568,8 +557,33 @@ def analyze_iv(store: Store, info: RunInfo, df: pd.DataFrame) -> Analysis:
         first = iv[iv["cycle"] == iv["cycle"].min()]
         first = first[first["array"] == first["array"].iloc[0]]
         summary.update(ndr_features(first["voltage_V"].to_numpy(), first["current_A"].to_numpy()))
-    if info.protocol == "iv-sweep" and not ro.empty:
-        areas_by = _areas(info)
+
+
+def analyze_dc_iv(store: Store, info: RunInfo, df: pd.DataFrame) -> Analysis:
+    """dc-iv: read-out on/off after the set and reset halves, loop area, NDR features."""
+    summary = empty_summary()
+    ro = df[df["kind"] == "readout"]
+    if not ro.empty:
+        g_set = ro[ro["step"] == 1]["conductance_S"].to_numpy(float)
+        g_reset = ro[ro["step"] == 2]["conductance_S"].to_numpy(float)
+        if g_set.size and g_reset.size:
+            summary.update(
+                g_min_S=_num(g_reset.mean()),
+                g_max_S=_num(g_set.mean()),
+                on_off_ratio=_num(g_set.mean() / g_reset.mean()),
+            )
+    _iv_loops(summary, df[df["kind"] == "iv"])
+    return Analysis(info.id, info.protocol, summary)
+
+
+def analyze_iv_sweep(store: Store, info: RunInfo, df: pd.DataFrame) -> Analysis:
+    """iv-sweep: loop area, NDR features, read-out current against device area."""
+    summary = empty_summary()
+    _iv_loops(summary, df[df["kind"] == "iv"])
+    ro = df[df["kind"] == "readout"]
+    tables: dict[str, pd.DataFrame] = {}
+    if not ro.empty:
+        areas_by = device_areas(info)
         before = ro[ro["step"] == 0].groupby("array")["current_A"].mean()
         table = pd.DataFrame({"array": before.index, "read_current_A": before.to_numpy()})
         table["area_m2"] = [areas_by.get(a, float("nan")) for a in table["array"]]
@@ -700,12 +714,24 @@ def analyze_endurance(store: Store, info: RunInfo, df: pd.DataFrame) -> Analysis
 
 
 def analyze_map(store: Store, info: RunInfo, df: pd.DataFrame) -> Analysis:
-    summary = empty_summary()
+    """conductance-map: conductance statistics of the last map."""
     reads = df[df["conductance_S"].notna()]
     if reads.empty:
-        return Analysis(info.id, info.protocol, summary)
-    if info.protocol == "conductance-map":
-        reads = reads[reads["step"] == reads["step"].max()]
+        return Analysis(info.id, info.protocol, empty_summary())
+    return _conductance_statistics(info, df, reads[reads["step"] == reads["step"].max()])
+
+
+def analyze_readings(store: Store, info: RunInfo, df: pd.DataFrame) -> Analysis:
+    """Any run (sequence; protocols that name no analysis): statistics of every conductance read."""
+    reads = df[df["conductance_S"].notna()]
+    if reads.empty:
+        return Analysis(info.id, info.protocol, empty_summary())
+    return _conductance_statistics(info, df, reads)
+
+
+def _conductance_statistics(info: RunInfo, df: pd.DataFrame, reads: pd.DataFrame) -> Analysis:
+    """Median, bounds, spread and counts of the conductance reads ``reads`` of the run's ``df``."""
+    summary = empty_summary()
     g = reads["conductance_S"].to_numpy(float)
     summary.update(
         g_median_S=_num(np.median(g)),
@@ -720,32 +746,26 @@ def analyze_map(store: Store, info: RunInfo, df: pd.DataFrame) -> Analysis:
     return Analysis(info.id, info.protocol, summary, {"by_kind": stats.reset_index()})
 
 
-ANALYZERS: dict[str, Analyzer] = {
-    "potentiation-cycling": analyze_cycling,
-    "pulse-response": analyze_cycling,
-    "area-scaling": analyze_cycling,
-    "retention": analyze_retention,
-    "forming": analyze_forming,
-    "dc-iv": analyze_iv,
-    "iv-sweep": analyze_iv,
-    "threshold-search": analyze_threshold,
-    "write-verify": analyze_write_verify,
-    "read-disturb": analyze_disturb,
-    "endurance": analyze_endurance,
-    "conductance-map": analyze_map,
-    "sequence": analyze_map,
-}
+def analyzer_of(protocol: str) -> Analyzer:
+    """The analysis the installed protocol called ``protocol`` names (its class attribute
+    ``analysis``); :func:`analyze_readings` for a protocol that names none or is not installed."""
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP, name=protocol):
+        named: Analyzer | None = getattr(entry_point.load(), "analysis", None)
+        if named is not None:
+            return named
+    return analyze_readings
 
 
 def analyze(store: Store, run_id: int, readings: pd.DataFrame | None = None) -> Analysis:
-    """Extract the parameters of run ``run_id`` (see the module docstring for the definitions).
+    """Extract the parameters of run ``run_id`` (see the module docstring for the definitions)
+    with the analysis its protocol names (:func:`analyzer_of`).
 
     ``readings`` may pass the run's readings already loaded (``store.readings_df(run_id)``).
     Protocols without a dedicated analyzer get conductance statistics.
     """
     info = store.run(run_id)
     df = store.readings_df(run_id) if readings is None else readings
-    analyzer = ANALYZERS.get(info.protocol, analyze_map)
+    analyzer = analyzer_of(info.protocol)
     result = analyzer(store, info, df)
     result.summary.setdefault("readings", int(len(df)))
     return result

@@ -1,4 +1,4 @@
-"""Numerical fits used by extraction and calibration (numpy only, vectorised, deterministic).
+"""Numerical fits used by extraction and preset fitting (numpy only, vectorised, deterministic).
 
 Pulse-response model. A device's normalised state after ``m`` identical pulses from a bound is
 ``phi(m) = min(1, (1 - exp(-nu m / n)) / (1 - exp(-nu)))`` (``min(1, m / n)`` for ``nu = 0``):

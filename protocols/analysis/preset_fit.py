@@ -1,6 +1,7 @@
-"""Calibrating the twin: fit device-preset parameters from measured runs (store only, no twin).
+"""Preset fitting: the twin's device-preset parameters fitted from measured runs (store only, no
+twin); the ``rram-hil calibrate`` command.
 
-:func:`calibrate` analyses every run (:mod:`protocols.analysis.extract`) and turns the extracted quantities
+:func:`fit_preset` analyses every run (:mod:`protocols.analysis.extract`) and turns the extracted quantities
 into values of the twin's :class:`~sim_backend.preset.DevicePreset` fields. The result is a plain
 mapping; ``rram-hil calibrate`` validates it against the preset model and writes the YAML file,
 which any twin station then loads (``twin: {preset: FILE.yaml}``).
@@ -51,13 +52,27 @@ from typing import Any
 import numpy as np
 
 from hil.store import Store
-from protocols.analysis.extract import Analysis, analyze
+from protocols.analysis.extract import (
+    Analysis,
+    Analyzer,
+    analyze,
+    analyze_cycling,
+    analyze_forming,
+    analyze_retention,
+    analyze_threshold,
+    analyzer_of,
+    device_areas,
+)
 
-CYCLING = ("potentiation-cycling", "pulse-response", "area-scaling")
+
+def _analysed_by(analysis: Analysis, analyzer: Analyzer) -> bool:
+    """Whether the run's protocol names ``analyzer`` as its analysis (the run measured what it
+    extracts: cycling, retention, forming, thresholds)."""
+    return analyzer_of(analysis.protocol) is analyzer
 
 
 @dataclass
-class Calibration:
+class PresetFit:
     """Fitted preset values, where each came from, and the analyses behind them."""
 
     values: dict[str, Any]
@@ -103,14 +118,14 @@ def fit_area_scaling(
     return slope, g_min_ref, g_max_ref
 
 
-def calibrate(
+def fit_preset(
     store: Store,
     run_ids: Sequence[int],
     base: Mapping[str, Any],
-) -> Calibration:
+) -> PresetFit:
     """Fit preset values from the runs ``run_ids`` (see the module docstring).
 
-    ``base`` is the preset the calibration starts from (its reference diameter, area exponent,
+    ``base`` is the preset the fit starts from (its reference diameter, area exponent,
     voltage acceleration and width exponent are used where the runs do not measure them).
 
     Raises:
@@ -123,9 +138,8 @@ def calibrate(
     ref_area = math.pi * (ref_d / 2) ** 2
 
     rows: list[dict[str, Any]] = []
-    for a in analyses:
-        if a.protocol not in CYCLING:
-            continue
+    cycling = [a for a in analyses if _analysed_by(a, analyze_cycling)]
+    for a in cycling:
         table = a.tables.get("per_array")
         if table is not None:
             rows.extend(table.to_dict("records"))
@@ -134,7 +148,7 @@ def calibrate(
             "calibrate: no potentiation-cycling, pulse-response or area-scaling run among "
             f"{', '.join(map(str, run_ids))}; the conductance range cannot be fitted"
         )
-    per_run_cycling = {a.run_id: a for a in analyses if a.protocol in CYCLING}
+    per_run_cycling = {a.run_id: a for a in cycling}
     cyc_ids = ", ".join(map(str, per_run_cycling))
 
     # --- range and its area scaling
@@ -237,12 +251,12 @@ def calibrate(
     taus = [
         a.summary["retention_tau_s"]
         for a in analyses
-        if a.protocol == "retention" and a.summary.get("retention_tau_s")
+        if _analysed_by(a, analyze_retention) and a.summary.get("retention_tau_s")
     ]
     if taus:
         values["retention_tau_s"] = float(np.exp(np.mean(np.log(taus))))
         sources["retention_tau_s"] = f"{len(taus)} retention run(s)"
-    forming = [a for a in analyses if a.protocol == "forming" and a.summary.get("forming_voltage_V")]
+    forming = [a for a in analyses if _analysed_by(a, analyze_forming) and a.summary.get("forming_voltage_V")]
     if forming:
         values["forming_free"] = False
         values["forming_voltage_V"] = float(np.mean([a.summary["forming_voltage_V"] for a in forming]))
@@ -251,30 +265,27 @@ def calibrate(
         for a in forming:
             df = store.readings_df(a.run_id)
             before = df[(df["kind"] == "readout") & (df["step"] == 0)]["conductance_S"]
-            area = next(iter(_areas_of(store, a.run_id).values()), ref_area)
+            area = _device_area(store, a.run_id, ref_area)
             g_min_here = g_min_ref * (area / ref_area) ** exponent
             if len(before):
                 pristine.append(float(before.mean()) / g_min_here)
         if pristine:
             values["pristine_conductance_ratio"] = float(min(1.0, np.mean(pristine)))
     for a in analyses:
-        if a.protocol == "threshold-search" and a.summary.get("threshold_V") is not None:
+        if _analysed_by(a, analyze_threshold) and a.summary.get("threshold_V") is not None:
             polarity = store.run(a.run_id).parameters.get("polarity", "set")
             key = "set_threshold_V" if polarity == "set" else "reset_threshold_V"
             values[key] = abs(float(a.summary["threshold_V"]))
             sources[key] = f"threshold-search run {a.run_id}"
-    return Calibration(values, sources, analyses)
+    return PresetFit(values, sources, analyses)
 
 
-def _areas_of(store: Store, run_id: int) -> dict[str, float]:
+def _device_area(store: Store, run_id: int, default_m2: float) -> float:
+    """Device area (m^2) of the array the run's ``array`` parameter names (without one: of the
+    station's first array), from the station model; ``default_m2`` if the station has no such array."""
     info = store.run(run_id)
     array = info.parameters.get("array")
-    out = {}
-    for a in info.station.get("arrays", []):
-        if array is not None and a["name"] != array:
-            continue
-        if a.get("area_m2") is not None:
-            out[a["name"]] = float(a["area_m2"])
-        elif a.get("diameter_m") is not None:
-            out[a["name"]] = math.pi * (float(a["diameter_m"]) / 2) ** 2
-    return out
+    areas = device_areas(info)
+    if array is not None:
+        return areas.get(array, default_m2)
+    return next(iter(areas.values()), default_m2)

@@ -26,7 +26,7 @@ from hil import __version__
 from hil.protocol import get_protocol
 from hil.store import Store
 from protocols.analysis.extract import QUANTITIES, Analysis, analyze
-from protocols.common import use_agg
+from protocols.plots import use_agg
 
 TEMPLATE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">

@@ -275,7 +275,7 @@ def write_figures(db: str, rows: Sequence[Mapping[str, Any]], out: Path) -> list
     """Fig. 4A-C, 4D-F, 5C-E, 5F and 6A-D style figures from the sweep's runs."""
     from hil.store import Store
     from hil.store.training import epoch_arrays_df, epochs_df, tracked_df, weight_errors_df
-    from protocols.common import use_agg
+    from protocols.plots import use_agg
 
     plt = use_agg()
     by_case = {r["case"]: r for r in rows}

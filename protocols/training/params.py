@@ -26,7 +26,7 @@ from typing import Any, Literal
 from pydantic import field_validator, model_validator
 
 from hil.protocol import Params
-from protocols.common import quantity
+from protocols.params import quantity
 from protocols.training.activations import activation_names, is_activation_name
 from protocols.training.mnist import IMAGE_SIDE, N_CLASSES
 

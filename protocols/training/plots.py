@@ -8,7 +8,7 @@ import numpy as np
 
 from hil.store import Store
 from hil.store.training import epoch_arrays_df, epochs_df, tracked_df, weight_errors_df
-from protocols.common import use_agg
+from protocols.plots import use_agg
 
 
 def plot_training_run(store: Store, run_id: int, path: Path) -> Path | None:

@@ -21,7 +21,7 @@ import pytest
 from hil.cli.analysis import write_preset
 from hil.station import Station
 from hil.store import Store
-from protocols.analysis.preset_fit import Calibration, calibrate
+from protocols.analysis.preset_fit import PresetFit, fit_preset
 from sim_backend.preset import load_preset
 from tests.helpers import emulated, new_store, run, twin_station
 
@@ -101,7 +101,7 @@ def measurement_station() -> Iterator[Station]:
 @pytest.fixture(scope="module")
 def measured(
     tmp_path_factory: pytest.TempPathFactory, measurement_station: Station
-) -> tuple[Store, list[int], Calibration, Path]:
+) -> tuple[Store, list[int], PresetFit, Path]:
     tmp = tmp_path_factory.mktemp("calibration")
     store = new_store(tmp)
     station = measurement_station
@@ -111,14 +111,14 @@ def measured(
         run(store, "retention", station, array="A", cells="0:4,0:4", t_last_s=1e8, points=30).run_id,
     ]
     base = load_preset("mo_tiox_choi2021")
-    result = calibrate(store, runs, base.model_dump())
+    result = fit_preset(store, runs, base.model_dump())
     path = tmp / "fitted.yaml"
     write_preset(result.preset(base.model_dump(), "fitted"), path, result.sources)
     return store, runs, result, path
 
 
 def test_retention_waits_ran_on_the_instrument_clock(
-    measured: tuple[Store, list[int], Calibration, Path],
+    measured: tuple[Store, list[int], PresetFit, Path],
 ) -> None:
     store, runs, _, _ = measured
     t = store.readings_df(runs[1])["t_s"]
@@ -127,14 +127,14 @@ def test_retention_waits_ran_on_the_instrument_clock(
 
 @pytest.mark.parametrize("parameter", sorted(HIDDEN))
 def test_fit_recovers_each_hidden_parameter_within_10_percent(
-    measured: tuple[Store, list[int], Calibration, Path], parameter: str
+    measured: tuple[Store, list[int], PresetFit, Path], parameter: str
 ) -> None:
     _, _, result, _ = measured
     value = result.values[parameter]
     assert value == pytest.approx(HIDDEN[parameter], rel=0.10), f"{parameter}: fitted {value:.4g}"
 
 
-def test_step_per_area_is_recovered(measured: tuple[Store, list[int], Calibration, Path]) -> None:
+def test_step_per_area_is_recovered(measured: tuple[Store, list[int], PresetFit, Path]) -> None:
     _, _, result, path = measured
     fitted = load_preset(path)
     truth = load_preset("mo_tiox_choi2021").with_overrides(**HIDDEN)
@@ -144,7 +144,7 @@ def test_step_per_area_is_recovered(measured: tuple[Store, list[int], Calibratio
         assert fitted.g_range_S(area)[1] == pytest.approx(truth.g_range_S(area)[1], rel=0.10)
 
 
-def test_fitted_preset_loads_into_a_station(measured: tuple[Store, list[int], Calibration, Path]) -> None:
+def test_fitted_preset_loads_into_a_station(measured: tuple[Store, list[int], PresetFit, Path]) -> None:
     _, _, _, path = measured
     preset = load_preset(path)
     assert preset.name == "fitted"
@@ -163,7 +163,7 @@ def mean_curve(store: Store, run_id: int) -> np.ndarray:
 
 
 def test_fitted_twin_reproduces_held_out_potentiation_curves(
-    measured: tuple[Store, list[int], Calibration, Path], measurement_station: Station, tmp_path: Path
+    measured: tuple[Store, list[int], PresetFit, Path], measurement_station: Station, tmp_path: Path
 ) -> None:
     store, _, _, path = measured
     truth = mean_curve(store, run(store, "potentiation-cycling", measurement_station, **HELD_OUT).run_id)

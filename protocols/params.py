@@ -1,4 +1,11 @@
-"""Helpers shared by protocols: parameter fields with units, cell selections, array checks, plots."""
+"""Parameter building blocks of protocols: fields with units, the fields several protocols share
+(read voltage, strong reset), and the cell and array selections parameters name.
+
+The shared fields are functions returning a pydantic field, not mixin classes: pydantic lists a
+base class's fields before a subclass's own, so a mixin would move its fields to the top of every
+model, changing the order ``rram-hil protocols`` lists them in and the key order of stored
+parameters. A protocol writes each shared field where it always stood, with its own description.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +17,32 @@ from pydantic import Field
 
 from hil.errors import ConfigError
 from hil.station import Station
-from hil.types import ArraySpec, as_cells
+from hil.types import DEFAULT_READ_VOLTAGE_V, ArraySpec, as_cells
 
 
 def quantity(default: Any, unit: str, description: str, **constraints: Any) -> Any:
     """A parameter field carrying its unit (shown by ``rram-hil protocols`` and in error messages)."""
     return Field(default, description=description, json_schema_extra={"unit": unit}, **constraints)
+
+
+def read_voltage(description: str = "read voltage") -> Any:
+    """A read-voltage field (V): default :data:`~hil.types.DEFAULT_READ_VOLTAGE_V` (0.5 V), 0 < V <= 5 V."""
+    return quantity(DEFAULT_READ_VOLTAGE_V, "V", description, gt=0, le=5)
+
+
+def reset_amplitude(description: str = "strong-reset pulse amplitude (negative)") -> Any:
+    """The amplitude field (V) of the strong-reset pulses: default -4 V, -20 <= V < 0."""
+    return quantity(-4.0, "V", description, ge=-20, lt=0)
+
+
+def reset_width(description: str = "strong-reset pulse width") -> Any:
+    """The width field (s) of the strong-reset pulses: default 100 us, 0 < width <= 1 s."""
+    return quantity(100e-6, "s", description, gt=0, le=1)
+
+
+def reset_pulse_count(description: str = "pulses in the strong-reset train") -> Any:
+    """The field counting the pulses of the strong-reset train: default 5, 1 to 10000."""
+    return quantity(5, "", description, ge=1, le=10_000)
 
 
 def station_array(station: Station, name: str, parameter: str = "array") -> ArraySpec:
@@ -74,11 +101,13 @@ def parse_cells(text: str, spec: ArraySpec) -> np.ndarray:
         raise ConfigError(str(exc)) from None
 
 
-def use_agg() -> Any:
-    """matplotlib's pyplot on the non-interactive Agg backend (plots are files, not windows)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+def selected_arrays(text: str, station: Station, parameter: str = "arrays") -> list[str]:
+    """Array names from a comma-separated list (``all``: every array of the station)."""
+    if text.strip().lower() == "all":
+        return [a.name for a in station.arrays]
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise ConfigError(f"{parameter}: give at least one array name, or 'all'")
+    for name in names:
+        station_array(station, name, parameter)
+    return names
