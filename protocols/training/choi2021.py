@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the project's dependencies
+import pandas as pd
 
 from hil.errors import ConfigError
 

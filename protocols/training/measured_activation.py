@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the project's dependencies
+import pandas as pd
 
 from hil.errors import ConfigError
 from hil.store import Store
