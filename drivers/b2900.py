@@ -24,13 +24,22 @@ models) to 100000 s; 50 us is the default lower bound here (``min_pulse_width_s`
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from pymeasure.instruments import Channel, Instrument, SCPIMixin
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
-from drivers.common import TERMINATION, ReplyError, check_choice, fmt, fmt_list, parse_float, parse_floats
+from drivers.common import (
+    TERMINATION,
+    ReplyError,
+    SourceRatings,
+    check_choice,
+    fmt,
+    fmt_list,
+    parse_float,
+    parse_floats,
+)
 
 #: Time (s) after a pulse's trailing edge before the base-level measurement starts.
 SETTLE_AFTER_PULSE_S = 20e-6
@@ -150,6 +159,15 @@ class KeysightB2900(SCPIMixin, Instrument):
         line_frequency_Hz: power-line frequency used to turn NPLC into an aperture.
         **kwargs: passed to pymeasure's VISA adapter.
     """
+
+    #: Datasheet maximums per model of the B2900 series (every model: 200 V range to 210 V,
+    #: 3 A DC to 3.03 A; the 10.5 A pulse rating is not used).
+    RATINGS: ClassVar[dict[str, SourceRatings]] = {
+        m: SourceRatings(m, 210.0, 3.03)
+        for m in ("B2901A", "B2902A", "B2911A", "B2912A", "B2961A", "B2962A", "B2901B", "B2902B", "B2911B", "B2912B")
+    }
+    FAMILY: ClassVar[str] = "Keysight B2900"
+
 
     ch_1 = Instrument.ChannelCreator(B2900Channel, "1")
     ch_2 = Instrument.ChannelCreator(B2900Channel, "2")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -73,3 +74,47 @@ def check_choice(value: str, allowed: Sequence[str], what: str) -> str:
     if v not in allowed:
         raise ValueError(f"{what}: '{value}' is not one of {', '.join(allowed)}")
     return v
+
+
+@dataclass(frozen=True)
+class SourceRatings:
+    """What one SMU model can source at most, from its datasheet: the largest |V| of its highest
+    voltage range and the largest DC current of its highest current range (pulsed ratings,
+    higher on some models, are not used: a station limit must hold for DC as well)."""
+
+    model: str
+    max_voltage_V: float
+    max_current_A: float
+
+
+def model_ratings(
+    table: dict[str, SourceRatings], model_number: str | None, family: str
+) -> SourceRatings:
+    """The ratings of ``model_number`` in ``table`` or, when it is ``None``, the family's envelope
+    (the largest voltage and current of any of its models).
+
+    Raises:
+        KeyError: an unknown model number (the message lists the known ones).
+    """
+    if model_number is None:
+        if len(table) == 1:
+            return next(iter(table.values()))
+        return SourceRatings(
+            f"{family} (any model)",
+            max(r.max_voltage_V for r in table.values()),
+            max(r.max_current_A for r in table.values()),
+        )
+    key = model_number.strip().upper()
+    if key not in table:
+        raise KeyError(f"'{model_number}' is not a {family} model ({', '.join(table)})")
+    return table[key]
+
+
+def model_from_idn(idn: str, table: dict[str, SourceRatings]) -> str | None:
+    """The model number of ``table`` named in an ``*IDN?`` reply, e.g. ``2636B`` in
+    ``Keithley Instruments Inc., Model 2636B, 4123456, 3.3.5`` (``None`` if none is)."""
+    words = {w.strip().upper() for part in idn.split(",") for w in part.split()}
+    for key in table:
+        if key in words:
+            return key
+    return None

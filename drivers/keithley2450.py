@@ -31,12 +31,21 @@ drives the device.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from pymeasure.instruments.keithley import Keithley2450 as _PymeasureKeithley2450
 
-from drivers.common import TERMINATION, ReplyError, check_choice, fmt, fmt_list, parse_float, parse_floats
+from drivers.common import (
+    TERMINATION,
+    ReplyError,
+    SourceRatings,
+    check_choice,
+    fmt,
+    fmt_list,
+    parse_float,
+    parse_floats,
+)
 
 #: Name of the source configuration list that holds the pulse (index 1) and idle (2) levels.
 CONFIG_LIST = "rramhil"
@@ -63,6 +72,12 @@ class Keithley2450(_PymeasureKeithley2450):
         min_pulse_width_s: shortest pulse :meth:`pulse_train` accepts (s), 1 ms by default.
         **kwargs: passed to pymeasure's VISA adapter.
     """
+
+    #: Datasheet maximums of the 2450 (200 V range to 210 V, 1 A range to 1.05 A). The 2460 and
+    #: 2461 (105 V, 7.35 A) speak the same commands but are other instruments: not this driver's.
+    RATINGS: ClassVar[dict[str, SourceRatings]] = {"2450": SourceRatings("2450", 210.0, 1.05)}
+    FAMILY: ClassVar[str] = "Keithley 2450"
+
 
     channels_available: tuple[str, ...] = ("1",)
     default_min_pulse_width_s: float = 1e-3

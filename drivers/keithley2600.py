@@ -25,12 +25,21 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from pymeasure.instruments.keithley import Keithley2600 as _PymeasureKeithley2600
 
-from drivers.common import TERMINATION, ReplyError, check_choice, fmt, fmt_list, parse_float, parse_floats
+from drivers.common import (
+    TERMINATION,
+    ReplyError,
+    SourceRatings,
+    check_choice,
+    fmt,
+    fmt_list,
+    parse_float,
+    parse_floats,
+)
 
 #: Name of the TSP script holding the functions below.
 SCRIPT_NAME = "rramhil"
@@ -104,6 +113,16 @@ class Keithley2600(_PymeasureKeithley2600):
         min_pulse_width_s: shortest pulse :meth:`pulse_train` accepts (s).
         **kwargs: passed to pymeasure's VISA adapter (``timeout`` in ms, ...).
     """
+
+    #: Datasheet maximums per model of the 2600B series (2601B/2602B/2604B: 40 V range to
+    #: 40.4 V, 3 A DC to 3.03 A; 2611B/2612B/2614B and 2634B/2635B/2636B: 200 V range to 202 V,
+    #: 1.5 A DC to 1.515 A; the 10 A pulse ratings are not used).
+    RATINGS: ClassVar[dict[str, SourceRatings]] = {
+        **{m: SourceRatings(m, 40.4, 3.03) for m in ("2601B", "2602B", "2604B")},
+        **{m: SourceRatings(m, 202.0, 1.515) for m in ("2611B", "2612B", "2614B", "2634B", "2635B", "2636B")},
+    }
+    FAMILY: ClassVar[str] = "Keithley 2600B"
+
 
     channels_available: tuple[str, ...] = ("a", "b")
     #: The 2600B pulse specifications start at 100 us.

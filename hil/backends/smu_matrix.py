@@ -40,6 +40,10 @@ from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 
+from drivers.b2900 import KeysightB2900
+from drivers.common import SourceRatings, model_from_idn, model_ratings
+from drivers.keithley2450 import Keithley2450
+from drivers.keithley2600 import Keithley2600
 from hil.backend import Backend, BackendError, SafeStateNotConfirmed
 from hil.backends.registry import BackendKind
 from hil.backends.smu_matrix_config import (
@@ -207,16 +211,10 @@ def _open_smu(plan: InstrumentPlan) -> SourceMeter:
         raise ConfigError(f"instruments.{plan.name}.model: '{plan.model}' is not an SMU")
     kwargs = _visa_kwargs(plan)
     if plan.model == "keithley2450":
-        from drivers.keithley2450 import Keithley2450
-
         return Keithley2450(plan.resource, min_pulse_width_s=options.min_pulse_width_s, **kwargs)
     if plan.model == "keithley2600":
-        from drivers.keithley2600 import Keithley2600
-
         return Keithley2600(plan.resource, min_pulse_width_s=options.min_pulse_width_s, **kwargs)
     if plan.model == "b2900":
-        from drivers.b2900 import KeysightB2900
-
         return KeysightB2900(plan.resource, min_pulse_width_s=options.min_pulse_width_s, **kwargs)
     raise ConfigError(f"instruments.{plan.name}.model: '{plan.model}' has no driver")
 
@@ -235,6 +233,73 @@ def _open_matrix(plan: InstrumentPlan) -> SwitchMatrix:
             raise ConfigError(f"instruments.{plan.name}.model: '{plan.model}' is not a switch matrix")
         return KeysightE5250A(plan.resource, cards=range(1, options.slots + 1), **kwargs)
     raise ConfigError(f"instruments.{plan.name}.model: '{plan.model}' has no driver")
+
+
+#: The driver class of each SMU model: its ``RATINGS`` (per exact model) and ``FAMILY``.
+SMU_DRIVERS: dict[str, type[Keithley2450] | type[Keithley2600] | type[KeysightB2900]] = {
+    "keithley2450": Keithley2450,
+    "keithley2600": Keithley2600,
+    "b2900": KeysightB2900,
+}
+
+
+def smu_ratings(plan: InstrumentPlan, model_number: str | None = None) -> SourceRatings:
+    """What the SMU of ``plan`` can source: the exact model's ratings (``model_number``, else the
+    station's ``options.instrument_model``), or the family's largest when neither is known.
+
+    Raises:
+        ConfigError: an ``instrument_model`` that is not a model of the driver's family.
+    """
+    driver = SMU_DRIVERS[plan.model]
+    options = plan.options
+    number = model_number or (options.instrument_model if isinstance(options, SmuOptions) else None)
+    try:
+        return model_ratings(driver.RATINGS, number, driver.FAMILY)
+    except KeyError as exc:
+        raise ConfigError(f"instruments.{plan.name}.options.instrument_model: {exc.args[0]}") from None
+
+
+def check_ratings(plan: SmuMatrixPlan, model_numbers: Mapping[str, str | None] | None = None) -> None:
+    """Refuse station limits and routing compliances beyond what the station's SMUs can source.
+
+    Args:
+        plan: the validated station.
+        model_numbers: per SMU name, the exact model it named when it connected (``*IDN?``).
+
+    Raises:
+        ConfigError: one line naming the limit, its value, the instrument and its rating.
+    """
+    limits = plan.station.limits
+    for smu in plan.smus():
+        rating = smu_ratings(smu, (model_numbers or {}).get(smu.name))
+        who = f"{smu.name} ({smu.model} {rating.model})"
+        if limits.max_abs_voltage_V > rating.max_voltage_V:
+            raise ConfigError(
+                f"limits.max_abs_voltage_V: {limits.max_abs_voltage_V:g} V is more than {who} can source "
+                f"(at most {rating.max_voltage_V:g} V)"
+            )
+        if limits.max_compliance_A > rating.max_current_A:
+            raise ConfigError(
+                f"limits.max_compliance_A: {limits.max_compliance_A:g} A is more than {who} can source "
+                f"(at most {rating.max_current_A:g} A)"
+            )
+        for array in plan.arrays.values():
+            if array.smu != smu.name:
+                continue
+            for label in ("read_compliance_A", "pulse_compliance_A"):
+                value = getattr(array.routing, label)
+                if value > rating.max_current_A:
+                    raise ConfigError(
+                        f"arrays.{array.array}.routing.{label}: {value:g} A is more than {who} can source "
+                        f"(at most {rating.max_current_A:g} A)"
+                    )
+
+
+def plan_checked(station: Station) -> SmuMatrixPlan:
+    """The station's plan (:func:`plan_smu_matrix`) with its limits checked against the SMUs' ratings."""
+    plan = plan_smu_matrix(station)
+    check_ratings(plan)
+    return plan
 
 
 def describe(exc: BaseException) -> str:
@@ -286,6 +351,14 @@ class SmuMatrixBackend(Backend):
                     f"instruments.{name}.resource: cannot connect to {inst.model} at '{inst.resource}' "
                     f"({describe(exc)}); is it on and reachable (or `rram-hil emulate` running)?"
                 ) from None
+        try:
+            check_ratings(
+                plan,
+                {p.name: model_from_idn(self._idn[p.name], SMU_DRIVERS[p.model].RATINGS) for p in plan.smus()},
+            )
+        except ConfigError:
+            self._close_all()
+            raise
         try:
             for name in self.plan_matrices:
                 with self._guard(name):
@@ -637,7 +710,7 @@ class SmuMatrixBackend(Backend):
 
 def build_smu_matrix_backend(station: Station) -> SmuMatrixBackend:
     """Validate the station's instruments and routing, connect, and start from the safe state."""
-    return SmuMatrixBackend(plan_smu_matrix(station))
+    return SmuMatrixBackend(plan_checked(station))
 
 
 class SmuMatrixKind(BackendKind):
@@ -649,4 +722,4 @@ class SmuMatrixKind(BackendKind):
         return build_smu_matrix_backend(station)
 
     def check(self, station: Station) -> None:
-        plan_smu_matrix(station)  # instruments, options and routing, without connecting
+        plan_checked(station)  # instruments, options, routing and the SMUs' ratings, without connecting

@@ -86,6 +86,13 @@ class EmulatorOptions(BaseModel):
     faults: list[str] = Field(
         default_factory=list, description="faults to inject, KIND[@AFTER][:ARG] (see sim_backend)"
     )
+    model: str | None = Field(
+        None,
+        description=(
+            "the exact model an emulated SMU presents (e.g. 2601B, B2901A); None: the SMU's "
+            "options.instrument_model, else the emulator's default"
+        ),
+    )
 
 
 class SmuOptions(BaseModel):
@@ -98,6 +105,13 @@ class SmuOptions(BaseModel):
         "@py", description="pyvisa backend: @py (pyvisa-py) or a VISA library path/@ivi"
     )
     nplc: float = Field(0.1, ge=0.001, le=25, description="integration time of a read, in power-line cycles")
+    instrument_model: str | None = Field(
+        None,
+        description=(
+            "the exact model (e.g. 2636B, B2901A) whose ratings the station's limits are checked against "
+            "before connecting; None: the family's largest, then the model the instrument names when it connects"
+        ),
+    )
     min_pulse_width_s: float | None = Field(
         None, gt=0, le=1, description="shortest pulse this SMU is asked for (s); None: the model's own"
     )

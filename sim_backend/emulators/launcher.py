@@ -219,6 +219,9 @@ def launch_station(
             "options": cfg.options,
             **fixed,
         }
+        presented = opts.model or cfg.options.get("instrument_model")
+        if presented and cfg.model.lower() in SMU_CHANNELS:
+            offered["model"] = str(presented)
         if on_message and name in on_message:
             offered["on_message"] = on_message[name]
         address = socket_address(cfg.resource)
