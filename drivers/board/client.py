@@ -1,4 +1,4 @@
-"""Client of the FPGA crossbar board over a serial link (pyserial); wire format in ``docs/board-protocol.md``.
+"""Client of the FPGA crossbar board over a serial link (pyserial); wire format in ``docs/board-wire-format.md``.
 
 Two layers:
 

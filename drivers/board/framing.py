@@ -2,7 +2,7 @@
 
 Pure functions and dataclasses, no I/O, and nothing of what a payload means (that is
 :mod:`drivers.board.messages`). The client (:mod:`drivers.board.client`) and the board emulator
-both frame their bytes with this module; ``docs/board-protocol.md`` is the specification.
+both frame their bytes with this module; ``docs/board-wire-format.md`` is the specification.
 
 Frame layout (all multi-byte numbers little-endian)::
 

@@ -3,7 +3,7 @@ payloads and their codecs.
 
 Pure functions and dataclasses, no I/O. A message travels as the payload of one frame
 (:mod:`drivers.board.framing`); the client (:mod:`drivers.board.client`) and the board emulator
-both use this module, and ``docs/board-protocol.md`` is its specification.
+both use this module, and ``docs/board-wire-format.md`` is its specification.
 
 Number formats on the wire: voltages as signed 32-bit integers in microvolts (uV), durations and
 times as unsigned 64-bit integers in nanoseconds (ns), currents and compliances as IEEE-754

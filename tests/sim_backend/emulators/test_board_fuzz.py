@@ -1,4 +1,4 @@
-"""Bad bytes: the board-protocol parser and the emulated firmware fuzzed with random and mutated
+"""Bad bytes: the board wire-format parser and the emulated firmware fuzzed with random and mutated
 frames. Nothing crashes, every reply is a well-formed frame, and no mis-framed or malformed
 command is ever carried out."""
 
