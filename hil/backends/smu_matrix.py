@@ -42,6 +42,8 @@ import numpy as np
 
 from drivers.b2900 import KeysightB2900
 from drivers.common import SourceRatings, model_from_idn, model_ratings
+from drivers.e5250a import KeysightE5250A
+from drivers.keithley707b import Keithley707B
 from drivers.keithley2450 import Keithley2450
 from drivers.keithley2600 import Keithley2600
 from hil.backend import Backend, BackendError, SafeStateNotConfirmed
@@ -223,12 +225,8 @@ def _open_matrix(plan: InstrumentPlan) -> SwitchMatrix:
     options = plan.options
     kwargs = _visa_kwargs(plan)
     if plan.model in ("keithley707b", "keithley708b"):
-        from drivers.keithley707b import Keithley707B
-
         return Keithley707B(plan.resource, **kwargs)
     if plan.model == "e5250a":
-        from drivers.e5250a import KeysightE5250A
-
         if not isinstance(options, MatrixOptions):
             raise ConfigError(f"instruments.{plan.name}.model: '{plan.model}' is not a switch matrix")
         return KeysightE5250A(plan.resource, cards=range(1, options.slots + 1), **kwargs)

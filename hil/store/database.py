@@ -28,6 +28,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, func, insert, s
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from hil import __version__
 from hil.errors import ConfigError
 from hil.store.models import (
     RUN_STATUSES,
@@ -175,8 +176,6 @@ class Store:
         seed: int | None = None,
     ) -> int:
         """Insert a run in state ``running`` and return its id."""
-        from hil import __version__
-
         values = {
             "protocol": protocol,
             "parameters": dict(parameters),

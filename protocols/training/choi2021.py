@@ -19,7 +19,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hil.engine import RunEngine
 from hil.errors import ConfigError
+from hil.station import load_station
+from hil.store import Store
+from hil.store.training import epoch_arrays_df, epochs_df, tracked_df, weight_errors_df
+from protocols.plots import use_agg
 
 PROTOCOL = "hybrid-training"
 C2C_SWEEP = (0.0, 0.34, 0.5, 1.0, 1.5, 2.0)
@@ -105,10 +110,6 @@ def run_case(name: str, params: Mapping[str, Any], db: str, station: str | None 
     import os
 
     os.environ.setdefault("MPLBACKEND", "Agg")
-    from hil.engine import RunEngine
-    from hil.station import load_station
-    from hil.store import Store
-    from hil.store.training import epochs_df
 
     t0 = time.perf_counter()
     with Store(db) as store:
@@ -166,7 +167,6 @@ def run_sweep(
     """
     from distributed import Client, LocalCluster, as_completed
 
-    from hil.store import Store
 
     out.mkdir(parents=True, exist_ok=True)
     Store(db).close()  # create the schema once: workers opening a new file together would race
@@ -273,9 +273,6 @@ def write_table(
 # ---------------------------------------------------------------------- figures
 def write_figures(db: str, rows: Sequence[Mapping[str, Any]], out: Path) -> list[Path]:
     """Fig. 4A-C, 4D-F, 5C-E, 5F and 6A-D style figures from the sweep's runs."""
-    from hil.store import Store
-    from hil.store.training import epoch_arrays_df, epochs_df, tracked_df, weight_errors_df
-    from protocols.plots import use_agg
 
     plt = use_agg()
     by_case = {r["case"]: r for r in rows}

@@ -82,6 +82,7 @@ from drivers.board.messages import (
 from hil.errors import ConfigError
 from hil.station import Station, load_station
 from hil.types import ArraySpec, Pulse
+from sim_backend.station_twin import twin_from_station
 from sim_backend.twin import TwinBackend
 
 #: receive buffer the emulated board reports (bytes of payload per frame)
@@ -740,19 +741,14 @@ class BoardEmulator:
 
 
 # --------------------------------------------------------------------------- stand-alone
-def twin_for_station(station: object, seed: int | None = None) -> TwinBackend:
+def twin_for_station(station: Station, seed: int | None = None) -> TwinBackend:
     """The twin behind an emulated board station (:func:`sim_backend.station_twin.twin_from_station`):
     its ``twin`` section (or the default twin) with the station's arrays, in the station's order."""
-    from hil.station import Station
-    from sim_backend.station_twin import twin_from_station
-
-    assert isinstance(station, Station)
     return twin_from_station(station, seed)
 
 
-def board_link(station: object) -> str:
+def board_link(station: Station) -> str:
     """The resource (serial port or pty link) of the station's board instrument."""
-    assert isinstance(station, Station)
     for inst in station.instruments.values():
         if inst.model == "board":
             return inst.resource

@@ -26,6 +26,7 @@ from typing import Any, Self
 from hil.backends.smu_matrix_config import MATRIX_GEOMETRY, SMU_CHANNELS, EmulatorOptions, plan_smu_matrix
 from hil.errors import ConfigError
 from hil.station import Station, load_station
+from sim_backend.emulators.board import BoardFault
 from sim_backend.emulators.models import EMULATORS
 from sim_backend.emulators.scpi_server import Fault, parse_fault
 from sim_backend.emulators.wiring import Wiring
@@ -149,8 +150,6 @@ def _board(
     extra: list[Fault],
 ) -> Any:
     """The FPGA board's emulator on a pty linked at the station's resource (its own options)."""
-    from sim_backend.emulators.board import BoardFault
-
     latency = latency_s if latency_s is not None else opts.latency_s
     try:
         faults = [parse_fault(f) for f in opts.faults] + list(extra)
