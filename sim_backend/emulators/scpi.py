@@ -146,14 +146,19 @@ def settings_conflict(detail: str) -> ScpiError:
     return ScpiError(-221, f'"Settings conflict; {detail}"')
 
 
-def _node_regex(node: str) -> str:
-    """Regex of one mnemonic like ``VOLTage`` (short ``VOLT`` or long ``VOLTAGE``) or ``SOURce#``."""
-    suffix = node.endswith("#")
-    word = node.rstrip("#")
+def _node_regex(node: str, suffix: str = "") -> str:
+    """Regex of one mnemonic like ``VOLTage`` (short ``VOLT`` or long ``VOLTAGE``); ``suffix``
+    ``#``: a numeric suffix passed to the handler (``SOURce#``); ``[1]``: an optional literal
+    suffix, as the manuals write ``:SOURce[1]`` for a one-channel instrument."""
+    word = node
     short = "".join(ch for ch in word if ch.isupper() or ch.isdigit() or ch == "*")
     rest = word[len(short) :].upper()
     body = re.escape(short) + (f"(?:{re.escape(rest)})?" if rest else "")
-    return body + (r"(\d*)" if suffix else "")
+    if suffix == "#":
+        return body + r"(\d*)"
+    if suffix:
+        return body + f"(?:{re.escape(suffix[1:-1])})?"
+    return body
 
 
 def compile_pattern(pattern: str) -> re.Pattern[str]:
@@ -161,8 +166,8 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
 
     The regex matches headers written with a leading colon (``execute`` adds one)."""
     out = ""
-    for optional, node in re.findall(r"(\[?):?([A-Za-z0-9#*]+)\]?", pattern):
-        part = ":" + _node_regex(node)
+    for optional, node, suffix in re.findall(r"(\[?):?([A-Za-z*][A-Za-z0-9*]*)(#|\[\d+\])?\]?", pattern):
+        part = ":" + _node_regex(node, suffix)
         out += f"(?:{part})?" if optional else part
     return re.compile(out, re.IGNORECASE)
 
