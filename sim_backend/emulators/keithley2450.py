@@ -1,37 +1,37 @@
 """Emulated Keithley 2450 SourceMeter (native SCPI command set), wired to the twin.
 
 Follows the Keithley 2450 Reference Manual (2450-901-01 Rev. B, September 2013; section 6 "SCPI
-command reference", page numbers below are that revision's). Every setting reads back what was
+command reference"; page numbers below are that revision's, given where they were checked). Every setting reads back what was
 set, or is refused with an error in the queue; a command not implemented here answers -113
 "Undefined header". Optional roots (``[:SENSe[1]]``, ``:SOURce[1]``), short and long forms and
 any letter case are accepted, as the manual's syntax has them.
 
-* **Source** (6-66 to 6-90): ``:SOUR:FUNC VOLT|CURR``; ``:SOUR:<f>[:LEV][:IMM][:AMPL]``;
+* **Source**: ``:SOUR:FUNC VOLT|CURR``; ``:SOUR:<f>[:LEV][:IMM][:AMPL]``;
   limits ``:SOUR:VOLT:ILIM`` (1 nA to 1.05 A), ``:SOUR:CURR:VLIM`` (20 mV to 210 V) and their
   ``:TRIP?``; ``:SOUR:<f>:RANG`` (2450 ranges: 20 mV to 200 V, 10 nA to 1 A; a value selects
   the smallest range that holds it) and ``:RANG:AUTO``; ``:DEL``, ``:DEL:AUTO``,
   ``:DEL:USER<n>``; ``:READ:BACK``; ``:SOUR:VOLT:PROT`` and ``:PROT:TRIP?``; output
   ``:OUTP[:STAT]``, ``:OUTP:<f>:SMOD``; ``:ROUT:TERM``.
-* **Measure** (6-38 to 6-60): ``[:SENS]:FUNC``; per function ``:RANG`` (10 nA to 1 A, 20 mV to
+* **Measure** (ranges 6-50 to 6-52): ``[:SENS]:FUNC``; per function ``:RANG`` (10 nA to 1 A, 20 mV to
   200 V, 20 ohm to 200 Mohm), ``:RANG:AUTO``, ``:RANG:AUTO:LLIM``, ``:NPLC`` (0.01 to 10),
   ``:AZER``, ``:AVER``, ``:AVER:TCON``, ``:AVER:COUN``, ``:RSEN``, ``:DEL:USER<n>``,
   ``:RES:OCOM``; ``:SENS:COUN``; ``:SENS:AZER:ONCE``; ``:READ?``, ``:MEAS[:<f>]?`` (without a
   function: the present one, unchanged), ``:FETC?``, with buffer name and elements.
-* **Buffers** (6-107 to 6-124): ``:TRAC:MAKE`` (``"name", size[, style]``), ``:TRAC:DEL``,
+* **Buffers** (6-107 to 6-123): ``:TRAC:MAKE`` (``"name", size[, style]``), ``:TRAC:DEL``,
   ``:TRAC:CLE``, ``:TRAC:POIN`` (a new capacity clears the buffer), ``:TRAC:FILL:MODE``,
   ``:TRAC:ACT[:STAR|:END]?``, ``:TRAC:DATA?`` with every element of the table on 6-109,
   ``:TRAC:TRIG``, statistics ``:TRAC:STAT:AVER|MAX|MIN|PK2P|STDD?`` and ``:TRAC:STAT:CLE``
   (over every reading added since the last clear, overwritten ones included).
-* **Data format** (6-26 to 6-28): ``:FORM[:DATA] ASC|REAL|SRE`` (binary: an IEEE 488.2
+* **Data format**: ``:FORM[:DATA] ASC|REAL|SRE`` (binary: an IEEE 488.2
   definite-length block of 64- or 32-bit floats, elements READ, REL, SOUR only),
   ``:FORM:BORD NORM|SWAP`` (default SWAP, little-endian), ``:FORM:ASC:PREC`` (0: automatic).
-* **Sweeps and lists** (6-78 to 6-90): ``:SOUR:LIST:<f>`` and ``:APP``; ``:SOUR:SWE:<f>:LIN``,
+* **Sweeps and lists** (6-78 to 6-85): ``:SOUR:LIST:<f>`` and ``:APP``; ``:SOUR:SWE:<f>:LIN``,
   ``:LIN:STEP``, ``:LOG`` and ``:LIST`` with every optional argument: delay -1 (the default)
   is autodelay, count 0 is refused (an infinite loop would never end here), range type
   AUTO/BEST/FIXED, fail-abort (accepted and checked, not acted on: see below), dual
   (start to stop, then stop to start: twice the points), buffer; source configuration lists
   (``:SOUR:CONF:LIST:CRE|STOR|REC|DEL|SIZE?``).
-* **Trigger model** (6-125 to 6-150): ``:TRIG:LOAD "Empty"`` and ``"SimpleLoop"``; blocks
+* **Trigger model**: ``:TRIG:LOAD "Empty"`` and ``"SimpleLoop"``; blocks
   ``BUFF:CLE``, ``CONF:REC``, ``CONF:NEXT``, ``CONF:PREV``, ``SOUR:STAT``, ``DEL:CONS``,
   ``MEAS``, ``BRAN:COUN``, ``BRAN:ALW``, ``BRAN:ONCE``, ``WAIT``, ``NOP``; ``:INIT`` runs it to
   completion, ``:ABOR``, ``:TRIG:STAT?``.
@@ -88,7 +88,7 @@ SENSE_FUNCS = {
 }  # fmt: skip
 MAX_TRIGGER_STEPS = 5_000_000
 
-#: 2450 ranges (Reference Manual 6-50 and 6-80; the 2460/2461 have others)
+#: 2450 ranges (Reference Manual 6-50 and the :SOURce[1]:<function>:RANGe entry; the 2460/2461 have others)
 RANGES: dict[str, tuple[float, ...]] = {
     "VOLT": (0.02, 0.2, 2.0, 20.0, 200.0),
     "CURR": (1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0),
@@ -102,7 +102,8 @@ AUTODELAY_S = 1e-3
 OVERFLOW = 9.9e37
 NAN_READING = 9.91e37
 DEFAULT_BUFFERS = ("defbuffer1", "defbuffer2")
-DEFAULT_CAPACITY = 100_000
+#: "Default buffers can store 10000 measurements initially" (Reference Manual 6-115)
+DEFAULT_CAPACITY = 10_000
 UNITS = {"CURR": "Amp DC", "VOLT": "Volt DC", "RES": "Ohm"}
 SOURCE_UNITS = {"VOLT": "Volt DC", "CURR": "Amp DC"}
 PROTECTION = ("PROT2", "PROT5", "PROT10", "PROT20", "PROT40", "PROT60", "PROT80", "PROT100",
@@ -247,7 +248,7 @@ class Keithley2450Emulator(ScpiInstrument):
 
     # ------------------------------------------------------------------ state
     def reset_state(self) -> None:
-        """``*RST`` (Reference Manual 6-7): settings to their defaults, user buffers deleted,
+        """``*RST`` (Reference Manual, ``*RST``): settings to their defaults, user buffers deleted,
         default buffers cleared; the status registers and the error queue are kept."""
         self.ch.reset()
         self.sense = "CURR"
@@ -434,7 +435,7 @@ class Keithley2450Emulator(ScpiInstrument):
         return setter, lambda p, x: shown(self.settings[key])
 
     def _user_delay(self, prefix: str) -> tuple[Handler, Handler]:
-        """``...:DELay:USER<n>`` (n = 1 to 5; Reference Manual 6-45, 6-73)."""
+        """``...:DELay:USER<n>`` (n = 1 to 5; Reference Manual, the ``:DELay:USER<n>`` entries)."""
 
         def key(x: list[int]) -> str:
             if not x or not 1 <= x[0] <= 5:
@@ -447,7 +448,7 @@ class Keithley2450Emulator(ScpiInstrument):
         return setter, lambda p, x: _fmt(self.settings[key(x)])
 
     def _set_language(self, p: list[str], x: list[int]) -> None:
-        """``*LANG`` (Reference Manual 6-5): this emulator speaks the SCPI command set only."""
+        """``*LANG`` (Reference Manual, ``*LANG``): this emulator speaks the SCPI command set only."""
         lang = string(_only(p)).upper()
         if lang not in ("SCPI", "TSP", "SCPI2400"):
             raise illegal_value(f"*LANG {p[0]}")
@@ -456,7 +457,7 @@ class Keithley2450Emulator(ScpiInstrument):
         self.settings["language"] = lang
 
     def _beep(self, p: list[str], x: list[int]) -> None:
-        """``:SYSTem:BEEPer`` <frequency 20 to 8000 Hz>, <duration 0.001 to 100 s> (6-98)."""
+        """``:SYSTem:BEEPer`` <frequency 20 to 8000 Hz>, <duration 0.001 to 100 s>."""
         if len(p) != 2:
             raise missing_parameter(":SYST:BEEP")
         number(p[0], lo=20, hi=8000)
@@ -492,7 +493,7 @@ class Keithley2450Emulator(ScpiInstrument):
         return setter
 
     def _source_range_setter(self, f: str) -> Handler:
-        """``:SOUR:<f>:RANG``: the range that holds the value; autorange off (6-80)."""
+        """``:SOUR:<f>:RANG``: the range that holds the value; autorange off."""
 
         def setter(p: list[str], x: list[int]) -> None:
             top = RANGES[f][-1]
@@ -515,7 +516,7 @@ class Keithley2450Emulator(ScpiInstrument):
         return lambda p, x: _fmt(self.ranges[key])
 
     def _delay_setter(self, f: str) -> Handler:
-        """``:SOUR:<f>:DEL`` (0 to 10 ks); setting a delay turns autodelay off (6-72)."""
+        """``:SOUR:<f>:DEL`` (0 to 10 ks); setting a delay turns autodelay off."""
 
         def setter(p: list[str], x: list[int]) -> None:
             self.settings[f"SOUR:{f}:DEL"] = number(_only(p), default=0, lo=0, hi=1e4)
@@ -533,7 +534,8 @@ class Keithley2450Emulator(ScpiInstrument):
     # ------------------------------------------------------------------ buffers
     def _make_buffer(self, p: list[str]) -> None:
         """``:TRACe:MAKE "<name>", <size>[, <style>]`` (6-114): size at least 10; an existing
-        name is refused with event 1115; a user buffer fills once."""
+        name is refused with event 1115 (the code the 2461 and 2470 manuals' :TRACe:MAKE entries
+        give); a user buffer fills once."""
         if len(p) < 2:
             raise missing_parameter(":TRACe:MAKE")
         name = string(p[0])
@@ -571,7 +573,7 @@ class Keithley2450Emulator(ScpiInstrument):
         buf.clear()
 
     def _trace_trigger(self, p: list[str]) -> None:
-        """``:TRAC:TRIG ["<name>"]``: readings of the present function into a buffer (6-124)."""
+        """``:TRAC:TRIG ["<name>"]``: readings of the present function into a buffer."""
         self._store(_opt(p, 0))
 
     def _set_fill(self, p: list[str]) -> None:
@@ -702,7 +704,7 @@ class Keithley2450Emulator(ScpiInstrument):
         return self._format(taken[-1:], p[1:], self._buffer(_opt(p, 0)))
 
     def _measure(self, sense: str | None, p: list[str]) -> str:
-        """``:MEASure[:<function>]?`` (6-17): with a function, that function is selected; without,
+        """``:MEASure[:<function>]?``: with a function, that function is selected; without,
         the present one is measured and left as it is."""
         if sense is not None:
             self.sense = sense
@@ -794,7 +796,7 @@ class Keithley2450Emulator(ScpiInstrument):
         return lambda p, x: self._sweep(f, kind, p)
 
     def _sweep(self, f: str, kind: str, p: list[str]) -> None:
-        """``:SOUR:SWE:<f>:LIN|LIN:STEP|LOG|LIST`` (6-81 to 6-88): a source configuration list
+        """``:SOUR:SWE:<f>:LIN|LIN:STEP|LOG|LIST`` (6-81, 6-83, 6-85): a source configuration list
         and the trigger model that steps through it, run by ``:INIT``."""
         top = SOURCE_MAX[f]
         if kind == "LIST":
@@ -882,7 +884,7 @@ class Keithley2450Emulator(ScpiInstrument):
 
     # ------------------------------------------------------------------ trigger model
     def _trigger_load(self, p: list[str]) -> None:
-        """``:TRIG:LOAD "Empty"`` or ``"SimpleLoop", <count>[, <delay>[, "<buffer>"]]`` (6-126)."""
+        """``:TRIG:LOAD "Empty"`` or ``"SimpleLoop", <count>[, <delay>[, "<buffer>"]]``."""
         kind = string(_one(p)).upper()
         self.fail_abort = False
         if kind == "EMPTY":
