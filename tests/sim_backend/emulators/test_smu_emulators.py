@@ -405,3 +405,50 @@ def test_tsp_emulators_never_crash_on_any_message(twin, message):
     for emu in (Keithley2600Emulator(twin, latency_s=0), Keithley707BEmulator(twin, latency_s=0)):
         reply = emu.handle_message(message)
         assert reply is None or isinstance(reply, str)
+
+
+#: Commands the manuals document that the emulators do not implement: each must answer -113
+#: "Undefined header" (never silence with a wrong reply), and the connection must stay up.
+_UNIMPLEMENTED = [
+    ":DISPlay:SCREen HOME",  # 2450 RM 6-10
+    ":TRACe:SAVE \"/usb1/data.csv\", \"defbuffer1\"",  # 2450 RM 6-116 (no USB drive)
+    ":SYSTem:TIME?",
+    ":TRIGger:BLOCk:LOG:EVENt 1, INFO1, \"note\"",
+    ":SENSe:CURRent:UNIT WATT",
+    "*SAV 1",
+    "*RCL 1",
+    ":CALCulate:MATH:STATe ON",
+    ":DIGital:LINE1:MODE DIG, IN",
+    ":SCRipt:RUN \"x\"",
+]
+
+
+@pytest.mark.parametrize("command", _UNIMPLEMENTED)
+def test_scpi_emulators_answer_113_to_unimplemented_commands(twin, command):
+    for emu in (Keithley2450Emulator(twin, latency_s=0), KeysightB2900Emulator(twin, latency_s=0),
+                KeysightE5250AEmulator(twin, latency_s=0)):  # fmt: skip
+        with emu:
+            smu = PymeasureKeithley2450(emu.resource, read_termination="\n", write_termination="\n", **VISA)
+            smu.write(command)
+            assert [int(e[0]) for e in smu.check_errors()] == [-113], (emu.model, command)
+            assert smu.ask("*IDN?") == emu.idn  # the same connection answers
+            smu.adapter.close()
+        assert emu.internal_errors == [] and emu.scpi.internal_errors == []
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    words=st.lists(st.sampled_from(_SCPI_WORDS + _UNIMPLEMENTED + [":TRAC:MAKE", ":TRAC:STAT:AVER?", "*ESR?", "*STB?"]), max_size=6),
+    noise=st.text(max_size=10),
+)
+def test_scpi_emulators_never_crash_on_valid_but_unimplemented_commands(twin, words, noise):
+    """Manual commands the emulators lack, mixed with the fuzz words: errors, never exceptions."""
+    message = ";".join(words) + noise
+    for emu in (Keithley2450Emulator(twin, latency_s=0), KeysightB2900Emulator(twin, latency_s=0),
+                KeysightE5250AEmulator(twin, latency_s=0)):  # fmt: skip
+        reply = emu.handle_message(message)
+        assert reply is None or isinstance(reply, str)
+        while emu.scpi.next_error()[0] != 0:
+            pass
+        if isinstance(emu, Keithley2450Emulator):  # its handlers fail only by SCPI errors
+            assert emu.scpi.internal_errors == []
