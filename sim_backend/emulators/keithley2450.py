@@ -139,8 +139,6 @@ class Keithley2450Emulator(ScpiInstrument):
         self.source_list: dict[str, list[float]] = {"VOLT": [], "CURR": []}
         self.blocks: dict[int, tuple[str, tuple[Any, ...]]] = {}
         self.output_mode = {"VOLT": "NORM", "CURR": "NORM"}
-        if hasattr(self, "scpi"):
-            self.scpi.errors.clear()
 
     def outputs(self) -> dict[str, bool]:
         """Output state (for tests)."""

@@ -11,6 +11,15 @@ separated by ``;``; a unit without a leading colon continues the path of the uni
 (``:SOUR:VOLT 1;CURR 2`` sets ``:SOUR:CURR``), as SCPI has it. Replies of the queries of one
 message are joined by ``;`` into one line. An unknown header or a bad parameter puts an error
 in the queue (``:SYST:ERR?``) and ends the message.
+
+The IEEE 488.2 status model (IEEE Std 488.2-1992 section 11, "Device Status Reporting"; the
+same registers in the Keithley 2450 Reference Manual 2450-901-01, "Status model", and the
+Keysight B2900 and E5250A programming guides) lives in :class:`StatusRegisters`: every error put
+in the queue sets its class's bit of the Standard Event Status Register (command error -1xx:
+CME, execution error -2xx: EXE, device-dependent -3xx and positive codes: DDE, query error
+-4xx: QYE), and :meth:`ScpiInterpreter.status_byte` sums the status byte (EAV, QSB, MAV, ESB,
+MSS, OSB). No exception escapes :meth:`ScpiInterpreter.execute`: a handler that fails
+unexpectedly reports a SCPI error and the message ends, the connection stays.
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 #: A command handler: ``(parameters, suffixes) -> reply`` (``None`` for no reply).
 Handler = Callable[[list[str], list[int]], "str | None"]
@@ -33,6 +42,86 @@ class ScpiError(Exception):
         self.message = message
 
 
+# Standard Event Status Register bits (IEEE 488.2 section 11.5.1.1)
+ESR_OPC = 1  #: bit 0, operation complete (``*OPC``)
+ESR_RQC = 2  #: bit 1, request control (not used)
+ESR_QYE = 4  #: bit 2, query error (-400 to -499)
+ESR_DDE = 8  #: bit 3, device-dependent error (-300 to -399, and positive codes)
+ESR_EXE = 16  #: bit 4, execution error (-200 to -299)
+ESR_CME = 32  #: bit 5, command error (-100 to -199)
+ESR_URQ = 64  #: bit 6, user request (not used)
+ESR_PON = 128  #: bit 7, power on
+
+# Status Byte bits (IEEE 488.2 section 11.2; SCPI-99 volume 1 section 9)
+STB_EAV = 4  #: bit 2, error/event queue not empty
+STB_QSB = 8  #: bit 3, questionable status summary
+STB_MAV = 16  #: bit 4, message available
+STB_ESB = 32  #: bit 5, standard event status summary (``*ESR`` and ``*ESE``)
+STB_MSS = 64  #: bit 6, master summary status (``*STB?``; RQS in a serial poll)
+STB_OSB = 128  #: bit 7, operation status summary
+
+
+def esr_bit(code: int) -> int:
+    """The Standard Event Status Register bit an error code sets (IEEE 488.2 section 11.5.1.1;
+    SCPI-99 volume 2 section 21.8: -1xx command, -2xx execution, -3xx device-dependent, -4xx
+    query errors; instrument-specific positive codes are device-dependent)."""
+    if -199 <= code <= -100:
+        return ESR_CME
+    if -299 <= code <= -200:
+        return ESR_EXE
+    if -399 <= code <= -300 or code > 0:
+        return ESR_DDE
+    if -499 <= code <= -400:
+        return ESR_QYE
+    return 0
+
+
+@dataclass
+class EventRegister:
+    """A SCPI status register: condition, event (latched) and enable (SCPI-99 volume 1 9.3)."""
+
+    condition: int = 0
+    event: int = 0
+    enable: int = 0
+
+    def read_event(self) -> int:
+        """The event register, cleared by the read."""
+        value, self.event = self.event, 0
+        return value
+
+    def summary(self) -> bool:
+        return bool(self.event & self.enable)
+
+
+@dataclass
+class StatusRegisters:
+    """The IEEE 488.2 / SCPI status registers of one instrument.
+
+    ``esr``: the Standard Event Status Register (``*ESR?`` reads and clears it); ``ese``: its
+    enable register (``*ESE``); ``sre``: the Service Request Enable register (``*SRE``; bit 6
+    is not used, IEEE 488.2 section 11.3.2.3); ``operation`` and ``questionable``: the SCPI
+    operation and questionable status registers (``:STATus:OPERation|QUEStionable``).
+    The power-on state has PON set in the ESR (IEEE 488.2 section 11.5.1.1.2)."""
+
+    esr: int = ESR_PON
+    ese: int = 0
+    sre: int = 0
+    operation: EventRegister = field(default_factory=EventRegister)
+    questionable: EventRegister = field(default_factory=EventRegister)
+
+    def clear_events(self) -> None:
+        """``*CLS``: clear the event registers (enable registers are kept)."""
+        self.esr = 0
+        self.operation.event = 0
+        self.questionable.event = 0
+
+    def preset(self) -> None:
+        """``:STATus:PRESet``: the SCPI enable registers to their preset (0) values
+        (SCPI-99 volume 2 section 20.7; ``*ESE``/``*SRE`` are not affected)."""
+        self.operation.enable = 0
+        self.questionable.enable = 0
+
+
 def undefined_header(header: str) -> ScpiError:
     return ScpiError(-113, f'"Undefined header; {header}"')
 
@@ -43,6 +132,18 @@ def illegal_value(detail: str) -> ScpiError:
 
 def missing_parameter(header: str) -> ScpiError:
     return ScpiError(-109, f'"Missing parameter; {header}"')
+
+
+def parameter_not_allowed(header: str) -> ScpiError:
+    return ScpiError(-108, f'"Parameter not allowed; {header}"')
+
+
+def out_of_range(detail: str) -> ScpiError:
+    return ScpiError(-222, f'"Data out of range; {detail}"')
+
+
+def settings_conflict(detail: str) -> ScpiError:
+    return ScpiError(-221, f'"Settings conflict; {detail}"')
 
 
 def _node_regex(node: str) -> str:
@@ -183,10 +284,19 @@ class _Command:
 class ScpiInterpreter:
     """Parses program messages and dispatches their units to the declared handlers."""
 
+    #: error queue length; when it is full the last entry becomes -350 "Queue overflow"
+    #: (SCPI-99 volume 2 section 21.8.9)
+    queue_capacity = 100
+
     def __init__(self) -> None:
         self._commands: list[_Command] = []
         self._common: dict[str, Handler] = {}
-        self.errors: deque[tuple[int, str]] = deque(maxlen=100)
+        self.errors: deque[tuple[int, str]] = deque(maxlen=self.queue_capacity)
+        self.status = StatusRegisters()
+        #: replies of the message being executed are waiting (MAV, for ``*STB?``)
+        self.output_pending = False
+        #: unexpected exceptions a handler raised (reported as SCPI errors; tests check it)
+        self.internal_errors: list[str] = []
 
     def add(self, pattern: str, setter: Handler | None = None, getter: Handler | None = None) -> None:
         """Declare a command: ``setter`` runs for ``HEADER params``, ``getter`` for ``HEADER? params``."""
@@ -197,7 +307,36 @@ class ScpiInterpreter:
         self._common[name.upper()] = handler
 
     def push_error(self, code: int, message: str) -> None:
-        self.errors.append((code, message))
+        """Queue an error and set its bit in the Standard Event Status Register.
+
+        A full queue keeps its entries and its last one becomes -350 "Queue overflow"
+        (SCPI-99 volume 2 section 21.8.9)."""
+        self.status.esr |= esr_bit(code)
+        if len(self.errors) < self.queue_capacity - 1:
+            self.errors.append((code, message))
+        elif len(self.errors) == self.queue_capacity - 1:
+            self.status.esr |= esr_bit(-350)
+            self.errors.append((-350, '"Queue overflow"'))
+
+    def clear_status(self) -> None:
+        """``*CLS``: event registers and error queue cleared (IEEE 488.2 section 10.3)."""
+        self.status.clear_events()
+        self.errors.clear()
+
+    def status_byte(self) -> int:
+        """The status byte (IEEE 488.2 section 11.2): EAV (bit 2) while the error queue holds
+        an error, QSB (3) and OSB (7) the enabled summaries of the questionable and operation
+        registers, MAV (4) while a reply waits, ESB (5) when ``*ESR & *ESE``, and MSS (6)
+        when any other bit is enabled in ``*SRE``."""
+        st = self.status
+        stb = STB_EAV if self.errors else 0
+        stb |= STB_QSB if st.questionable.summary() else 0
+        stb |= STB_MAV if self.output_pending else 0
+        stb |= STB_ESB if st.esr & st.ese else 0
+        stb |= STB_OSB if st.operation.summary() else 0
+        if stb & st.sre & ~STB_MSS:
+            stb |= STB_MSS
+        return stb
 
     def next_error(self) -> tuple[int, str]:
         return self.errors.popleft() if self.errors else (0, '"No error"')
@@ -213,14 +352,14 @@ class ScpiInterpreter:
         """Run one program message; returns the joined replies, or ``None`` if none."""
         replies: list[str] = []
         path = ""
+        self.output_pending = False
         for unit in split_units(message):
             unit = unit.strip()
             if not unit:
                 continue
-            head, _, rest = unit.partition(" ")
-            head = head.strip()
-            params = split_params(rest)
+            head, rest = _header(unit)
             try:
+                params = split_params(rest)
                 if head.lstrip(":").startswith("*"):
                     common = head.lstrip(":").upper()
                     handler = self._common.get(common)
@@ -244,6 +383,30 @@ class ScpiInterpreter:
             except ScpiError as exc:
                 self.push_error(exc.code, exc.message)
                 break
+            except Exception as exc:  # a handler's bug must not take the connection down
+                self.internal_errors.append(f"{unit!r}: {type(exc).__name__}: {exc}")
+                code, text = _unexpected(exc)
+                self.push_error(code, f'"{text}; {head}"')
+                break
             if reply is not None:
                 replies.append(reply)
+                self.output_pending = True
+        self.output_pending = False
         return ";".join(replies) if replies else None
+
+
+def _header(unit: str) -> tuple[str, str]:
+    """A program message unit split into its header and its parameter text (IEEE 488.2
+    section 7.1: the header ends at the first white space)."""
+    m = re.match(r"(\S*)\s*(.*)", unit, re.DOTALL)
+    assert m is not None  # the pattern matches any text
+    return m.group(1), m.group(2)
+
+
+def _unexpected(exc: Exception) -> tuple[int, str]:
+    """The SCPI error an unexpected handler failure is reported as."""
+    if isinstance(exc, IndexError):
+        return -109, "Missing parameter"
+    if isinstance(exc, ValueError | OverflowError):
+        return -224, "Illegal parameter value"
+    return -200, "Execution error"

@@ -144,6 +144,9 @@ class InstrumentServer(ABC):
         self.faults: list[Fault] = list(faults)
         self.on_message = on_message
         self.lock = threading.RLock()
+        #: unexpected exceptions :meth:`handle_message` raised (the message had no reply, the
+        #: connection stayed up); tests check that it stays empty
+        self.internal_errors: list[str] = []
         self.messages_received = 0
         self.replies_sent = 0
         self.connections_accepted = 0
@@ -283,7 +286,11 @@ class InstrumentServer(ABC):
             received = self.messages_received
             if self.on_message is not None:
                 self.on_message(message)
-            reply = self.handle_message(message)
+            try:
+                reply = self.handle_message(message)
+            except Exception as exc:  # nothing a client sends may take the instrument down
+                self.internal_errors.append(f"{message!r}: {type(exc).__name__}: {exc}")
+                reply = None
             dropped = self._fault(("disconnect",), message, received)
             if dropped is not None:
                 dropped.fired += 1
@@ -300,7 +307,9 @@ class InstrumentServer(ABC):
             return True
         self.replies_sent += 1
         try:
-            conn.sendall(reply.encode("ascii", errors="replace") + b"\n")
+            # latin-1: one byte per character, so that binary blocks (``#<n><len><bytes>``,
+            # IEEE 488.2 section 8.7.9) built as text go out byte for byte
+            conn.sendall(reply.encode("latin-1", errors="replace") + b"\n")
         except OSError:
             return False
         return True
