@@ -130,18 +130,6 @@ def nr1(value: int | bool) -> str:
     return str(int(value))
 
 
-class Latin1Reply(str):
-    """A reply holding a binary block: encoded byte for byte (latin-1), whatever the caller asks.
-
-    The TCP server encodes replies as ASCII; binary data (``:FORM REAL,32``) has bytes above
-    127, which must reach the client as they are."""
-
-    __slots__ = ()
-
-    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
-        return str.encode(self, "latin-1")
-
-
 @dataclass
 class Layer:
     """One trigger or arm layer (transient or acquire) of a channel (SCPI Ref. 4-4 ff.)."""
@@ -277,7 +265,8 @@ class KeysightB2900Emulator(ScpiInstrument):
         super().__init__(wiring, host, port, latency_s, faults, on_message)
 
     def reset_state(self) -> None:
-        """``*RST`` (SCPI Ref. "Reset settings" column of the command summary)."""
+        """``*RST`` (SCPI Ref. "Reset settings" column of the command summary); the error queue
+        and the status registers are kept (IEEE 488.2 section 10.32)."""
         for ch in self.channels.values():
             ch.reset()
         self.state = {c: self._fresh_channel() for c in self.channels}
@@ -286,8 +275,10 @@ class KeysightB2900Emulator(ScpiInstrument):
         self.byte_order = "NORM"
         self.sreg_format = "ASC"
         self.t0 = self.wiring.now() if hasattr(self, "wiring") else 0.0
-        if hasattr(self, "scpi"):
-            self.scpi.errors.clear()
+
+    def bus_trigger(self) -> None:
+        """``*TRG``: a bus trigger for every channel waiting for one (SCPI Ref. 3-8, ``*TRG``)."""
+        self._bus_trigger(list(self.channels), ("TRAN", "ACQ"))
 
     def _fresh_channel(self) -> ChannelState:
         st = ChannelState()
@@ -306,12 +297,6 @@ class KeysightB2900Emulator(ScpiInstrument):
     def outputs(self) -> dict[str, bool]:
         """Output state of every channel (for tests)."""
         return {str(c): ch.output_on for c, ch in self.channels.items()}
-
-    def handle_message(self, message: str) -> str | None:
-        reply = super().handle_message(message)
-        if reply is not None and any(ord(ch) > 127 for ch in reply):
-            return Latin1Reply(reply)
-        return reply
 
     # ------------------------------------------------------------------ helpers
     def _c(self, suffixes: list[int]) -> int:
@@ -533,7 +518,6 @@ class KeysightB2900Emulator(ScpiInstrument):
         for node in ("[:ALL]", ":TRANsient", ":ACQuire"):
             s.add(f":ABORt{node}", self._abort)
             s.add(f":IDLE{node}", None, self._idle)
-        s.add_common("*TRG", lambda p, x: self._bus_trigger(list(self.channels), ("TRAN", "ACQ")))
 
         # ---- SYSTem (SCPI Ref. 4-120 ff.) and common commands
         s.add(":SYSTem:ERRor:ALL", None, lambda p, x: self._all_errors(codes=False))
@@ -542,7 +526,6 @@ class KeysightB2900Emulator(ScpiInstrument):
         s.add(":SYSTem:ERRor:CODE:ALL", None, lambda p, x: self._all_errors(codes=True))
         s.add(":SYSTem:LFRequency", self._set_lfr, lambda p, x: nr1(int(self.line_frequency_Hz)))
         s.add(":SYSTem:VERSion", None, lambda p, x: "1999.0")
-        s.add_common("*TST?", lambda p, x: "0")
         s.add_common("*OPT?", lambda p, x: "0")
 
     def _declare_source(self, f: str, long: str) -> None:

@@ -111,8 +111,6 @@ class KeysightE5250AEmulator(ScpiInstrument):
             self.closed = set()
         self.config = "NCON"
         self._reset_groups(range(5))
-        if hasattr(self, "scpi"):
-            self.scpi.errors.clear()
 
     def _reset_groups(self, groups: Iterable[int]) -> None:
         """Power-on settings of the cards (groups: 1-4, and 0 for the auto configuration)."""
@@ -348,7 +346,6 @@ class KeysightE5250AEmulator(ScpiInstrument):
         )
         s.add(":SYSTem:CPON", lambda p, x: self._power_on(p))
         s.add(":SYSTem:VERSion", None, lambda p, x: "1993.0")
-        s.add_common("*TST?", lambda p, x: "0")
 
     def _close_cmd(self, p: list[str], x: list[int]) -> None:
         chans = self._list(p)
