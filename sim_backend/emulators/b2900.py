@@ -534,7 +534,10 @@ class KeysightB2900Emulator(ScpiInstrument):
         top = MAX_LEVEL[f]
 
         def set_level(c: int, v: float) -> None:
+            # the immediate level is also the triggered level until :TRIG sets another
+            # (SCPI Ref. 4-97, [:SOURce]:<CURRent|VOLTage>[:LEVel]:TRIGgered)
             (chan[c].set_level_v if f == "VOLT" else chan[c].set_level_i)(v)
+            self.state[c].program[f].triggered = v
 
         def level(c: int) -> float:
             return chan[c].level_v if f == "VOLT" else chan[c].level_i
