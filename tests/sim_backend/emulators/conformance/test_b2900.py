@@ -15,6 +15,8 @@ from collections.abc import Iterator
 
 import pytest
 import pyvisa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from qcodes.instrument import Instrument
 from qcodes.instrument_drivers.Keysight import KeysightB2962A
 
@@ -442,3 +444,27 @@ def test_ref_error_queue_queries(smu: pyvisa.resources.MessageBasedResource) -> 
     assert smu.query(":SYST:ERR:CODE?") == "-113"
     assert smu.query(":SYST:ERR:ALL?").startswith("-222,")
     assert smu.query(":SYST:ERR:ALL?") == '+0,"No error"'
+
+
+# --------------------------------------------------------------------------- robustness
+
+_WORDS = [
+    ":SOUR", ":SOUR2", ":VOLT", ":CURR", ":LIST", ":SWE", ":POIN", ":STAR", ":STEP", ":MODE",
+    " SWE", " LIST", ":FUNC", ":SHAP", " PULS", ":PULS:WIDT", ":SENS", ":PROT", ":RANG", ":AUTO",
+    ":LLIM", ":APER", ":NPLC", ":OUTP", ":OFF:MODE", " HIZ", ":TRIG", ":ARM", ":ACQ", ":TRAN",
+    ":COUN", ":TIM", ":SOUR BUS", ":INIT", ":ABOR", ":IDLE?", ":MEAS?", ":FETC:ARR?", ":READ?",
+    ":FORM", " REAL,32", ":BORD", ":ELEM:SENS", ":TRAC:DATA?", ":CALC", "*TRG", "*RST", "*ESR?",
+    "?", " ", ";", ",", "(@1)", "(@1,2)", "(@2:1)", "(@", "MAX", "DEF", "1e-3", "-5", "0", "abc",
+]  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(words=st.lists(st.sampled_from(_WORDS), max_size=14))
+def test_no_message_crashes_the_b2900(twin_b2900: TwinBackend, words: list[str]) -> None:
+    """Valid, valid-but-unimplemented and broken messages: a reply or nothing, errors to the
+    queue, never an exception inside the emulator."""
+    emu = KeysightB2900Emulator(twin_b2900, latency_s=0)
+    for message in ("".join(words), ":OUTP ON;" + "".join(words)):
+        reply = emu.handle_message(message)
+        assert reply is None or isinstance(reply, str)
+    assert emu.scpi.internal_errors == []

@@ -18,6 +18,8 @@ from collections.abc import Iterator
 
 import pytest
 import pyvisa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from qcodes.instrument import Instrument
 from qcodes.instrument_drivers.Keysight import KeysightB220X
 
@@ -246,3 +248,23 @@ def test_guide_cpon_tst_and_status(res: pyvisa.resources.MessageBasedResource) -
     assert errors(res) == [-113]
     res.write("*RST")
     assert res.query(":ROUT:CLOS:CARD? 2") == "(@)"
+
+
+_WORDS = [
+    ":ROUT", ":CLOS", ":OPEN", ":CARD", "? ", " ALL", " 0", " 1", ",", "(@10101:10112)", "(@00148)",
+    "(@20101)", "(@", ":FUNC ACON", ":FUNC NCON", ":CONN:RULE", " SROU", ":BIAS", ":PORT", ":STAT",
+    ":CHAN:ENAB", ":CHAN:DIS", ":COUP", "'1,3'", "'11'", ":AGND", ":SYST:CPON", "*TST?", "*RST",
+    ";", " ", "abc", "1e9", "-3",
+]  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(words=st.lists(st.sampled_from(_WORDS), max_size=14))
+def test_no_message_crashes_the_e5250a(words: list[str]) -> None:
+    spec = ArraySpec("A", 4, 4, ArraySpec.area_from_diameter(1e-6))
+    emu = KeysightE5250AEmulator(TwinBackend([spec], load_preset("mo_tiox_choi2021"), seed=3), cards=4)
+    for message in ("".join(words), ":ROUT:FUNC ACON;" + "".join(words)):
+        reply = emu.handle_message(message)
+        assert reply is None or isinstance(reply, str)
+        emu.crosspoints()
+    assert emu.scpi.internal_errors == []
