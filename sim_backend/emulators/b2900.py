@@ -1,8 +1,8 @@
 """Emulated Keysight B2900 series SMU (SCPI), one or two channels wired to the twin.
 
 Behaviour follows the *Agilent/Keysight B2900 SCPI Command Reference* (B2910-90030, Edition 2;
-sections cited as "SCPI Ref. 4-xx") and the *Keysight B2900 Series Programming Guide*
-(B2910-90020; "Prog. Guide"). The B2901A/B2911A/B2961A have one channel, the
+"SCPI Ref."; page numbers only where checked, otherwise the command or subsystem named) and
+the *Keysight B2900 Series Programming Guide* ("Prog. Guide"). The B2901A/B2911A/B2961A have one channel, the
 B2902A/B2912A/B2962A two; the ranges follow the model ("Source Output Ranges" and
 "Measurement Ranges", SCPI Ref. 2-24 to 2-28; the 10 nA range exists on the B2911A/B2912A and
 the B2961A/B2962A only, the 6 V range on the B2961A/B2962A only).
@@ -11,32 +11,32 @@ What runs, with the manual's syntax variants (optional ``[:SOURce]`` root and op
 short and long forms, channel suffixes ``1|2``, channel lists ``(@1)``, ``(@1,2)``, ``(@1:2)``,
 ``MIN|MAX|DEF`` for numeric parameters and queries):
 
-* SOURce subsystem (SCPI Ref. 4-85 to 4-110): ``[:SOUR[c]]:FUNC:MODE VOLT|CURR``,
+* SOURce subsystem (SCPI Ref. chapter 4, SOURce subsystem; 4-95, 4-105): ``[:SOUR[c]]:FUNC:MODE VOLT|CURR``,
   ``:FUNC[:SHAP] DC|PULS``, ``:<VOLT|CURR>[:LEV][:IMM][:AMPL]``, ``:<VOLT|CURR>[:LEV]:TRIG``,
   ``:<VOLT|CURR>:MODE FIX|LIST|SWE``, ``:<VOLT|CURR>:RANG``, ``:RANG:AUTO``, ``:RANG:AUTO:LLIM``,
   ``:<VOLT|CURR>:STAR|STOP|CENT|SPAN|STEP|POIN``, ``:SWE:POIN|DIR|SPAC|STA|RANG``,
   ``:LIST:<VOLT|CURR>``, ``:LIST:<VOLT|CURR>:APP``, ``:LIST:<VOLT|CURR>:POIN?``,
   ``:PULS:WIDT``, ``:PULS:DEL``;
-* SENSe subsystem (SCPI Ref. 4-70 to 4-84): ``:SENS[c]:FUNC[:ON]``, ``:FUNC:OFF``,
+* SENSe subsystem (SCPI Ref. chapter 4, SENSe subsystem; 4-77, 4-78): ``:SENS[c]:FUNC[:ON]``, ``:FUNC:OFF``,
   ``:FUNC:ALL``, ``:FUNC:OFF:ALL``, ``:FUNC:STAT?``, ``:<CURR|VOLT>[:DC]:PROT[:LEV]``,
   ``:PROT:TRIP?``, ``:<CURR|VOLT|RES>:RANG[:UPP]``, ``:RANG:AUTO``, ``:RANG:AUTO:LLIM|ULIM``,
   ``:<CURR|VOLT|RES>:APER``, ``:APER:AUTO``, ``:NPLC``, ``:NPLC:AUTO`` (one aperture per
   channel), ``:RES:MODE MAN|AUTO``, ``:RES:OCOM``, ``:SENS:REM`` (remote sensing);
-* OUTPut subsystem (SCPI Ref. 4-50 to 4-56): ``:OUTP[c][:STAT]``, ``:OFF:MODE ZERO|HIZ|NORM``,
+* OUTPut subsystem (SCPI Ref. chapter 4, OUTPut subsystem): ``:OUTP[c][:STAT]``, ``:OFF:MODE ZERO|HIZ|NORM``,
   ``:ON:AUTO``, ``:OFF:AUTO``, ``:LOW FLO|GRO``, ``:PROT``, ``:HCAP``, ``:FILT[:LPAS][:STAT]``,
   ``:FILT[:LPAS]:AUTO``;
-* measurement (SCPI Ref. 4-38 to 4-46): ``:MEAS[:CURR|:VOLT|:RES]? [chanlist]``,
+* measurement (SCPI Ref. chapter 4, MEASure/READ/FETCh; 4-44, 4-45): ``:MEAS[:CURR|:VOLT|:RES]? [chanlist]``,
   ``:READ[:SCAL|:ARR][:<elem>]?``, ``:FETC[:SCAL|:ARR][:<elem>]?`` with ``<elem>`` one of
   ``CURR|VOLT|RES|TIME|STAT|SOUR``; the data elements of ``:FORM:ELEM:SENS`` in the manual's
   fixed order (voltage, current, resistance, time, status, source; "Data Output Format",
   SCPI Ref. 1-12); a function that is not enabled reads ``+9.910000E+37`` (NaN in binary);
-* FORMat subsystem (SCPI Ref. 4-34 to 4-37): ``:FORM[:DATA] ASC|REAL,32|REAL,64``,
+* FORMat subsystem (SCPI Ref. chapter 4, FORMat subsystem): ``:FORM[:DATA] ASC|REAL,32|REAL,64``,
   ``:FORM:BORD NORM|SWAP``, ``:FORM:ELEM:SENS``, ``:FORM:SREG ASC|HEX|OCT|BIN``; binary data
   come as an IEEE 488.2 definite-length block (``#<n><length><bytes>``);
-* trigger system (SCPI Ref. 4-4 to 4-30): ``:ARM[c]|:TRIG[c][:ALL|:TRAN|:ACQ]:COUN|DEL|TIM|
+* trigger system (SCPI Ref. chapter 4, ARM/TRIGger/INITiate/ABORt/IDLE): ``:ARM[c]|:TRIG[c][:ALL|:TRAN|:ACQ]:COUN|DEL|TIM|
   SOUR[:SIGN]``, the immediate ``:ARM[c][:ALL|...]`` and ``:TRIG[c][:ALL|...]``,
   ``:INIT[:IMM][:ALL|:TRAN|:ACQ] [chanlist]``, ``:ABOR[:ALL|:TRAN|:ACQ]``, ``:IDLE?``;
-* SYSTem (SCPI Ref. 4-120 to 4-130): ``:SYST:ERR[:NEXT]?``, ``:ERR:ALL?``, ``:ERR:COUN?``,
+* SYSTem (SCPI Ref. chapter 4, SYSTem subsystem): ``:SYST:ERR[:NEXT]?``, ``:ERR:ALL?``, ``:ERR:COUN?``,
   ``:ERR:CODE[:NEXT]?``, ``:ERR:CODE:ALL?``, ``:SYST:LFR 50|60``, ``:SYST:VERS?``;
 * common commands: ``*IDN?``, ``*RST``, ``*CLS``, ``*OPC``, ``*OPC?``, ``*WAI``, ``*TRG``,
   ``*TST?``, ``*OPT?`` and the status registers of the shared SCPI model.
@@ -106,7 +106,7 @@ SENSE_FUNCS = {
 #: status word bit of a reading taken in compliance (SCPI Ref. 1-12, "Status" element)
 STATUS_COMPLIANCE = 8
 MAX_LEVEL = {"VOLT": 210.0, "CURR": 3.03}
-MAX_LIST = 2500  # SCPI Ref. 4-104, [:SOURce]:LIST:<CURRent|VOLTage>
+MAX_LIST = 2500  # SCPI Ref. 4-105, [:SOURce]:LIST:<CURRent|VOLTage>:APPend
 
 
 def model_ranges(model: str) -> dict[str, tuple[float, ...]]:
@@ -132,7 +132,7 @@ def nr1(value: int | bool) -> str:
 
 @dataclass
 class Layer:
-    """One trigger or arm layer (transient or acquire) of a channel (SCPI Ref. 4-4 ff.)."""
+    """One trigger or arm layer (transient or acquire) of a channel (SCPI Ref., TRIGger and ARM subsystems)."""
 
     source: str = "AINT"
     timer: float = 1e-3
@@ -252,7 +252,7 @@ class KeysightB2900Emulator(ScpiInstrument):
         defaults = SourceDefaults(limit_i_A=1e-4, limit_v_V=2.0, nplc=0.1)
         self.channels = {int(c): SourceChannel(wiring, name, c, defaults) for c in names}
         self.ranges = model_ranges(self.model_name)
-        #: shortest pulse width (s): 50 us, 10 us on the B2911A/B2912A (SCPI Ref. 4-108)
+        #: shortest pulse width (s): 50 us, 10 us on the B2911A/B2912A (SCPI Ref., [:SOURce]:PULSe:WIDTh; B2900 data sheet)
         self.min_pulse_width = 1e-5 if self.model_name.startswith("B291") else 5e-5
         self.state: dict[int, ChannelState] = {}
         self.line_frequency_Hz = 50.0
@@ -277,7 +277,7 @@ class KeysightB2900Emulator(ScpiInstrument):
         self.t0 = self.wiring.now() if hasattr(self, "wiring") else 0.0
 
     def bus_trigger(self) -> None:
-        """``*TRG``: a bus trigger for every channel waiting for one (SCPI Ref. 3-8, ``*TRG``)."""
+        """``*TRG``: a bus trigger for every channel waiting for one (SCPI Ref., common command ``*TRG``)."""
         self._bus_trigger(list(self.channels), ("TRAN", "ACQ"))
 
     def _fresh_channel(self) -> ChannelState:
@@ -390,7 +390,7 @@ class KeysightB2900Emulator(ScpiInstrument):
         def ch(x: list[int]) -> SourceChannel:
             return chan[self._c(x)]
 
-        # ---- SOURce (SCPI Ref. 4-85 ff.)
+        # ---- SOURce (SCPI Ref., SOURce subsystem)
         s.add(
             "[:SOURce#]:FUNCtion:MODE",
             lambda p, x: ch(x).set_func(choice(self._one(p), FUNCS)),
@@ -419,7 +419,7 @@ class KeysightB2900Emulator(ScpiInstrument):
         )
         s.add("[:SOURce#]:PULSe:DELay", *self._numeric(*self._st_attr("pulse_delay"), 0.0, 99999.9, 0.0))
 
-        # ---- SENSe (SCPI Ref. 4-70 ff.)
+        # ---- SENSe (SCPI Ref., SENSe subsystem)
         s.add(":SENSe#:FUNCtion[:ON]", self._sense_on, self._sense_query)
         s.add(":SENSe#:FUNCtion:OFF", self._sense_off, self._sense_off_query)
         s.add(
@@ -446,7 +446,7 @@ class KeysightB2900Emulator(ScpiInstrument):
         s.add(":SENSe#:RESistance:OCOMpensated", *self._flag("res_ocom"))
         s.add(":SENSe#:REMote", *self._flag("remote"))
 
-        # ---- OUTPut (SCPI Ref. 4-50 ff.)
+        # ---- OUTPut (SCPI Ref., OUTPut subsystem)
         s.add(
             ":OUTPut#[:STATe]",
             lambda p, x: ch(x).set_output(boolean(self._one(p))),
@@ -467,7 +467,7 @@ class KeysightB2900Emulator(ScpiInstrument):
         s.add(":OUTPut#:FILTer[:LPASs][:STATe]", *self._flag("filt"))
         s.add(":OUTPut#:FILTer[:LPASs]:AUTO", *self._flag("filt_auto"))
 
-        # ---- MEASure / READ / FETCh (SCPI Ref. 4-38 ff.)
+        # ---- MEASure / READ / FETCh (SCPI Ref., 4-44 and 4-45)
         s.add(":MEASure", None, lambda p, x: self._measure(p, None))
         for e, node in (("CURR", "CURRent[:DC]"), ("VOLT", "VOLTage[:DC]"), ("RES", "RESistance")):
             s.add(f":MEASure:{node}", None, self._measure_handler(e))
@@ -481,13 +481,13 @@ class KeysightB2900Emulator(ScpiInstrument):
                 s.add(f":{verb}[:SCALar]:{node}", None, self._data_handler(e, True, fetch))
                 s.add(f":{verb}:ARRay:{node}", None, self._data_handler(e, False, fetch))
 
-        # ---- FORMat (SCPI Ref. 4-34 ff.)
+        # ---- FORMat (SCPI Ref., FORMat subsystem)
         s.add(":FORMat:ELEMents:SENSe", self._set_elements, lambda p, x: ",".join(self.elements))
         s.add(":FORMat[:DATA]", self._set_format, lambda p, x: self.data_format)
         s.add(":FORMat:BORDer", self._set_border, lambda p, x: self.byte_order)
         s.add(":FORMat:SREGister", self._set_sreg, lambda p, x: self.sreg_format)
 
-        # ---- trigger system (SCPI Ref. 4-4 ff.)
+        # ---- trigger system (SCPI Ref., TRIGger and ARM subsystems)
         for table in ("trig", "arm"):
             root = ":TRIGger#" if table == "trig" else ":ARM#"
             for node, layers in (
@@ -519,7 +519,7 @@ class KeysightB2900Emulator(ScpiInstrument):
             s.add(f":ABORt{node}", self._abort)
             s.add(f":IDLE{node}", None, self._idle)
 
-        # ---- SYSTem (SCPI Ref. 4-120 ff.) and common commands
+        # ---- SYSTem (SCPI Ref., SYSTem subsystem) and common commands
         s.add(":SYSTem:ERRor:ALL", None, lambda p, x: self._all_errors(codes=False))
         s.add(":SYSTem:ERRor:COUNt", None, lambda p, x: nr1(len(self.scpi.errors)))
         s.add(":SYSTem:ERRor:CODE[:NEXT]", None, lambda p, x: f"{self.scpi.next_error()[0]:+d}")
@@ -535,7 +535,7 @@ class KeysightB2900Emulator(ScpiInstrument):
 
         def set_level(c: int, v: float) -> None:
             # the immediate level is also the triggered level until :TRIG sets another
-            # (SCPI Ref. 4-97, [:SOURce]:<CURRent|VOLTage>[:LEVel]:TRIGgered)
+            # (as modelled here, after SCPI Ref. [:SOURce]:<CURRent|VOLTage>[:LEVel]:TRIGgered)
             (chan[c].set_level_v if f == "VOLT" else chan[c].set_level_i)(v)
             self.state[c].program[f].triggered = v
 
@@ -825,12 +825,12 @@ class KeysightB2900Emulator(ScpiInstrument):
 
     def _auto_on(self, c: int) -> None:
         """``:OUTP:ON:AUTO ON`` (the default): :INIT, :READ and :MEAS turn the output on
-        (SCPI Ref. 4-53)."""
+        (SCPI Ref., :OUTPut:ON:AUTO)."""
         if self.state[c].on_auto:
             self.channels[c].set_output(True)
 
     def _auto_off(self, c: int) -> None:
-        """``:OUTP:OFF:AUTO ON``: the output turns off when the action ends (SCPI Ref. 4-52)."""
+        """``:OUTP:OFF:AUTO ON``: the output turns off when the action ends (SCPI Ref., :OUTPut:OFF:AUTO)."""
         if self.state[c].off_auto:
             self.channels[c].set_output(False)
 
@@ -849,7 +849,7 @@ class KeysightB2900Emulator(ScpiInstrument):
         return self._encode(values)
 
     def _data(self, p: list[str], element: str | None, scalar: bool, fetch: bool) -> str:
-        """``:FETC``/``:READ`` ``[:SCAL|:ARR][:<elem>]?`` (SCPI Ref. 4-38 to 4-42, 4-66)."""
+        """``:FETC``/``:READ`` ``[:SCAL|:ARR][:<elem>]?`` (SCPI Ref., FETCh and READ subsystems)."""
         chans = self._chans(p)
         if not fetch:
             for c in chans:

@@ -1,7 +1,7 @@
 """Emulated Keysight E5250A switch mainframe with E5252A 10 x 12 matrix cards (SCPI).
 
-Behaviour follows the *Agilent E5250A Low Leakage Switch Mainframe User's Guide* (E5250-90000,
-Edition 9/11): chapter 5 "Controlling the E5250A" (channel list and channel configuration,
+Behaviour follows the *Agilent E5250A Low Leakage Switch Mainframe User's Guide* (Edition
+9/11): chapter 5 "Controlling the E5250A" (channel list and channel configuration,
 connection rule and sequence, Bias Mode, Couple Mode) and chapter 7 "Command Reference".
 
 What runs:

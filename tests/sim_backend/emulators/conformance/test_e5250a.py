@@ -1,5 +1,5 @@
 """The Keysight E5250A emulator against QCoDeS's B2200/B2201 driver (``KeysightB220X``, the same
-SCPI family) and against the *Agilent E5250A User's Guide* (E5250-90000, Edition 9/11).
+SCPI family) and against the *Agilent E5250A User's Guide* (Edition 9/11).
 
 The B220X driver works in auto configuration (card 0). Where the E5250A differs from the B2200
 by its manual the E5250A's behaviour is tested:
@@ -27,8 +27,6 @@ from hil.types import ArraySpec
 from sim_backend.emulators.e5250a import KeysightE5250AEmulator
 from sim_backend.preset import load_preset
 from sim_backend.twin import TwinBackend
-
-GUIDE = "Agilent E5250A User's Guide (E5250-90000), Edition 9"
 
 
 @pytest.fixture
@@ -168,16 +166,16 @@ def test_qcodes_b220x_reset(qc: KeysightB220X) -> None:
 def test_guide_semicolon_path_example(
     res: pyvisa.resources.MessageBasedResource, emu: KeysightE5250AEmulator
 ) -> None:
-    """Agilent E5250A User's Guide (E5250-90000), Edition 9,, 6-4 "SCPI Command Hierarchy": ``:ROUT:CONN:RULE ALL,FREE;SEQ ALL,BBM``."""
+    """Agilent E5250A User's Guide, Edition 9, 6-4 "SCPI Command Hierarchy": ``:ROUT:CONN:RULE ALL,FREE;SEQ ALL,BBM``."""
     res.write(":ROUT:CONN:RULE ALL,FREE;SEQ ALL,BBM")
     assert res.query(":ROUT:CONN:RULE? 1;:ROUT:CONN:SEQ? 2") == "FREE;BBM"
     assert errors(res) == []
 
 
 def test_guide_channel_lists(res: pyvisa.resources.MessageBasedResource) -> None:
-    """Agilent E5250A User's Guide (E5250-90000), Edition 9,, 5-6 "Channel List and Channel Configuration": ``(@card+input+output)``, lists
-    and ranges; the open/closed queries answer per channel in the order asked (chapter 7,
-    ``[:ROUTe]:OPEN[:LIST]`` example)."""
+    """Agilent E5250A User's Guide, Edition 9, 5-6 "Channel List and Channel Configuration": ``(@card+input+output)``, lists
+    and ranges; the ``:ROUT:OPEN?`` example is the one of ``[:ROUTe]:OPEN[:LIST]`` in the Agilent
+    B2200 User's Guide, Edition 4, 5-39 (the same command in the E5250A's chapter 7)."""
     res.write(":ROUT:OPEN:CARD ALL")
     res.write(":ROUT:CLOS (@10101,10202)")
     assert res.query(":ROUT:OPEN? (@10101,10102,10201,10202)") == "0,1,1,0"
@@ -190,7 +188,7 @@ def test_guide_channel_lists(res: pyvisa.resources.MessageBasedResource) -> None
 def test_guide_auto_configuration(
     res: pyvisa.resources.MessageBasedResource, emu: KeysightE5250AEmulator
 ) -> None:
-    """Agilent E5250A User's Guide (E5250-90000), Edition 9,, 5-6 Table 5-2: in auto configuration the cards are card 0, outputs 1-48."""
+    """Agilent E5250A User's Guide, Edition 9, 5-6 Table 5-2: in auto configuration the cards are card 0, outputs 1-48."""
     res.write(":ROUT:FUNC ACON")
     assert res.query(":ROUT:FUNC?") == "ACON"
     res.write(":ROUT:CLOS (@00313,00101)")
@@ -205,7 +203,7 @@ def test_guide_auto_configuration(
 
 
 def test_guide_bias_mode_example(res: pyvisa.resources.MessageBasedResource) -> None:
-    """Agilent E5250A User's Guide (E5250-90000), Edition 9,, 5-11 "Bias Mode" and chapter 6's bias example: bias port, bias-enabled outputs,
+    """Agilent E5250A User's Guide, Edition 9, 5-11 "Bias Mode" and the ``[:ROUTe]:BIAS...`` commands of chapter 7 (sequence not verbatim): bias port, bias-enabled outputs,
     Bias Mode ON; the bias port cannot be switched directly while it is ON."""
     res.write(":ROUT:BIAS:PORT 1,10")
     res.write(":ROUT:BIAS:CHAN:DIS:CARD 1")
@@ -223,7 +221,7 @@ def test_guide_bias_mode_example(res: pyvisa.resources.MessageBasedResource) -> 
 
 
 def test_guide_couple_mode(res: pyvisa.resources.MessageBasedResource) -> None:
-    """Agilent E5250A User's Guide (E5250-90000), Edition 9,, chapter 5 "Couple Mode": coupled inputs 2k-1/2k switch to output pairs."""
+    """Agilent E5250A User's Guide, Edition 9, chapter 5 "Couple Mode": coupled inputs 2k-1/2k switch to output pairs."""
     res.write(":ROUT:COUP:PORT 1,'1,5';:ROUT:COUP:STAT 1,ON")
     assert res.query(":ROUT:COUP:PORT? 1;:ROUT:COUP? 1") == "1,5;1"
     res.write(":ROUT:CLOS (@10603)")
