@@ -396,6 +396,8 @@ def test_scpi_emulators_never_crash_on_any_message(twin, words, noise):
         st.lists(
             st.sampled_from(
                 ["smua.", "source.", "levelv", "=", "1", "print(", ")", "channel.close(", '"1A01"', " "]
+                + ["format.data", "format.REAL32", "printbuffer(1, 1, ", "smua.nvbuffer1", "status.", "*STB?"]
+                + ["smua.measure.count", "smub.", "lan.", "channel.getclose(", '"allslots"', ";", "nil"]
             ),
             max_size=10,
         ).map("".join),
@@ -405,6 +407,8 @@ def test_tsp_emulators_never_crash_on_any_message(twin, message):
     for emu in (Keithley2600Emulator(twin, latency_s=0), Keithley707BEmulator(twin, latency_s=0)):
         reply = emu.handle_message(message)
         assert reply is None or isinstance(reply, str)
+        while emu.errorqueue.next()[0] != 0:  # the error queue drains
+            pass
 
 
 #: Commands the manuals document that the emulators do not implement: each must answer -113
@@ -452,3 +456,49 @@ def test_scpi_emulators_never_crash_on_valid_but_unimplemented_commands(twin, wo
             pass
         if isinstance(emu, Keithley2450Emulator):  # its handlers fail only by SCPI errors
             assert emu.scpi.internal_errors == []
+
+
+#: Commands the 2600B / 707B manuals document that the emulators do not implement (LAN, TSP-Link,
+#: digital I/O, calibration, file system, the 2600B's contact check and overlapped readings).
+UNIMPLEMENTED_TSP = [
+    "lan.config.dhcp = lan.ENABLE",
+    "print(lan.status.ipaddress)",
+    "tsplink.reset()",
+    "digio.writebit(3, 0)",
+    "smua.cal.unlock('KI0026XX')",
+    "print(smua.contact.check())",
+    "smua.measure.overlappedi(smua.nvbuffer1)",
+    "fs.chdir('/usb1')",
+    "print(smua.source.bogus)",
+    "smua.buffer.getstats(smua.nvbuffer1)",
+    "channel.setbackplane('1A01', 1)",
+    "print(slot[1].idn)",
+]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(command=st.sampled_from(UNIMPLEMENTED_TSP), prefix=st.sampled_from(["", "x = 1 ", "print(1) "]))
+def test_tsp_emulators_refuse_valid_but_unimplemented_commands(twin, command, prefix):
+    """A documented command the emulator lacks is a TSP error in the queue, never a silent
+    nil or a crash; the message's earlier statements ran."""
+    for emu in (Keithley2600Emulator(twin, latency_s=0), Keithley707BEmulator(twin, latency_s=0)):
+        reply = emu.handle_message(prefix + command)
+        assert reply in (None, "1.000000e+00")
+        assert emu.errorqueue.count >= 1
+        assert emu.errorqueue.next()[0] in (-285, -286)
+
+
+def test_tsp_emulators_keep_the_connection_after_unimplemented_commands(twin):
+    with (
+        Keithley2600Emulator(twin, latency_s=0) as smu_emu,
+        Keithley707BEmulator(twin, latency_s=0) as mx_emu,
+    ):
+        for emu, driver in ((smu_emu, Keithley2600), (mx_emu, Keithley707B)):
+            inst = driver(emu.resource, **VISA)
+            for command in UNIMPLEMENTED_TSP:
+                inst.write(command)
+            codes = [code for code, _ in inst.check_errors()]
+            assert len(codes) == len(UNIMPLEMENTED_TSP) and set(codes) <= {-285, -286}
+            assert "Keithley" in inst.ask("*IDN?")  # the same connection still answers
+            inst.adapter.close()
+            assert emu.connections_accepted == 1
