@@ -80,6 +80,7 @@ def test_manual_close_range_and_exclusiveclose(matrix: tuple[Raw, Keithley707BEm
     assert raw.query('print(channel.getclose("allslots"))') == "1B03"
     assert emu.crosspoints() == {("B", 3)}
     raw.write('channel.open("allslots")')
+    assert raw.query('print(channel.getclose("allslots"))') == "nil"  # the write has been handled
     assert emu.closed_channels() == set()
     assert raw.errors() == []
 
