@@ -33,6 +33,9 @@ RESET_KIND = "endurance-reset"
 
 
 class EnduranceParams(PotentiationCyclingParams):
+    pulses: int = quantity(
+        50, "", "potentiation pulses per cycle (no read after each; see read_every)", ge=1, le=100_000
+    )
     cycles: int = quantity(1000, "", "most cycles to run (the count)", ge=1, le=100_000_000)
     read_every: int = quantity(1, "", "read the devices every this many cycles", ge=1, le=1_000_000)
     fail_ratio: float = quantity(

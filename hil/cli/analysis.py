@@ -2,7 +2,8 @@
 
 The analysis itself lives in :mod:`protocols.analysis.extract`, :mod:`protocols.analysis.report` and
 :mod:`protocols.analysis.preset_fit` (pure data analysis on the store); this module is the command line,
-and the one place that validates a calibrated preset against the twin's preset model.
+and :mod:`hil.api` (which the Python API shares) validates a calibrated preset against the twin's preset model
+(:func:`hil.api.write_preset`).
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 from rich.table import Table
 
+from hil.api import calibrate_store, check_preset_output
+from hil.api import write_preset as write_preset  # kept importable from here
 from hil.cli.common import DbOption, bad_input, err, fail, open_store, out
-from hil.errors import ConfigError
 from hil.store import DEFAULT_DB
 
 RunsArgument = Annotated[list[int], typer.Argument(metavar="RUN [RUN ...]", help="run ids")]
@@ -122,42 +123,6 @@ def report(
     out.print(f"report: {path} ({len(text) / 1e6:.2f} MB)")
 
 
-def write_preset(values: dict[str, Any], path: Path, comments: dict[str, str]) -> Any:
-    """Validate ``values`` as a twin preset, write it as YAML with a comment per fitted field, and
-    load it back with :func:`sim_backend.preset.load_preset` (the check that any station can use it).
-
-    Raises:
-        ConfigError: the values do not make a valid preset, or the file cannot be written.
-    """
-    from sim_backend.preset import DevicePreset, PresetError, load_preset
-
-    try:
-        preset = DevicePreset.model_validate(values)
-    except Exception as exc:  # pydantic ValidationError: one line
-        raise ConfigError(
-            f"calibrate: the fitted values do not make a valid preset ({str(exc).splitlines()[0]})"
-        ) from None
-    data = preset.model_dump(mode="json")
-    lines = [
-        f"# Twin preset fitted by `rram-hil calibrate` ({preset.description})",
-        "# Load it in a station: `twin: {preset: " + str(path) + "}`.",
-    ]
-    for key, value in data.items():
-        if key in comments:
-            lines.append(f"# fitted: {comments[key]}")
-        lines.append(
-            yaml.safe_dump({key: value}, default_flow_style=True, sort_keys=False, width=1000).strip()[1:-1]
-        )
-    try:
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"output: cannot write '{path}' ({exc.strerror})") from None
-    try:
-        return load_preset(path)
-    except PresetError as exc:
-        raise ConfigError(f"calibrate: the written preset does not load back ({exc})") from None
-
-
 def calibrate(
     runs: RunsArgument,
     output: Annotated[Path, typer.Option("-o", "--output", help="preset YAML file to write")],
@@ -168,25 +133,12 @@ def calibrate(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Fit the twin's device parameters from measured runs and write a preset any twin station loads."""
-    from protocols.analysis.preset_fit import fit_preset
-    from sim_backend.preset import PresetError, load_preset
-
-    if output.suffix not in (".yaml", ".yml"):
-        raise fail(f"output: '{output}' must end in .yaml or .yml (load_preset reads YAML files)")
+    with bad_input():
+        check_preset_output(output)
     store = open_store(db)
     with bad_input():
-        try:
-            base_preset = load_preset(base)
-        except PresetError as exc:
-            raise ConfigError(f"base: {exc}") from None
-        for run_id in runs:
-            store.run(run_id)
-        try:
-            result = fit_preset(store, runs, base_preset.model_dump())
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-        values = result.preset(base_preset.model_dump(), name or output.stem)
-        preset = write_preset(values, output, result.sources)
+        calibration = calibrate_store(store, runs, output, base, name)
+    preset, base_preset, result = calibration.preset, calibration.base, calibration.fit
     table = Table(title=f"preset '{preset.name}' written to {output}", title_justify="left")
     for col in ("parameter", "fitted", f"base ({base_preset.name})", "from"):
         table.add_column(col)

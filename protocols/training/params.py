@@ -45,6 +45,13 @@ def _int_list(value: Any) -> Any:
     return value
 
 
+def _int_text(value: Any) -> Any:
+    """``"7"`` (a ``--set`` value) as ``7``, for fields whose allowed values are a set of ints."""
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return value
+
+
 def _float_list(value: Any) -> Any:
     """``"0.5,2"`` or ``0.5`` as a list of floats (others pass to validation)."""
     if isinstance(value, str):
@@ -82,6 +89,7 @@ class NetworkParams(Params):
     )
 
     _split_hidden = field_validator("hidden", mode="before")(_int_list)
+    _pool_text = field_validator("input_pool", mode="before")(_int_text)
     _split_w_max = field_validator("w_max", mode="before")(_float_list)
 
     @field_validator("hidden")
