@@ -16,7 +16,7 @@ import typer
 import yaml
 from rich.table import Table
 
-from hil.cli.common import DbOption, bad_input, err, fail, open_store, out
+from hil.cli.common import Command, DbOption, bad_input, err, fail, open_store, out
 from hil.errors import ConfigError
 from hil.store import DEFAULT_DB
 
@@ -206,6 +206,6 @@ def _short(value: Any) -> str:
 
 def register(app: typer.Typer) -> None:
     """Add ``analyze``, ``report`` and ``calibrate`` to ``app``."""
-    app.command()(analyze)
-    app.command()(report)
-    app.command()(calibrate)
+    app.command(cls=Command)(analyze)
+    app.command(cls=Command)(report)
+    app.command(cls=Command)(calibrate)
