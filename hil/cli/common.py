@@ -151,6 +151,11 @@ def check_plot_file(path: Path) -> None:
         raise ConfigError(f"plot: '{path}' must end in an image format ({shown})")
     if path.is_dir():
         raise ConfigError(f"plot: '{path}' is a directory")
+    folder = path.parent.absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # the folders that do not exist yet are made when it is drawn
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise ConfigError(f"plot: cannot write '{path}' ('{folder}' is not a writable folder)")
 
 
 def db_stem(store: Store) -> str:
@@ -316,30 +321,34 @@ class _State:
 
 def progress_line(state: _State, width: int, bar: bool, final: str | None = None) -> str:
     """One progress line in at most ``width`` characters, e.g.
-    ``potentiation-cycling on A ━━━━╺╺╺ 12/30 (40%) 0:00:04, ETA 0:00:06, 3.0/s  G 48.8 uS``.
+    ``potentiation-cycling on A ━━━━╺╺╺ 12/30 40% 0:00:04 ETA 0:00:06  G 48.8 uS`` (a log line:
+    no bar, the rate after the ETA: ``... ETA 0:00:06 (3.0/s)``).
 
     The count, the times and the rate are kept whole; the description, the bar and the status
     share what is left (the status last).
     """
     key = state.count()
     if state.total:
-        key += f" ({min(state.completed / state.total, 1):.0%})"
+        key += f" {min(state.completed / state.total, 1):.0%}"
     if final is None:
-        key += f" {_clock(state.elapsed)}, ETA {_clock(state.remaining)}, {_rate(state.rate)}"
+        key += f" {_clock(state.elapsed)} ETA {_clock(state.remaining)}"
+        if not bar:  # a log line has no bar to watch: it says how fast
+            key += f" ({_rate(state.rate)})"
     else:
         key += f" {final} in {_clock(state.elapsed)}"
         if state.rate is not None:
-            key += f", {_rate(state.rate)}"
+            key += f" ({_rate(state.rate)})"
     desc, status = state.description, state.status
     avail = width - len(key)
-    d = min(len(desc), max(avail - 1, 0), 24)
+    d = min(len(desc), max(avail - 1, 0), 20)
     avail -= d + 1 if d else 0
+    want = min(len(status) + 2, 18) if status else 0  # room the status would like
     n = 0
     if bar and state.total and avail - 1 >= 10:
-        n = min(20, avail - 1)
+        n = max(10, min(20, avail - 1 - want))
         avail -= n + 1
-    if d < len(desc) and avail > 1:  # the rest of the description before the status
-        grow = min(len(desc) - d, avail - 1)
+    if d < len(desc) and avail > 1:  # the rest of the description, before the status
+        grow = min(len(desc) - d, max(avail - 1 - want, 0))
         d += grow
         avail -= grow
     parts = []

@@ -241,22 +241,38 @@ def protocols(
         flat = [{"protocol": p["name"], **public(r)} for p in listing for r in p["parameters"]]
         print_csv(pd.DataFrame(flat))
         return
+    with_station = limits is not None
+    as_table = all(_fits_as_table(p, with_station) for p in listing)  # one layout for the whole list
     for p in listing:
-        _print_protocol(p, with_station=limits is not None)
+        _print_protocol(p, with_station, as_table)
 
 
-def _print_protocol(p: dict[str, Any], with_station: bool) -> None:
-    records = p["parameters"]
-    width = out.width
-    out.print(Text.assemble((p["name"], "bold"), f": {p['title']}"), soft_wrap=False)
-    header = ["parameter", "default", "unit", "allowed"] + (["station (effective)"] if with_station else [])
-    full = [
+def _header(with_station: bool) -> list[str]:
+    return ["parameter", "default", "unit", "allowed"] + (["station (effective)"] if with_station else [])
+
+
+def _full_rows(records: list[dict[str, Any]], with_station: bool) -> list[list[str]]:
+    return [
         [r["name"], default_cell(r), r["unit"], r["allowed"]]
         + ([_station_cell(r, short=False)] if with_station else [])
         for r in records
     ]
+
+
+def _fits_as_table(p: dict[str, Any], with_station: bool) -> bool:
+    """A table fits when every figure is whole and the description keeps 30 columns."""
+    header = _header(with_station)
+    full = _full_rows(p["parameters"], with_station)
     fixed = [max(len(h), *(len(row[i]) for row in full)) for i, h in enumerate(header)]
-    if sum(fixed) + 3 * (len(header) + 1) + 1 + 30 <= width:  # a table whose description keeps 30 columns
+    return sum(fixed) + 3 * (len(header) + 1) + 1 + 30 <= out.width
+
+
+def _print_protocol(p: dict[str, Any], with_station: bool, as_table: bool) -> None:
+    records = p["parameters"]
+    out.print(Text.assemble((p["name"], "bold"), f": {p['title']}"), soft_wrap=False)
+    header = _header(with_station)
+    full = _full_rows(records, with_station)
+    if as_table:
         table = Table(show_lines=False)
         for h in header:
             table.add_column(h, no_wrap=True)
