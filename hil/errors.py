@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+import math
+import types
+from enum import Enum
+from typing import Any, Literal, Union, get_args, get_origin
 
 import annotated_types as at
 from pydantic import BaseModel, ValidationError
@@ -19,7 +22,7 @@ def field_range(model: type[BaseModel], name: str) -> str:
         return ""
     extra = info.json_schema_extra
     unit_name = extra.get("unit") if isinstance(extra, dict) else None
-    unit = " " + unit_name if isinstance(unit_name, str) else ""
+    unit = " " + unit_name if isinstance(unit_name, str) and unit_name else ""
     lo = hi = ""
     for meta in info.metadata:
         if isinstance(meta, at.Ge):
@@ -31,9 +34,53 @@ def field_range(model: type[BaseModel], name: str) -> str:
         elif isinstance(meta, at.Lt):
             hi = f" < {meta.lt:g}" if isinstance(meta.lt, float) else f" < {meta.lt}"
     if not lo and not hi:
-        ann = getattr(info.annotation, "__name__", None) or str(info.annotation)
-        return f"{name}: {ann}{unit}"
+        return f"{name}: {type_words(info.annotation)}{unit}"
     return f"{lo}{name}{hi}{unit}"
+
+
+_TYPE_WORDS = {str: "text", int: "a whole number", float: "a number", bool: "true or false"}
+
+
+def _choices(values: list[Any]) -> str:
+    shown = [str(v.value if isinstance(v, Enum) else v) for v in values]
+    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " or " + shown[-1]
+
+
+def type_words(annotation: Any) -> str:
+    """A parameter's type in words: ``Literal[1, 2, 4]`` -> ``1, 2 or 4``, ``bool`` -> ``true or
+    false``, ``list[int]`` -> ``a list of whole numbers``, ``str | None`` -> ``text (optional)``."""
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return _choices(list(get_args(annotation)))
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        inner = " or ".join(type_words(a) for a in args)
+        return f"{inner} (optional)" if len(args) < len(get_args(annotation)) else inner
+    if origin in (list, tuple, set, frozenset):
+        args = [a for a in get_args(annotation) if a is not Ellipsis]
+        if len(args) == 1:
+            words = type_words(args[0]).removeprefix("a ").removeprefix("an ")
+            words = {"whole number": "whole numbers", "number": "numbers"}.get(words, words)
+            return f"a list of {words}"
+        return "a list"
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return _choices(list(annotation))
+    if annotation in _TYPE_WORDS:
+        return _TYPE_WORDS[annotation]
+    return getattr(annotation, "__name__", None) or str(annotation)
+
+
+_COMPARISONS = ("less_than", "less_than_equal", "greater_than", "greater_than_equal", "finite_number")
+
+
+def _not_finite(value: Any) -> bool:
+    """NaN or infinite (a float, or text such as ``nan``, ``-inf``)."""
+    if isinstance(value, bool):
+        return False
+    try:
+        return not math.isfinite(float(value))
+    except (TypeError, ValueError, OverflowError):
+        return False
 
 
 def _model_at(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> tuple[type[BaseModel] | None, str]:
@@ -72,6 +119,8 @@ def format_validation_error(
         dotted = ".".join(str(p) for p in loc) or (model.__name__ if model else "input")
         msg = err["msg"]
         got = err.get("input")
+        if err["type"] in _COMPARISONS and _not_finite(got):
+            msg = "not a finite number"  # NaN fails every comparison: not "less than or equal to 20"
         detail = msg
         if err["type"] not in ("missing", "extra_forbidden") and not isinstance(got, dict | list):
             detail += f" (got {got!r}"

@@ -18,7 +18,18 @@ from rich.table import Table
 
 from hil.api import calibrate_store, check_preset_output
 from hil.api import write_preset as write_preset  # kept importable from here
-from hil.cli.common import DbOption, bad_input, err, fail, open_store, out
+from hil.cli.common import (
+    Command,
+    CsvOption,
+    DbOption,
+    bad_input,
+    err,
+    fail,
+    one_of,
+    open_store,
+    out,
+    print_csv,
+)
 from hil.store import DEFAULT_DB
 
 RunsArgument = Annotated[list[int], typer.Argument(metavar="RUN [RUN ...]", help="run ids")]
@@ -57,8 +68,9 @@ def fmt_si(value: Any, unit: str) -> str:
 
 def _analysis_table(result: Any) -> Table:
     table = Table(title=f"run {result.run_id}: {result.protocol}", title_justify="left")
-    for col in ("quantity", "value", "description"):
-        table.add_column(col, justify="right" if col == "value" else "left")
+    table.add_column("quantity", no_wrap=True)
+    table.add_column("value", justify="right", no_wrap=True)
+    table.add_column("description")
     for row in result.summary_df().itertuples():
         table.add_row(row.quantity, fmt_si(row.value, row.unit), row.description)
     return table
@@ -68,10 +80,12 @@ def analyze(
     runs: RunsArgument,
     db: DbOption = DEFAULT_DB,
     json_: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+    csv: CsvOption = False,
 ) -> None:
     """Extract device parameters from runs (Gmin, Gmax, states, step, sigma/mu, nonlinearity, ...)."""
     from protocols.analysis.extract import analyze as extract
 
+    one_of(json_, csv)
     store = open_store(db)
     results = []
     with bad_input():
@@ -80,6 +94,14 @@ def analyze(
     if json_:
         payload = [r.to_json() for r in results]
         out.print_json(json.dumps(payload[0] if len(payload) == 1 else payload, allow_nan=False))
+        return
+    if csv:  # one row per run and quantity: run_id, protocol, quantity, value, unit, description
+        import pandas as pd
+
+        frames = [r.summary_df().assign(run_id=r.run_id, protocol=r.protocol) for r in results]
+        table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        cols = ["run_id", "protocol", "quantity", "value", "unit", "description"]
+        print_csv(table.reindex(columns=cols))
         return
     for result in results:
         out.print(_analysis_table(result))
@@ -158,6 +180,6 @@ def _short(value: Any) -> str:
 
 def register(app: typer.Typer) -> None:
     """Add ``analyze``, ``report`` and ``calibrate`` to ``app``."""
-    app.command()(analyze)
-    app.command()(report)
-    app.command()(calibrate)
+    app.command(cls=Command)(analyze)
+    app.command(cls=Command)(report)
+    app.command(cls=Command)(calibrate)

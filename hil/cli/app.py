@@ -14,7 +14,7 @@ import typer
 
 from hil import __version__
 from hil.cli import analysis, emulate, runs, training
-from hil.cli.common import out
+from hil.cli.common import Group, out
 
 app = typer.Typer(
     name="rram-hil",
@@ -22,6 +22,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=Group,
 )
 
 

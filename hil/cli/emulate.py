@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from hil.cli.common import bad_input, fail, out
+from hil.cli.common import Command, bad_input, fail, out
 from hil.errors import ConfigError
 from sim_backend.emulators.models import EMULATORS
 
@@ -122,4 +122,4 @@ def emulate(
 
 def register(app: typer.Typer) -> None:
     """Add ``emulate`` to ``app``."""
-    app.command("emulate")(emulate)
+    app.command("emulate", cls=Command)(emulate)

@@ -1,5 +1,10 @@
 """The run and database commands: ``run``, ``resume``, ``protocols``, ``runs``, ``show``,
-``export``, ``plot``, ``check-station``."""
+``export``, ``plot``, ``check-station``.
+
+Tables fit the terminal (80 columns included): the key columns (a run's id, protocol, status and
+readings; a parameter's name, default and unit) are never cut, secondary ones are dropped or
+wrapped. ``--json`` (and ``--csv`` where the output is a table) prints machine-readable output.
+"""
 
 from __future__ import annotations
 
@@ -10,48 +15,100 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.padding import Padding
 from rich.table import Table
+from rich.text import Text
 
 from hil.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    PLOT_DIR,
+    Command,
+    CsvOption,
     DbOption,
+    JsonOption,
     RichProgress,
     StationOption,
     bad_input,
+    check_plot_file,
+    default_plot_path,
+    draw_plot,
     err,
     fail,
+    json_columns,
+    one_of,
     open_store,
     out,
+    output_file,
     parse_sets,
+    plain,
+    print_csv,
+    print_json,
+    progress_factory,
+    stop_all,
 )
-from hil.errors import field_range
+from hil.errors import ConfigError
+from hil.safety import LimitError
 from hil.store import DEFAULT_DB, Store
 
+PlotOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--plot",
+        metavar="FILE",
+        help="plot file (default: one in rram-hil-plots/ named by database, run and protocol)",
+    ),
+]
+NoPlotOption = Annotated[bool, typer.Option("--no-plot", help="do not write a plot")]
 
-def _finish(outcome: Any, progress: list[RichProgress]) -> None:
-    for p in progress:
-        p.stop()
-    out.print(f"run {outcome.run_id}: {outcome.status}")
-    if outcome.plot is not None:
-        out.print(f"plot: {outcome.plot}")
+
+def _plot_choice(plot: Path | None, no_plot: bool) -> None:
+    if plot is not None and no_plot:
+        raise ConfigError("--plot and --no-plot: give one of them")
+    if plot is not None:
+        check_plot_file(plot)
+
+
+def _finish(
+    outcome: Any, progress: list[RichProgress], store: Store, plot: Path | None, no_plot: bool
+) -> None:
+    stop_all(progress, outcome.status)
+    out.print(f"run {outcome.run_id}: {outcome.status}", highlight=False)
+    if not no_plot:
+        info = store.run(outcome.run_id)
+        path = plot or default_plot_path(store, outcome.run_id, info.protocol)
+        written = draw_plot(store, outcome.run_id, info.protocol, path)
+        if written is not None:
+            out.print(f"plot: {written}", highlight=False, soft_wrap=True)
     if outcome.status == "failed":
         raise fail(outcome.error or "the run failed", EXIT_FAILED)
     if outcome.status == "interrupted":
         raise fail(outcome.error or "the run was interrupted", EXIT_INTERRUPTED)
 
 
-def _engine(store: Store, plot_dir: Path) -> tuple[Any, list[RichProgress]]:
+def _engine(store: Store) -> tuple[Any, list[RichProgress]]:
     from hil.engine import RunEngine
 
     made: list[RichProgress] = []
+    return RunEngine(store, progress=progress_factory(made), plot_dir=PLOT_DIR), made
 
-    def factory() -> RichProgress:
-        p = RichProgress()
-        made.append(p)
-        return p
 
-    return RunEngine(store, progress=factory, plot_dir=plot_dir), made
+def _signed(exc: LimitError, protocol: str, params: dict[str, str]) -> LimitError:
+    """The station-limit error with the value's sign as given (a ramp's peak is checked as |V|:
+    ``v_stop_V=-50`` is reported as -50, not 50)."""
+    from hil.protocol import get_protocol
+
+    value = exc.value
+    if not isinstance(value, int | float) or value < 0:
+        return exc
+    try:
+        given = get_protocol(protocol).Params.model_validate(params)
+        mine = getattr(given, exc.parameter)
+    except Exception:  # the parameter is not a plain field of the model: leave the message alone
+        return exc
+    if isinstance(mine, int | float) and not isinstance(mine, bool) and mine == -value:
+        return LimitError(exc.parameter, float(mine), exc.allowed, exc.limit)
+    return exc
 
 
 def run(
@@ -62,102 +119,293 @@ def run(
         int | None, typer.Option(help="twin seed (default: the station's)", min=0, max=2**32 - 1)
     ] = None,
     set_: Annotated[
-        list[str] | None, typer.Option("--set", help="protocol parameter as name=value (repeatable)")
+        list[str] | None,
+        typer.Option("--set", metavar="NAME=VALUE", help="protocol parameter (repeatable, each name once)"),
     ] = None,
-    plot: Annotated[
-        Path | None, typer.Option(help="plot file (default: rram-hil-plots/run-ID-PROTOCOL.png)")
-    ] = None,
-    no_plot: Annotated[bool, typer.Option("--no-plot", help="do not write a plot")] = False,
+    plot: PlotOption = None,
+    no_plot: NoPlotOption = False,
 ) -> None:
     """Run a protocol and print the run id."""
     from hil.engine import prepare
     from hil.station import load_station
 
     with bad_input():
+        _plot_choice(plot, no_plot)
         st = load_station(station)
         params = parse_sets(set_)
-        prepare(protocol, st, params)  # validate everything before the database is touched
+        try:
+            prepare(protocol, st, params)  # validate everything before the database is touched
+        except LimitError as exc:
+            raise _signed(exc, protocol, params) from None
     store = open_store(db)
-    engine, progress = _engine(store, Path("rram-hil-plots"))
+    engine, progress = _engine(store)
     with bad_input():
-        outcome = engine.run(protocol, st, params, seed=seed, plot=False if no_plot else (plot or True))
-    _finish(outcome, progress)
+        outcome = engine.run(protocol, st, params, seed=seed, plot=False)
+    _finish(outcome, progress, store, plot, no_plot)
 
 
 def resume(
     run_id: Annotated[int, typer.Argument(metavar="RUN", help="run id")],
     db: DbOption = DEFAULT_DB,
-    plot: Annotated[Path | None, typer.Option(help="plot file")] = None,
+    plot: PlotOption = None,
+    no_plot: NoPlotOption = False,
 ) -> None:
     """Continue an interrupted run where it stopped."""
-    store = open_store(db)
-    engine, progress = _engine(store, Path("rram-hil-plots"))
     with bad_input():
-        outcome = engine.resume(run_id, plot=plot or True)
-    _finish(outcome, progress)
+        _plot_choice(plot, no_plot)
+    store = open_store(db)
+    engine, progress = _engine(store)
+    with bad_input():
+        outcome = engine.resume(run_id, plot=False)
+    _finish(outcome, progress, store, plot, no_plot)
 
 
-def protocols() -> None:
+# ---------------------------------------------------------------------- tables that fit
+def _natural_width(table: Table) -> int:
+    """The width ``table`` takes with nothing wrapped."""
+    return out.measure(table, options=out.options.update_width(100_000)).maximum
+
+
+def fitting_table(
+    columns: list[tuple[str, bool]], rows: list[list[str]], width: int, **table_args: Any
+) -> tuple[Table, list[str]]:
+    """A table of the key columns (``True``) and as many secondary ones, in order, as fit in
+    ``width`` unwrapped; key cells never wrap or get cut. Returns the table and the dropped names."""
+    keys = [i for i, (_, key) in enumerate(columns) if key]
+    chosen = list(keys)
+
+    def build(idx: list[int]) -> Table:
+        table = Table(**table_args)
+        for i in sorted(idx):
+            name, key = columns[i]
+            table.add_column(name, no_wrap=key, overflow="fold")
+        for row in rows:
+            table.add_row(*(row[i] for i in sorted(idx)))
+        return table
+
+    for i, (_, key) in enumerate(columns):
+        if not key and _natural_width(build([*chosen, i])) <= width:
+            chosen.append(i)
+    dropped = [columns[i][0] for i in range(len(columns)) if i not in chosen]
+    return build(chosen), dropped
+
+
+def _hidden_note(dropped: list[str], what: str) -> None:
+    if dropped:
+        out.print(
+            Text(f"(not shown at this width: {', '.join(dropped)}; see {what})", style="dim"),
+            soft_wrap=True,
+        )
+
+
+# ---------------------------------------------------------------------- protocols
+def protocols(
+    name: Annotated[
+        str | None, typer.Argument(metavar="[PROTOCOL]", help="one protocol (default: all)")
+    ] = None,
+    station: Annotated[
+        str | None,
+        typer.Option("--station", help="station YAML file: show its effective limits next to each parameter"),
+    ] = None,
+    json_: JsonOption = False,
+    csv: CsvOption = False,
+) -> None:
     """List every protocol with its parameters, units, defaults and limits."""
-    from hil.protocol import available_protocols
+    from hil.cli.listing import parameter_records, public
+    from hil.protocol import available_protocols, get_protocol
+    from hil.station import load_station
 
-    for name, cls in available_protocols().items():
-        table = Table(title=f"[bold]{name}[/]: {cls.title}", title_justify="left", show_lines=False)
-        for col in ("parameter", "default", "unit", "allowed", "description"):
-            table.add_column(col)
-        for field, info in cls.Params.model_fields.items():
-            extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
-            rng = field_range(cls.Params, field)
-            table.add_row(field, repr(info.default), str(extra.get("unit", "")), rng, info.description or "")
+    one_of(json_, csv)
+    limits = None
+    with bad_input():
+        if station is not None:
+            limits = load_station(station).limits
+        found = {name: get_protocol(name)} if name else available_protocols()
+    listing: list[dict[str, Any]] = []
+    for proto_name, cls in found.items():
+        records = parameter_records(cls.Params, limits)
+        listing.append(
+            {
+                "name": proto_name,
+                "title": cls.title,
+                "resumable": bool(cls.supports_resume),
+                "parameters": records,
+            }
+        )
+    if json_:
+        print_json([{**p, "parameters": [public(r) for r in p["parameters"]]} for p in listing])
+        return
+    if csv:
+        import pandas as pd
+
+        flat = [{"protocol": p["name"], **public(r)} for p in listing for r in p["parameters"]]
+        print_csv(pd.DataFrame(flat))
+        return
+    with_station = limits is not None
+    as_table = all(_fits_as_table(p, with_station) for p in listing)  # one layout for the whole list
+    for p in listing:
+        _print_protocol(p, with_station, as_table)
+
+
+def _header(with_station: bool) -> list[str]:
+    return ["parameter", "default", "unit", "allowed"] + (["station (effective)"] if with_station else [])
+
+
+def _full_rows(records: list[dict[str, Any]], with_station: bool) -> list[list[str]]:
+    return [
+        [r["name"], default_cell(r), r["unit"], r["allowed"]]
+        + ([_station_cell(r, short=False)] if with_station else [])
+        for r in records
+    ]
+
+
+def _fits_as_table(p: dict[str, Any], with_station: bool) -> bool:
+    """A table fits when every figure is whole and the description keeps 30 columns."""
+    header = _header(with_station)
+    full = _full_rows(p["parameters"], with_station)
+    fixed = [max(len(h), *(len(row[i]) for row in full)) for i, h in enumerate(header)]
+    return sum(fixed) + 3 * (len(header) + 1) + 1 + 30 <= out.width
+
+
+def _print_protocol(p: dict[str, Any], with_station: bool, as_table: bool) -> None:
+    records = p["parameters"]
+    out.print(Text.assemble((p["name"], "bold"), f": {p['title']}"), soft_wrap=False)
+    header = _header(with_station)
+    full = _full_rows(records, with_station)
+    if as_table:
+        table = Table(show_lines=False)
+        for h in header:
+            table.add_column(h, no_wrap=True)
+        table.add_column("description", ratio=1, min_width=30)
+        for row, r in zip(full, records, strict=True):
+            table.add_row(*row, r["description"])
         out.print(table)
-        if cls.supports_resume:
-            out.print("  resumable with `rram-hil resume RUN`\n")
+    else:  # a list: one line of figures per parameter, its description under it
+        rows = [
+            [r["name"], default_cell(r), r["unit"], r["_allowed_short"]]
+            + ([r.get("_effective_short") or "-"] if with_station else [])
+            for r in records
+        ]
+        widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+        widths[1] = min(widths[1], 18)
+
+        def line(cells: list[str]) -> str:
+            return "  " + "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+        out.print(Text(line(header), style="bold"), soft_wrap=True)
+        for row, r in zip(rows, records, strict=True):
+            out.print(line(row), highlight=False, markup=False, soft_wrap=True)
+            desc = r["description"]
+            if with_station and r.get("station_limit"):
+                desc += f" [station: {r['station_limit']}]" if desc else f"[station: {r['station_limit']}]"
+            if desc:
+                out.print(Padding(Text(desc, style="dim"), (0, 0, 0, 6), expand=False))
+    if p["resumable"]:
+        out.print("  resumable with `rram-hil resume RUN`\n", highlight=False)
+    else:
+        out.print()
 
 
-def runs(db: DbOption = DEFAULT_DB) -> None:
+def default_cell(record: dict[str, Any]) -> str:
+    from hil.cli.listing import default_text
+
+    return default_text(record["default"])
+
+
+def _station_cell(record: dict[str, Any], short: bool) -> str:
+    if not record.get("station_limit"):
+        return "-"
+    if short:
+        return str(record.get("_effective_short") or "-")
+    return f"{record['effective']} ({record['station_limit']})"
+
+
+# ---------------------------------------------------------------------- runs, show
+_RUN_COLUMNS = (
+    ("id", True),
+    ("protocol", True),
+    ("status", True),
+    ("readings", True),
+    ("started", False),
+    ("station", False),
+    ("seed", False),
+    ("backend", False),
+)
+
+
+def runs(db: DbOption = DEFAULT_DB, json_: JsonOption = False, csv: CsvOption = False) -> None:
     """List the runs in the database."""
+    one_of(json_, csv)
     store = open_store(db)
     df = store.runs_df()
-    table = Table()
-    for col in ("id", "protocol", "status", "backend", "station", "seed", "started", "readings"):
-        table.add_column(col)
+    if json_:
+        print_json(df.to_dict("records"))
+        return
+    if csv:
+        print_csv(df)
+        return
+    rows = []
     for r in df.itertuples():
-        started = str(r.started_at)[:19]
+        started = str(r.started_at)[:16]
         seed = "" if r.seed is None or r.seed != r.seed else str(int(r.seed))
-        table.add_row(
-            str(r.id), r.protocol, r.status, r.backend, r.station_name, seed, started, str(r.readings)
-        )
+        values = {
+            "id": str(r.id),
+            "protocol": r.protocol,
+            "status": r.status,
+            "readings": str(r.readings),
+            "started": started,
+            "station": r.station_name,
+            "seed": seed,
+            "backend": r.backend,
+        }
+        rows.append([values[c] for c, _ in _RUN_COLUMNS])
+    table, dropped = fitting_table(list(_RUN_COLUMNS), rows, out.width)
     out.print(table)
+    _hidden_note(dropped, "--json or --csv")
 
 
-def show(run_id: Annotated[int, typer.Argument(metavar="RUN")], db: DbOption = DEFAULT_DB) -> None:
+def show(
+    run_id: Annotated[int, typer.Argument(metavar="RUN")],
+    db: DbOption = DEFAULT_DB,
+    json_: JsonOption = False,
+) -> None:
     """Show one run: status, parameters, station, counts, artifacts."""
+    import dataclasses
+
     store = open_store(db)
     with bad_input():
         info = store.run(run_id)
+    readings = len(store.readings_df(run_id))
+    pulses = len(store.pulses_df(run_id))
+    plots = store.artifacts(run_id, "plot")
+    if json_:
+        print_json(
+            {**dataclasses.asdict(info), "readings": readings, "pulse_records": pulses, "plots": plots}
+        )
+        return
     table = Table(show_header=False, title=f"run {run_id}", title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
-    readings = store.readings_df(run_id)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
     for key, value in (
         ("protocol", info.protocol),
         ("status", info.status + (f" ({info.error})" if info.error else "")),
         ("station", f"{info.station_name} ({info.backend})"),
-        ("backend", json.dumps(info.backend_info)),
+        ("backend", json.dumps(plain(info.backend_info))),
         ("seed", str(info.seed)),
         ("started", str(info.started_at)),
         ("ended", str(info.ended_at)),
         ("resumes", str(info.resumes)),
         ("package", info.package_version),
-        ("readings", str(len(readings))),
-        ("pulse records", str(len(store.pulses_df(run_id)))),
-        ("parameters", json.dumps(info.parameters)),
-        ("plots", ", ".join(store.artifacts(run_id, "plot")) or "-"),
+        ("readings", str(readings)),
+        ("pulse records", str(pulses)),
+        ("parameters", json.dumps(plain(info.parameters))),
+        ("plots", ", ".join(plots) or "-"),
     ):
-        table.add_row(key, value)
+        table.add_row(key, Text(value))
     out.print(table)
 
 
+# ---------------------------------------------------------------------- export, plot
 class ExportFormat(StrEnum):
     csv = "csv"
 
@@ -177,7 +425,7 @@ def export(
     table: Annotated[ExportTable, typer.Option(help="which table")] = ExportTable.readings,
     db: DbOption = DEFAULT_DB,
 ) -> None:
-    """Export a run's readings (or pulses, events) as CSV."""
+    """Export a run's readings (or pulses, events) as CSV; JSON columns (an event's detail) as JSON."""
     store = open_store(db)
     with bad_input():
         store.run(run_id)
@@ -186,32 +434,38 @@ def export(
         ExportTable.pulses: store.pulses_df,
         ExportTable.events: store.events_df,
     }[table](run_id)
+    df = json_columns(df)
     if output is None:
         df.to_csv(sys.stdout, index=False)
-    else:
-        df.to_csv(output, index=False)
-        err.print(f"{len(df)} rows written to {output}")
+        return
+    with output_file(output) as fh:
+        df.to_csv(fh, index=False)
+    err.print(f"{len(df)} rows written to {output}", highlight=False)
 
 
 def plot(
     run_id: Annotated[int, typer.Argument(metavar="RUN")],
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="PNG file")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="image file (default: rram-hil-plots/DB-run-ID-PROTOCOL.png)"),
+    ] = None,
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """(Re)draw a run's plot."""
     from hil.protocol import get_protocol
 
+    with bad_input():
+        if output is not None:
+            check_plot_file(output)
     store = open_store(db)
     with bad_input():
         info = store.run(run_id)
-        proto = get_protocol(info.protocol)
-    path = output or Path("rram-hil-plots") / f"run-{run_id:04d}-{info.protocol}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    written = proto.plot(store, run_id, path)
+        get_protocol(info.protocol)
+    path = output or default_plot_path(store, run_id, info.protocol)
+    written = draw_plot(store, run_id, info.protocol, path)
     if written is None:
         raise fail(f"run {run_id} has nothing to plot", EXIT_FAILED)
-    store.add_artifact(run_id, "plot", written.resolve())
-    out.print(f"plot: {written}")
+    out.print(f"plot: {written}", highlight=False, soft_wrap=True)
 
 
 def check_station(file: Annotated[str, typer.Argument(metavar="FILE", help="station YAML file")]) -> None:
@@ -225,7 +479,7 @@ def check_station(file: Annotated[str, typer.Argument(metavar="FILE", help="stat
     out.print(f"station '{st.name}' is valid: backend {st.backend}, {len(st.arrays)} array(s)")
     table = Table()
     for col in ("array", "rows", "cols", "diameter (nm)", "area (m^2)"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col == "array")
     for a in st.arrays:
         spec = a.spec()
         table.add_row(
@@ -239,11 +493,6 @@ def check_station(file: Annotated[str, typer.Argument(metavar="FILE", help="stat
 
 def register(app: typer.Typer) -> None:
     """Add the run and database commands to ``app``."""
-    app.command()(run)
-    app.command()(resume)
-    app.command()(protocols)
-    app.command()(runs)
-    app.command()(show)
-    app.command()(export)
-    app.command()(plot)
-    app.command("check-station")(check_station)
+    for fn in (run, resume, protocols, runs, show, export, plot):
+        app.command(cls=Command)(fn)
+    app.command("check-station", cls=Command)(check_station)

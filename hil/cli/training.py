@@ -11,15 +11,17 @@ from typing import Annotated, Any
 
 import typer
 
-from hil.cli.common import bad_input, fail, out, parse_sets
+from hil.cli.common import Command, Group, bad_input, fail, out, parse_sets
 
 StationOption = Annotated[
     str | None, typer.Option("--station", help="station YAML file (default: the built-in twin)")
 ]
 
-data_app = typer.Typer(help="Data sets for training protocols.", no_args_is_help=True)
-fetch_app = typer.Typer(help="Download a data set.", no_args_is_help=True)
-reproduce_app = typer.Typer(help="Reproduce a paper's results as one sweep of runs.", no_args_is_help=True)
+data_app = typer.Typer(help="Data sets for training protocols.", no_args_is_help=True, cls=Group)
+fetch_app = typer.Typer(help="Download a data set.", no_args_is_help=True, cls=Group)
+reproduce_app = typer.Typer(
+    help="Reproduce a paper's results as one sweep of runs.", no_args_is_help=True, cls=Group
+)
 data_app.add_typer(fetch_app, name="fetch")
 
 
@@ -27,7 +29,7 @@ class Dataset(StrEnum):
     mnist = "mnist"
 
 
-@fetch_app.command("mnist")
+@fetch_app.command("mnist", cls=Command)
 def fetch_mnist_command(
     directory: Annotated[
         Path | None,
@@ -53,7 +55,7 @@ def fetch_mnist_command(
     out.print(f"MNIST ready in {target}")
 
 
-@reproduce_app.command("choi2021")
+@reproduce_app.command("choi2021", cls=Command)
 def reproduce_choi2021(
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="training epochs of every case")] = 10,
     train_limit: Annotated[

@@ -40,7 +40,8 @@ def test_main_job_defaults(workdir: Path) -> None:
     df = store.readings_df(1)
     assert len(df) == 1500
     assert df.groupby("cycle").size().eq(50).all() and df.cycle.nunique() == 30
-    plot = workdir / "rram-hil-plots" / "run-0001-potentiation-cycling.png"
+    # plots are named <db-stem>-run-ID-PROTOCOL.png, so two databases never overwrite each other
+    plot = workdir / "rram-hil-plots" / "rram-hil-run-0001-potentiation-cycling.png"
     assert plot.exists() and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

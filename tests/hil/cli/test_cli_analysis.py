@@ -57,6 +57,27 @@ def test_analyze_json_has_the_issue_keys(db: Path) -> None:
     assert both[1]["n_states"] is None  # keys a run does not measure are null
 
 
+def test_analyze_csv_one_row_per_run_and_quantity(db: Path) -> None:
+    import io
+
+    import pandas as pd
+
+    code, out, _ = invoke("analyze", "1", "2", "--db", str(db), "--csv")
+    assert code == 0
+    df = pd.read_csv(io.StringIO(out))
+    assert list(df.columns) == ["run_id", "protocol", "quantity", "value", "unit", "description"]
+    assert set(df.run_id) == {1, 2} and "g_max_S" in set(df[df.run_id == 1].quantity)
+    code, out, _ = invoke("analyze", "1", "--db", str(db), "--json")
+    assert code == 0 and json.loads(out)["run_id"] == 1  # --json as before
+
+
+def test_analyze_table_at_80_columns_keeps_quantities_and_values_whole(db: Path) -> None:
+    result = runner.invoke(app, ["analyze", "1", "--db", str(db)], env={"COLUMNS": "80"})
+    assert result.exit_code == 0
+    assert all(len(line) <= 80 for line in result.stdout.splitlines())
+    assert re.search(r"│ sigma_over_mu\s+│\s+\S+ │", result.stdout)
+
+
 def test_analyze_table(db: Path) -> None:
     code, out, _ = invoke("analyze", "1", "--db", str(db))
     assert code == 0
