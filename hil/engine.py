@@ -15,6 +15,7 @@ Order of a run:
 
 from __future__ import annotations
 
+import hashlib
 import signal
 import threading
 import traceback
@@ -100,6 +101,29 @@ def run_seed(proto: Protocol, params: Any, station: Station, seed: int | None) -
         return seed
     own = proto.seed(params)
     return own if own is not None else backend_kind(station.backend).default_seed(station)
+
+
+def db_stem(store: Store) -> str:
+    """The database's name for file names: a file's stem, a server database's name."""
+    url = store.engine.url
+    name = url.database or ""
+    if not name or name == ":memory:":
+        return "memory"
+    return Path(name).stem or "db"
+
+
+def default_plot_path(store: Store, run_id: int, protocol: str, folder: Path = Path("rram-hil-plots")) -> Path:
+    """``rram-hil-plots/<db-stem>-run-0001-<protocol>.png``: two databases never share a name.
+
+    If that file already exists and is not this run's own plot (another database with the same
+    stem drew it), a short hash of the database URL is added, so it is not overwritten.
+    """
+    stem = db_stem(store)
+    path = folder / f"{stem}-run-{run_id:04d}-{protocol}.png"
+    if path.exists() and str(path.resolve()) not in store.artifacts(run_id, "plot"):
+        tag = hashlib.sha1(store.url.encode()).hexdigest()[:6]
+        path = folder / f"{stem}-{tag}-run-{run_id:04d}-{protocol}.png"
+    return path
 
 
 class RunEngine:
@@ -204,7 +228,7 @@ class RunEngine:
         if plot is False:
             return None
         path = (
-            Path(plot) if not isinstance(plot, bool) else self.plot_dir / f"run-{run_id:04d}-{proto.name}.png"
+            Path(plot) if not isinstance(plot, bool) else default_plot_path(self.store, run_id, proto.name, self.plot_dir)
         )
         path.parent.mkdir(parents=True, exist_ok=True)
         written = proto.plot(self.store, run_id, path)

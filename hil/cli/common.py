@@ -8,7 +8,6 @@ interrupted one 130.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -156,29 +155,6 @@ def check_plot_file(path: Path) -> None:
         folder = folder.parent  # the folders that do not exist yet are made when it is drawn
     if not folder.is_dir() or not os.access(folder, os.W_OK):
         raise ConfigError(f"plot: cannot write '{path}' ('{folder}' is not a writable folder)")
-
-
-def db_stem(store: Store) -> str:
-    """The database's name for file names: a file's stem, a server database's name."""
-    url = store.engine.url
-    name = url.database or ""
-    if not name or name == ":memory:":
-        return "memory"
-    return Path(name).stem or "db"
-
-
-def default_plot_path(store: Store, run_id: int, protocol: str, folder: Path = PLOT_DIR) -> Path:
-    """``rram-hil-plots/<db-stem>-run-0001-<protocol>.png``: two databases never share a name.
-
-    If that file already exists and is not this run's own plot (another database with the same
-    stem drew it), a short hash of the database URL is added, so it is not overwritten.
-    """
-    stem = db_stem(store)
-    path = folder / f"{stem}-run-{run_id:04d}-{protocol}.png"
-    if path.exists() and str(path.resolve()) not in store.artifacts(run_id, "plot"):
-        tag = hashlib.sha1(store.url.encode()).hexdigest()[:6]
-        path = folder / f"{stem}-{tag}-run-{run_id:04d}-{protocol}.png"
-    return path
 
 
 def draw_plot(store: Store, run_id: int, protocol: str, path: Path) -> Path | None:

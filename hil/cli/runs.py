@@ -31,7 +31,6 @@ from hil.cli.common import (
     StationOption,
     bad_input,
     check_plot_file,
-    default_plot_path,
     draw_plot,
     err,
     fail,
@@ -47,6 +46,7 @@ from hil.cli.common import (
     progress_factory,
     stop_all,
 )
+from hil.engine import default_plot_path
 from hil.errors import ConfigError
 from hil.safety import LimitError
 from hil.store import DEFAULT_DB, Store

@@ -216,3 +216,18 @@ def test_a_safe_state_that_fails_is_recorded_as_unconfirmed(store, station) -> N
     detail = store.events_df(out.run_id)["detail"].iloc[-1]
     assert detail["outputs"] == "unconfirmed" and detail["routes"] == "unconfirmed"
     assert detail["confirmed"] is False and "connection reset" in detail["problems"][0]
+
+
+def test_default_plot_names_never_collide_across_databases(tmp_path: Path, station) -> None:
+    plots = tmp_path / "plots"
+    written = []
+    for name in ("bench-a", "bench-b"):
+        with Store(tmp_path / f"{name}.sqlite") as s:
+            out = RunEngine(s, plot_dir=plots).run("conductance-map", station, {})
+            assert out.plot is not None
+            written.append(out.plot)
+    assert [p.name for p in written] == [
+        "bench-a-run-0001-conductance-map.png",
+        "bench-b-run-0001-conductance-map.png",
+    ]
+    assert all(p.exists() for p in written)
