@@ -11,7 +11,7 @@ any letter case are accepted, as the manual's syntax has them.
   ``:TRIP?``; ``:SOUR:<f>:RANG`` (2450 ranges: 20 mV to 200 V, 10 nA to 1 A; a value selects
   the smallest range that holds it) and ``:RANG:AUTO``; ``:DEL``, ``:DEL:AUTO``,
   ``:DEL:USER<n>``; ``:READ:BACK``; ``:SOUR:VOLT:PROT`` and ``:PROT:TRIP?``; output
-  ``:OUTP[:STAT]``, ``:OUTP:<f>:SMOD``; ``:ROUT:TERM``.
+  ``:OUTP[:STAT]``, ``:OUTP[:<f>]:SMOD``; ``:ROUT:TERM``.
 * **Measure** (ranges 6-50 to 6-52): ``[:SENS]:FUNC``; per function ``:RANG`` (10 nA to 1 A, 20 mV to
   200 V, 20 ohm to 200 Mohm), ``:RANG:AUTO``, ``:RANG:AUTO:LLIM``, ``:NPLC`` (0.01 to 10),
   ``:AZER``, ``:AVER``, ``:AVER:TCON``, ``:AVER:COUN``, ``:RSEN``, ``:DEL:USER<n>``,
@@ -286,10 +286,14 @@ class Keithley2450Emulator(ScpiInstrument):
         s.add(
             ":OUTPut[1][:STATe]", lambda p, x: ch.set_output(boolean(_one(p))), lambda p, x: _b(ch.output_on)
         )
+        modes = {"HIMP": "HIMP", "HIMPEDANCE": "HIMP", "NORM": "NORM", "NORMAL": "NORM",
+                 "ZERO": "ZERO", "GUAR": "GUAR", "GUARD": "GUAR"}  # fmt: skip
         for f, long in (("VOLT", "VOLTage"), ("CURR", "CURRent")):
-            modes = {"HIMP": "HIMP", "HIMPEDANCE": "HIMP", "NORM": "NORM", "NORMAL": "NORM",
-                     "ZERO": "ZERO", "GUAR": "GUAR", "GUARD": "GUAR"}  # fmt: skip
             s.add(f":OUTPut[1]:{long}:SMODe", *self._setting(f"OUTP:{f}:SMOD", _choice(modes)))
+        # RM 6-32 :OUTPut[1]:<function>:SMODe: "If you send this command without the <function>
+        # parameter, it will set the output-off state for all functions" (the form RM 2-84
+        # "Setting the output-off state" sends); the query names a function.
+        s.add(":OUTPut[1]:SMODe", lambda p, x: self._set_all_smodes(choice(_only(p), modes)))
         s.add(
             ":SOURce[1]:FUNCtion[:MODE]",
             lambda p, x: self._set_source_function(choice(_one(p), FUNCS)),
@@ -423,6 +427,10 @@ class Keithley2450Emulator(ScpiInstrument):
         s.add(f"{root}:READ:BACK", *self._setting(f"SOUR:{f}:READ:BACK", _bool))
 
     # ------------------------------------------------------------------ setting helpers
+    def _set_all_smodes(self, mode: str) -> None:
+        for f in ("VOLT", "CURR"):
+            self.settings[f"OUTP:{f}:SMOD"] = mode
+
     def _setting(
         self, key: str, parse: Callable[[str], Any], show: Callable[[Any], str] | None = None
     ) -> tuple[Handler, Handler]:
