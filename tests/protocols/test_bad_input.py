@@ -1,0 +1,97 @@
+"""Bad input to the protocols: one line naming the field and its allowed range, and nothing written
+(no run row; no database file when none existed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hil.engine import RunEngine, prepare
+from hil.errors import ConfigError
+from hil.safety import LimitError
+from hil.store import Store
+from protocols.sequence import MAX_LOOP_DEPTH, MAX_NESTING, load_program
+from tests.helpers import twin_station
+
+
+def refused(tmp_path: Path, protocol: str, params: dict[str, Any]) -> str:
+    """The message a run of ``protocol`` is refused with; checks that nothing was written."""
+    with pytest.raises((ConfigError, LimitError)) as info:
+        prepare(protocol, twin_station(), params)  # what the CLI checks before opening the database
+    db = tmp_path / "runs.sqlite"
+    store = Store(db)
+    with pytest.raises((ConfigError, LimitError)) as again:
+        RunEngine(store).run(protocol, twin_station(), params)
+    assert str(again.value) == str(info.value)
+    assert store.runs_df().empty
+    store.close()
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def nested_program(depth: int, form: str = "block") -> str:
+    step = "{read: {}}"
+    for _ in range(depth):
+        step = f"{{loop: {{count: 1, steps: [{step}]}}}}" if form == "block" else (
+            f"{{type: loop, count: 1, steps: [{step}]}}"
+        )
+    return f"steps: [{step}]\n"
+
+
+@pytest.mark.parametrize("form", ["block", "type"])
+def test_sequence_nested_200_loops_deep_is_one_line(tmp_path: Path, form: str) -> None:
+    path = tmp_path / "deep.yaml"
+    path.write_text(nested_program(200, form))
+    message = refused(tmp_path, "sequence", {"program": str(path)})
+    assert message == (
+        f"program: Value error, '{path}' nests loops 200 deep; allowed: at most 16 "
+        f"(got '{path}'; allowed: program: text)"
+    )
+    assert not (tmp_path / "rram-hil-plots").exists()
+
+
+def test_sequence_loops_up_to_the_limit_are_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "deep.yaml"
+    path.write_text(nested_program(MAX_LOOP_DEPTH))
+    assert len(load_program(path).steps) == 1
+    path.write_text(nested_program(MAX_LOOP_DEPTH + 1))
+    with pytest.raises(ConfigError, match=f"nests loops {MAX_LOOP_DEPTH + 1} deep; allowed: at most 16"):
+        load_program(path)
+
+
+def test_sequence_deep_yaml_outside_loops_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "deep.yaml"
+    path.write_text("steps: [{read: {label: %s}}]\n" % ("[" * 5000 + "]" * 5000))
+    with pytest.raises(ConfigError) as info:
+        load_program(path)
+    assert str(info.value) == (
+        f"program: '{path}' nests mappings and lists 5004 deep; allowed: at most {MAX_NESTING}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("protocol", "params", "message"),
+    [
+        ("forming", {"v_stop_V": -50}, "v_stop_V = -50 is outside the allowed range [-5, 5] V "
+         "(station limit max_abs_voltage_V)"),
+        ("forming", {"v_start_V": -6, "v_stop_V": 1}, "v_start_V = -6 is outside the allowed range "
+         "[-5, 5] V (station limit max_abs_voltage_V)"),
+        ("iv-sweep", {"v_stop_V": -50}, "v_stop_V = -50 is outside the allowed range [-5, 5] V "
+         "(station limit max_abs_voltage_V)"),
+    ],
+)  # fmt: skip
+def test_negative_values_keep_their_sign(
+    tmp_path: Path, protocol: str, params: dict[str, Any], message: str
+) -> None:
+    assert refused(tmp_path, protocol, params) == message
+
+
+def test_a_negative_ramp_in_a_sequence_keeps_its_sign(tmp_path: Path) -> None:
+    path = tmp_path / "ramp.yaml"
+    path.write_text("steps:\n  - ramp: {start_V: 0, stop_V: -9, step_V: 0.5, compliance_A: 1.0e-4}\n")
+    assert refused(tmp_path, "sequence", {"program": str(path)}) == (
+        "steps[0].stop_V = -9 is outside the allowed range [-5, 5] V (station limit max_abs_voltage_V)"
+    )
