@@ -13,7 +13,7 @@ from hil.errors import ConfigError
 from hil.safety import LimitError
 from hil.store import Store
 from protocols.sequence import MAX_LOOP_DEPTH, MAX_NESTING, load_program
-from tests.helpers import twin_station
+from tests.helpers import twin_station, write_tiny_mnist
 
 
 def refused(tmp_path: Path, protocol: str, params: dict[str, Any]) -> str:
@@ -35,8 +35,10 @@ def refused(tmp_path: Path, protocol: str, params: dict[str, Any]) -> str:
 def nested_program(depth: int, form: str = "block") -> str:
     step = "{read: {}}"
     for _ in range(depth):
-        step = f"{{loop: {{count: 1, steps: [{step}]}}}}" if form == "block" else (
-            f"{{type: loop, count: 1, steps: [{step}]}}"
+        step = (
+            f"{{loop: {{count: 1, steps: [{step}]}}}}"
+            if form == "block"
+            else (f"{{type: loop, count: 1, steps: [{step}]}}")
         )
     return f"steps: [{step}]\n"
 
@@ -95,3 +97,45 @@ def test_a_negative_ramp_in_a_sequence_keeps_its_sign(tmp_path: Path) -> None:
     assert refused(tmp_path, "sequence", {"program": str(path)}) == (
         "steps[0].stop_V = -9 is outside the allowed range [-5, 5] V (station limit max_abs_voltage_V)"
     )
+
+
+# --------------------------------------------------------------------------- measured activation
+@pytest.fixture
+def data_dir(tmp_path: Path) -> str:
+    return str(write_tiny_mnist(tmp_path / "mnist", 60, 20))
+
+
+def training(data_dir: str, activation: str) -> dict[str, Any]:
+    return {"synapse": "fp", "activation": activation, "data_dir": data_dir, "epochs": 1, "train_limit": 20}
+
+
+@pytest.mark.parametrize(
+    ("activation", "message"),
+    [
+        ("iv-run:999", "activation: 'iv-run:999' names run 999, which is not in this database (give an "
+         "I-V run of the same database: dc-iv, iv-sweep or a sequence ramp)"),
+        ("iv-run:1", "activation: run 1 has no I-V readings (kinds iv, ramp, forming)"),
+        ("iv-run:1:A:0:0", "activation: run 1 has no I-V readings (kinds iv, ramp, forming)"),
+    ],
+)  # fmt: skip
+def test_a_measured_activation_names_an_iv_run_before_the_run_is_recorded(
+    tmp_path: Path, data_dir: str, activation: str, message: str
+) -> None:
+    store = Store(tmp_path / "lab.sqlite")
+    RunEngine(store).run("conductance-map", twin_station(), {}, plot=False)  # run 1: not an I-V run
+    with pytest.raises(ConfigError) as info:
+        RunEngine(store).run("hybrid-training", twin_station(), training(data_dir, activation))
+    assert str(info.value) == message
+    assert list(store.runs_df()["id"]) == [1]  # no run row for the refused training
+    prepare("hybrid-training", twin_station(), training(data_dir, activation))  # no store: not checked
+
+
+def test_a_measured_activation_of_an_iv_run_is_accepted(tmp_path: Path, data_dir: str) -> None:
+    store = Store(tmp_path / "lab.sqlite")
+    iv = RunEngine(store).run(
+        "dc-iv", twin_station(), {"cells": "0,0", "cycles": 1, "v_step_V": 0.2}, plot=False
+    )
+    prepare("hybrid-training", twin_station(), training(data_dir, f"iv-run:{iv.run_id}"), store)
+    with pytest.raises(ConfigError, match="not in this database"):
+        prepare("hybrid-training", twin_station(), training(data_dir, f"iv-run:{iv.run_id + 1}"), store)
+    assert len(store.runs_df()) == 1
