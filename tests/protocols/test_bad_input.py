@@ -139,3 +139,31 @@ def test_a_measured_activation_of_an_iv_run_is_accepted(tmp_path: Path, data_dir
     with pytest.raises(ConfigError, match="not in this database"):
         prepare("hybrid-training", twin_station(), training(data_dir, f"iv-run:{iv.run_id + 1}"), store)
     assert len(store.runs_df()) == 1
+
+
+# --------------------------------------------------------------------------- write-verify targets
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"target_S": 1}, "target_S = 1 is outside the allowed range 0 < target_S <= 0.02 S (a read at "
+         "read_voltage_V 0.5 V within 0.01 A) (station limit max_compliance_A)"),
+        ({"target_S": 1e-5, "target_max_S": 0.5}, "target_max_S = 0.5 is outside the allowed range "
+         "0 < target_max_S <= 0.02 S (a read at read_voltage_V 0.5 V within 0.01 A) (station limit "
+         "max_compliance_A)"),
+    ],
+)  # fmt: skip
+def test_write_verify_refuses_targets_the_station_cannot_read(
+    tmp_path: Path, params: dict[str, Any], message: str
+) -> None:
+    assert refused(tmp_path, "write-verify", params) == message
+
+
+def test_write_verify_targets_file_beyond_the_readable_range(tmp_path: Path) -> None:
+    path = tmp_path / "targets.csv"
+    rows = [",".join(["2e-5"] * 8)] * 8
+    rows[0] = "0.05," + ",".join(["2e-5"] * 7)
+    path.write_text("\n".join(rows) + "\n")
+    assert refused(tmp_path, "write-verify", {"targets_file": str(path), "cells": "all"}) == (
+        "targets_file = 0.05 is outside the allowed range 0 < targets_file <= 0.02 S (a read at "
+        "read_voltage_V 0.5 V within 0.01 A) (station limit max_compliance_A)"
+    )
