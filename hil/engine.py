@@ -3,7 +3,8 @@ leaves the hardware safe, and marks how the run ended.
 
 Order of a run:
 
-1. parameters are validated and checked against the station (nothing is written on failure);
+1. parameters are validated and checked against the station and, read only, against what they
+   refer to in the store (nothing is written on failure);
 2. the backend is opened behind the safety layer;
 3. a ``runs`` row is committed with status ``running``;
 4. the protocol executes, committing its readings as it takes them;
@@ -80,18 +81,25 @@ def _terminate_as_interrupt() -> Iterator[None]:
 
 
 def prepare(
-    protocol: Protocol | str, station: Station, params: Mapping[str, Any] | BaseModel
+    protocol: Protocol | str,
+    station: Station,
+    params: Mapping[str, Any] | BaseModel,
+    store: Store | None = None,
 ) -> tuple[Protocol, Any, Station]:
-    """Validate everything a run needs without touching backend or store.
+    """Validate everything a run needs without touching the backend or writing to the store.
 
     The station's backend kind provisions the arrays the protocol asks for (the twin fabricates
-    them; a hardware station must declare them), then the protocol checks the result.
+    them; a hardware station must declare them), then the protocol checks the result; given the
+    ``store`` the run will be recorded in, the protocol also checks what its parameters refer to
+    there (:meth:`~hil.protocol.Protocol.preflight_store`, read only).
     """
     proto = get_protocol(protocol) if isinstance(protocol, str) else protocol
     checked = parse_params(proto, params)
     requests = proto.required_arrays(checked, station)
     station = backend_kind(station.backend).provision(station, requests, proto.name)
     proto.preflight(checked, station)
+    if store is not None:
+        proto.preflight_store(checked, store)
     return proto, checked, station
 
 
@@ -164,7 +172,7 @@ class RunEngine:
     ) -> RunOutcome:
         """Run a protocol. Raises :class:`ConfigError`/``LimitError`` before anything is written
         if the input is bad; otherwise always returns the outcome (the run row tells the same)."""
-        proto, checked, station = prepare(protocol, station, params or {})
+        proto, checked, station = prepare(protocol, station, params or {}, self.store)
         seed = run_seed(proto, checked, station, seed)
         backend = self.open_backend(station, seed)
         run_id = self.store.create_run(
@@ -193,6 +201,7 @@ class RunEngine:
         station = parse_station(info.station, f"run {run_id} station")
         checked = parse_params(proto, info.parameters)
         proto.preflight(checked, station)
+        proto.preflight_store(checked, self.store)
         state = self.store.load_checkpoint(run_id) or {}
         backend = self.open_backend(station, info.seed)
         self.store.reopen_run(run_id)

@@ -187,6 +187,14 @@ class Protocol(ABC):
         Raise :class:`~hil.safety.LimitError` or :class:`~hil.errors.ConfigError`.
         """
 
+    def preflight_store(self, params: Any, store: Store) -> None:  # noqa: B027 - optional hook
+        """Check what the parameters refer to in the run's database (e.g. an earlier run) before
+        the run is recorded; read only. The engine calls it after :meth:`preflight` with the
+        store the run goes to (:func:`~hil.engine.prepare` when handed one).
+
+        Raise :class:`~hil.errors.ConfigError`.
+        """
+
     @abstractmethod
     def execute(self, ctx: RunContext, params: Any) -> None:
         """Run the procedure. Log readings as they are taken; call ``ctx.checkpoint`` as it goes."""

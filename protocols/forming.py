@@ -23,7 +23,7 @@ from hil.store import Store
 from protocols.analysis.extract import analyze_forming
 from protocols.params import parse_cells, quantity, read_voltage, station_array
 from protocols.plots import use_agg
-from protocols.steps import check_sweep_steps, sweep_iv, sweep_points
+from protocols.steps import check_sweep_steps, signed_extreme, sweep_iv, sweep_points
 
 KIND = "forming"
 
@@ -74,7 +74,7 @@ class Forming(Protocol):
     def preflight(self, params: FormingParams, station: Station) -> None:
         parse_cells(params.cells, station_array(station, params.array))
         limits = station.limits
-        peak = float(np.abs(params.voltages()).max())
+        peak = signed_extreme(params.voltages())
         limits.check_voltage(
             peak, "v_stop_V" if abs(params.v_stop_V) >= abs(params.v_start_V) else "v_start_V"
         )

@@ -22,7 +22,7 @@ from hil.store import Store
 from protocols.analysis.extract import analyze_iv_sweep
 from protocols.params import quantity, read_voltage, station_array
 from protocols.plots import use_agg
-from protocols.steps import check_sweep_steps, sweep_iv, sweep_points
+from protocols.steps import check_sweep_steps, signed_extreme, sweep_iv, sweep_points
 
 
 class IVSweepParams(Params):
@@ -72,7 +72,7 @@ class IVSweep(Protocol):
                     f"(rows 0..{spec.rows - 1}, cols 0..{spec.cols - 1})"
                 )
         limits = station.limits
-        peak = float(np.abs(params.voltages()).max())
+        peak = signed_extreme(params.voltages())
         limits.check_voltage(
             peak, "v_stop_V" if abs(params.v_stop_V) >= abs(params.v_start_V) else "v_start_V"
         )

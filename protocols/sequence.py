@@ -53,10 +53,16 @@ from hil.types import DEFAULT_READ_VOLTAGE_V, Pulse
 from protocols.analysis.extract import analyze_readings
 from protocols.params import parse_cells, quantity, station_array
 from protocols.plots import use_agg
-from protocols.steps import check_sweep_steps, sweep_iv, sweep_points
+from protocols.steps import check_sweep_steps, signed_extreme, sweep_iv, sweep_points
 
 #: Most operations (pulse trains, reads, sweeps, delays) one program may expand to.
 MAX_OPERATIONS = 1_000_000
+
+#: Most loops one program may nest inside each other.
+MAX_LOOP_DEPTH = 16
+
+#: Most YAML mappings and lists one program file may nest (16 loops in the block form take 50).
+MAX_NESTING = 64
 
 
 class _Block(BaseModel):
@@ -174,6 +180,7 @@ def load_program(path: str | Path) -> Program:
     except OSError as exc:
         raise ConfigError(f"program: cannot read '{p}' ({exc.strerror})") from None
     try:
+        check_nesting(text, p)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -186,6 +193,59 @@ def load_program(path: str | Path) -> Program:
     except ValidationError as exc:
         detail = format_validation_error(exc).replace("Value error, ", "")
         raise ConfigError(f"program '{p.name}': {detail}") from None
+
+
+@dataclass
+class _Node:
+    """A mapping or list open while :func:`check_nesting` walks the YAML events."""
+
+    mapping: bool
+    loop: bool = False
+    key: str | None = None  # mappings: the key whose value comes next (None: a key comes next)
+
+
+def check_nesting(text: str, path: Path) -> None:
+    """Refuse a program whose loops nest more than :data:`MAX_LOOP_DEPTH` deep (or whose YAML
+    nests more than :data:`MAX_NESTING` levels) before it is built: the YAML events are read one
+    by one, without recursion, so no depth exhausts Python's stack (building the program, which
+    recurses, only follows).
+
+    A loop is the value of a ``loop:`` key (the YAML form) or a mapping with ``type: loop``.
+
+    Raises:
+        ConfigError: naming the depth found and the limit; ``yaml.YAMLError`` for bad YAML.
+    """
+    stack: list[_Node] = []
+    deepest_loops = deepest = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            parent = stack[-1] if stack else None
+            is_mapping = isinstance(event, yaml.MappingStartEvent)
+            stack.append(_Node(is_mapping, loop=is_mapping and parent is not None and parent.key == "loop"))
+            deepest = max(deepest, len(stack))
+            deepest_loops = max(deepest_loops, sum(node.loop for node in stack))
+        elif isinstance(event, yaml.CollectionEndEvent):
+            stack.pop()
+            if stack and stack[-1].mapping:
+                stack[-1].key = None
+        elif isinstance(event, yaml.ScalarEvent | yaml.AliasEvent) and stack and stack[-1].mapping:
+            node = stack[-1]
+            value = event.value if isinstance(event, yaml.ScalarEvent) else None
+            if node.key is None:
+                node.key = value or ""
+            else:
+                if node.key == "type" and value == "loop":
+                    node.loop = True
+                    deepest_loops = max(deepest_loops, sum(n.loop for n in stack))
+                node.key = None
+    if deepest_loops > MAX_LOOP_DEPTH:
+        raise ConfigError(
+            f"program: '{path}' nests loops {deepest_loops} deep; allowed: at most {MAX_LOOP_DEPTH}"
+        )
+    if deepest > MAX_NESTING:
+        raise ConfigError(
+            f"program: '{path}' nests mappings and lists {deepest} deep; allowed: at most {MAX_NESTING}"
+        )
 
 
 @dataclass
@@ -264,7 +324,7 @@ def check_program(program: Program, station: Station) -> int:
         elif isinstance(b, ReadBlock):
             limits.check_read_voltage(b.voltage_V, f"{where}.voltage_V")
         elif isinstance(b, RampBlock):
-            peak = float(np.abs(b.voltages()).max())
+            peak = signed_extreme(b.voltages())
             limits.check_voltage(peak, f"{where}.stop_V")
             limits.check_compliance(b.compliance_A, f"{where}.compliance_A")
             limits.check_dwell(b.dwell_s, f"{where}.dwell_s")

@@ -32,6 +32,14 @@ def sweep_points(start_V: float, stop_V: float, step_V: float, return_sweep: boo
     return np.concatenate([up, up[-2::-1]]) if return_sweep else up
 
 
+def signed_extreme(values: np.ndarray) -> float:
+    """The value of largest magnitude, its sign kept: what a voltage-limit check is handed, so
+    that its message shows the value as given (``-50``, not ``50``). NaN wins (the check then
+    reports "a finite number")."""
+    v = np.asarray(values, dtype=float).reshape(-1)
+    return float(v[np.argmax(np.abs(v))])
+
+
 def check_sweep_steps(
     start_V: float,
     stop_V: float,

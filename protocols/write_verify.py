@@ -26,6 +26,7 @@ from pydantic import model_validator
 
 from hil.errors import ConfigError
 from hil.protocol import Params, Protocol, RunContext
+from hil.safety import LimitError, SafetyLimits
 from hil.station import Station
 from hil.store import Store
 from hil.types import ArraySpec, Pulse
@@ -97,6 +98,34 @@ def load_targets(params: WriteVerifyParams, spec: ArraySpec, cells: np.ndarray) 
     return np.full(n, params.target_S)
 
 
+def check_targets_readable(targets: np.ndarray, params: WriteVerifyParams, limits: SafetyLimits) -> None:
+    """Refuse targets the station cannot read: a cell at ``G`` draws ``G * read_voltage_V`` at a
+    read, so no target above ``max_compliance_A / |read_voltage_V|`` can ever be verified (e.g.
+    ``target_S=1``: 0.5 A at 0.5 V). The check names the parameter the largest target came from."""
+    finite = targets[np.isfinite(targets)]
+    if not finite.size:
+        return
+    highest = float(finite.max())
+    most = limits.max_compliance_A / abs(params.read_voltage_V)
+    if highest > most:
+        name = (
+            "targets_file"
+            if params.targets_file is not None
+            else (
+                "target_max_S"
+                if params.target_max_S is not None and params.target_max_S >= params.target_S
+                else "target_S"
+            )
+        )
+        raise LimitError(
+            name,
+            highest,
+            f"0 < {name} <= {most:g} S (a read at read_voltage_V {params.read_voltage_V:g} V within "
+            f"{limits.max_compliance_A:g} A)",
+            "max_compliance_A",
+        )
+
+
 def correction_pulses(
     error_S: np.ndarray,
     step_S: float,
@@ -141,8 +170,9 @@ class WriteVerify(Protocol):
     def preflight(self, params: WriteVerifyParams, station: Station) -> None:
         spec = station_array(station, params.array)
         cells = parse_cells(params.cells, spec)
-        load_targets(params, spec, cells)
+        targets = load_targets(params, spec, cells)
         limits = station.limits
+        check_targets_readable(targets, params, limits)
         limits.check_pulse(Pulse(params.amplitude_V, params.width_s), params.max_pulses_per_iteration)
         limits.check_pulse(
             Pulse(params.depression_amplitude_V, params.depression_width_s),

@@ -24,7 +24,11 @@ protocol that names none gets conductance statistics (:func:`analyze_readings`).
 - ``d2d_sigma``: device-to-device spread, std / mean of the devices' Gmin (Choi's delta/Gmin);
   ``d2d_range_sigma``: the same for ``Gmax - Gmin``.
 - ``read_noise_rel``: std / mean of repeated readings of a device on a saturated plateau.
-- ``stuck_fraction``: devices whose range is below a fifth of the median range.
+- ``stuck_fraction``, ``stuck_cells``, ``stuck_list``, ``excluded``: stuck devices (see *Stuck
+  cells* below): their fraction, their number, where they are (``"A(9,29) A(0,3)"``) and how many
+  devices the range and spread figures leave out (``g_min_S``, ``g_max_S``, ``on_off_ratio``,
+  ``d2d_sigma``, ``d2d_range_sigma``, ``sigma_over_mu``, the fits and ``g_median_S``); ``to_json``
+  also lists them as ``stuck`` records (array, row, col, conductance).
 - ``area_slope_range`` / ``area_slope_step``: log-log slopes of ``Gmax - Gmin`` and of the step
   against device area over the arrays of a run (Fig. 3D; about 1 for interfacial switching).
 - ``retention_tau_s``: time constant of ``G(t) = G_base + (G_0 - G_base) exp(-t / tau)`` fitted to
@@ -32,6 +36,22 @@ protocol that names none gets conductance statistics (:func:`analyze_readings`).
 - ``forming_voltage_V``: mean source voltage at which the devices formed.
 - heat map (Fig. 3F): for each bin of ``G`` before a pulse, the cumulative probability that the
   step ``dG`` is at most each value.
+
+Stuck cells (devices that do not switch) would otherwise set a population's range and spread on
+their own (one cell stuck at Gmax in a 32 x 32 map of reset devices takes ``d2d_sigma`` from 0.05
+to 0.28). Two detectors, each using what the run measured:
+
+- programmed runs (cycling): a device whose range over the branch is below a fifth of the median
+  range (:data:`STUCK_RANGE_FRACTION`) does not respond to pulses;
+- conductance reads without programming (maps): a device whose ``ln G`` (median of its reads)
+  lies more than :data:`STUCK_Z` robust standard deviations from the population's median, the
+  robust standard deviation being ``1.4826 MAD`` of ``ln G`` and at least :data:`MIN_LOG_SIGMA`
+  (identical devices flag nothing), is an outlier of the population, flagged as stuck while such
+  outliers are at most :data:`MAX_OUTLIER_FRACTION` of the devices (more are a second population,
+  e.g. programmed cells, and nothing is flagged). A map alone cannot tell a cell stuck inside the
+  population's window (e.g. at Gmin in a map of reset devices) from a working one.
+
+Figures that need more devices than remain (a spread of one device) are ``None``, never 0.
 
 Keys a run does not measure are ``None`` (JSON ``null``); every summary has the keys in
 :data:`REQUIRED_KEYS`.
@@ -72,6 +92,9 @@ QUANTITIES: dict[str, tuple[str, str]] = {
     "d2d_range_sigma": ("", "device-to-device spread of Gmax - Gmin, std/mean"),
     "read_noise_rel": ("", "read noise, std/mean of repeated reads"),
     "stuck_fraction": ("", "fraction of devices that do not switch"),
+    "stuck_cells": ("", "devices detected as stuck (excluded from range and spread)"),
+    "stuck_list": ("", "the stuck devices, ARRAY(ROW,COL)"),
+    "excluded": ("", "devices left out of the range and spread figures"),
     "n_devices": ("", "devices analysed"),
     "n_cycles": ("", "cycles analysed"),
     "fit_rms_S": ("S", "rms residual of the potentiation fit"),
@@ -135,11 +158,10 @@ class Analysis:
         """``{"run_id", "protocol", <summary keys>, "per_array": [...] (area studies)}``; NaN -> None."""
         out: dict[str, Any] = {"run_id": self.run_id, "protocol": self.protocol}
         out.update({k: _plain(v) for k, v in self.summary.items()})
-        per_array = self.tables.get("per_array")
-        if per_array is not None and not per_array.empty:
-            out["per_array"] = [
-                {k: _plain(v) for k, v in row.items()} for row in per_array.to_dict("records")
-            ]
+        for key in ("per_array", "stuck"):
+            table = self.tables.get(key)
+            if table is not None and not table.empty:
+                out[key] = [{k: _plain(v) for k, v in row.items()} for row in table.to_dict("records")]
         return out
 
 
@@ -160,6 +182,67 @@ def _num(value: float | None) -> float | None:
 
 def empty_summary() -> dict[str, Any]:
     return {k: None for k in REQUIRED_KEYS}
+
+
+def _spread(values: np.ndarray) -> float | None:
+    """std / mean of ``values`` (finite ones); ``None`` with fewer than two or a mean of 0."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size < 2 or v.mean() == 0:
+        return None
+    return _num(v.std() / v.mean())
+
+
+# ---------------------------------------------------------------------- stuck cells
+#: a cycled device whose range is below this fraction of the median range does not switch
+STUCK_RANGE_FRACTION = 0.2
+#: robust z-score of ln G beyond which a read device is an outlier of its population
+STUCK_Z = 6.0
+#: floor of the robust standard deviation of ln G (2 %): identical devices flag nothing
+MIN_LOG_SIGMA = 0.02
+#: outliers are stuck cells only while they are at most this fraction of the devices
+MAX_OUTLIER_FRACTION = 0.1
+
+
+def outlier_cells(g_S: np.ndarray) -> np.ndarray:
+    """Mask of the devices whose conductance ``g_S`` (one value per device) lies far outside the
+    population: ``|ln G - median| > STUCK_Z * max(1.4826 MAD, MIN_LOG_SIGMA)``; none when more than
+    :data:`MAX_OUTLIER_FRACTION` of the devices would be flagged, or fewer than 3 devices.
+    Non-positive or missing conductances are outliers."""
+    g = np.asarray(g_S, dtype=float)
+    bad = ~(np.isfinite(g) & (g > 0))
+    if g.size < 3 or bad.all():
+        return np.zeros(g.shape, dtype=bool)
+    log_g = np.log(np.where(bad, 1.0, g))
+    centre = float(np.median(log_g[~bad]))
+    sigma = max(1.4826 * float(np.median(np.abs(log_g[~bad] - centre))), MIN_LOG_SIGMA)
+    out = bad | (np.abs(log_g - centre) > STUCK_Z * sigma)
+    if out.mean() > MAX_OUTLIER_FRACTION:
+        return np.zeros(g.shape, dtype=bool)
+    return out
+
+
+def stuck_summary(
+    devices: pd.DataFrame, stuck: np.ndarray, g_S: np.ndarray | None = None, excluded: int | None = None
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Summary keys (``stuck_fraction``, ``stuck_cells``, ``stuck_list``, ``excluded``: the devices
+    left out, default all stuck ones) and the ``stuck`` table (array, row, col and, given ``g_S``,
+    the device's conductance) of the devices flagged in ``stuck`` (one per row of ``devices``)."""
+    table = devices.loc[stuck, ["array", "row", "col"]].reset_index(drop=True)
+    table["array"] = table["array"].astype(str)
+    table["row"] = table["row"].astype(np.int64)
+    table["col"] = table["col"].astype(np.int64)
+    if g_S is not None:
+        table["conductance_S"] = np.asarray(g_S, dtype=float)[stuck]
+    n = int(stuck.sum())
+    return {
+        "stuck_fraction": float(stuck.mean()) if stuck.size else None,
+        "stuck_cells": n,
+        "stuck_list": " ".join(
+            f"{a}({r},{c})" for a, r, c in zip(table["array"], table["row"], table["col"], strict=True)
+        ),
+        "excluded": n if excluded is None else excluded,
+    }, table
 
 
 # ---------------------------------------------------------------------- curve tensors
@@ -314,7 +397,7 @@ def cycling_metrics(
     dev_mean: np.ndarray = np.nanmean(g, axis=1)  # [device, pulse]
     dev_range = np.nanmax(dev_mean, axis=1) - np.nanmin(dev_mean, axis=1)
     median_range = float(np.nanmedian(dev_range))
-    stuck = ~(dev_range >= 0.2 * median_range)
+    stuck = ~(dev_range >= STUCK_RANGE_FRACTION * median_range)
     good = ~stuck
     if not good.any():
         good = np.ones(n_dev, dtype=bool)
@@ -358,10 +441,9 @@ def cycling_metrics(
         nonlinearity=_num(fit_p.nu),
         nonlinearity_depression=_num(fit_d.nu) if fit_d is not None else None,
         saturated=bool(fit_p.saturated),
-        d2d_sigma=_num(np.nanstd(g_min_d[good]) / np.nanmean(g_min_d[good])),
-        d2d_range_sigma=_num(np.nanstd(span_d[good]) / np.nanmean(span_d[good])),
+        d2d_sigma=_spread(g_min_d[good]),
+        d2d_range_sigma=_spread(span_d[good]),
         read_noise_rel=_num(read_noise),
-        stuck_fraction=float(stuck.mean()),
         n_devices=int(n_dev),
         n_cycles=int(n_cycles),
         fit_rms_S=_num(fit_p.rms_S),
@@ -373,6 +455,11 @@ def cycling_metrics(
     per_device["stuck"] = stuck
     per_device["bounds_from"] = source
     tables["per_device"] = per_device
+    # all devices stuck: none is left out (there is nothing else to go by)
+    keys, tables["stuck"] = stuck_summary(
+        pot.devices, stuck, np.nanmedian(dev_mean, axis=1), excluded=int((stuck & ~good).sum())
+    )
+    summary.update(keys)
     curve = pd.DataFrame(
         {
             "pulse": m,
@@ -714,11 +801,12 @@ def analyze_endurance(store: Store, info: RunInfo, df: pd.DataFrame) -> Analysis
 
 
 def analyze_map(store: Store, info: RunInfo, df: pd.DataFrame) -> Analysis:
-    """conductance-map: conductance statistics of the last map."""
+    """conductance-map: conductance statistics of the last map, stuck cells detected and left out
+    (the map's devices are read in one state; ``d2d_sigma`` is std/mean of the devices' reads)."""
     reads = df[df["conductance_S"].notna()]
     if reads.empty:
         return Analysis(info.id, info.protocol, empty_summary())
-    return _conductance_statistics(info, df, reads[reads["step"] == reads["step"].max()])
+    return _conductance_statistics(info, df, reads[reads["step"] == reads["step"].max()], detect_stuck=True)
 
 
 def analyze_readings(store: Store, info: RunInfo, df: pd.DataFrame) -> Analysis:
@@ -729,21 +817,51 @@ def analyze_readings(store: Store, info: RunInfo, df: pd.DataFrame) -> Analysis:
     return _conductance_statistics(info, df, reads)
 
 
-def _conductance_statistics(info: RunInfo, df: pd.DataFrame, reads: pd.DataFrame) -> Analysis:
-    """Median, bounds, spread and counts of the conductance reads ``reads`` of the run's ``df``."""
+def _conductance_statistics(
+    info: RunInfo, df: pd.DataFrame, reads: pd.DataFrame, detect_stuck: bool = False
+) -> Analysis:
+    """Median, bounds, spread and counts of the conductance reads ``reads`` of the run's ``df``.
+
+    With ``detect_stuck`` (maps: every device read in the same state) devices far outside the
+    population (:func:`outlier_cells` of each device's median read) are reported as stuck and
+    left out of the median, bounds and spread.
+    """
     summary = empty_summary()
+    per_device = reads.groupby(["array", "row", "col"], sort=True)["conductance_S"].median()
+    devices = per_device.index.to_frame(index=False)
+    g_dev = per_device.to_numpy(float)
+    stuck = outlier_cells(g_dev) if detect_stuck else np.zeros(g_dev.size, dtype=bool)
+    tables: dict[str, pd.DataFrame] = {}
+    if detect_stuck:
+        keys, tables["stuck"] = stuck_summary(devices, stuck, g_dev)
+        summary.update(keys)
+    if stuck.any():
+        key = pd.MultiIndex.from_frame(reads[["array", "row", "col"]])
+        kept = ~key.isin(per_device.index[stuck])
+        reads = reads[kept]
     g = reads["conductance_S"].to_numpy(float)
+    if g_dev.size - int(stuck.sum()) < 2:
+        spread = None  # one device has no device-to-device spread
+    elif detect_stuck:
+        spread = _spread(g_dev[~stuck])
+    else:
+        spread = _num(g.std() / g.mean())  # every read: devices and repeats alike
     summary.update(
         g_median_S=_num(np.median(g)),
         g_min_S=_num(g.min()),
         g_max_S=_num(g.max()),
         on_off_ratio=_num(g.max() / g.min()) if g.min() > 0 else None,
-        d2d_sigma=_num(g.std() / g.mean()),
-        n_devices=int(reads.groupby(["array", "row", "col"]).ngroups),
+        d2d_sigma=spread,
+        n_devices=int(devices.shape[0]),
         readings=int(len(df)),
     )
-    stats = reads.groupby("kind")["conductance_S"].describe()
-    return Analysis(info.id, info.protocol, summary, {"by_kind": stats.reset_index()})
+    tables["by_kind"] = reads.groupby("kind")["conductance_S"].describe().reset_index()
+    if detect_stuck:
+        table = devices.copy()
+        table["conductance_S"] = g_dev
+        table["stuck"] = stuck
+        tables["per_device"] = table
+    return Analysis(info.id, info.protocol, summary, tables)
 
 
 def analyzer_of(protocol: str) -> Analyzer:

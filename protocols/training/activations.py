@@ -225,6 +225,29 @@ def get_activation(name: str, store: Store | None = None) -> Activation:
     return _builtin(name)
 
 
+def check_activation(name: str, store: Store) -> None:
+    """Check, reading only, that the activation ``name`` can be built from ``store``: for
+    ``iv-run:RUN[:ARRAY:ROW:COL]`` that run ``RUN`` is in the database and holds the device's
+    I-V readings (a training run's preflight, before the run is recorded).
+
+    Raises:
+        ConfigError: one line naming the activation and what is missing.
+    """
+    measured = parse_measured(name)
+    if measured is None:
+        _builtin(name)
+        return
+    run = measured[0]
+    try:
+        store.run(run)
+    except ConfigError:
+        raise ConfigError(
+            f"activation: '{name}' names run {run}, which is not in this database "
+            "(give an I-V run of the same database: dc-iv, iv-sweep or a sequence ramp)"
+        ) from None
+    get_activation(name, store)
+
+
 def _builtin(name: str) -> Activation:
     try:
         return ACTIVATIONS[name]()

@@ -56,6 +56,7 @@ from hil.protocol import Protocol, RunContext
 from hil.station import Station
 from hil.store import Store
 from hil.types import ArrayRequest, Pulse
+from protocols.training.activations import check_activation
 from protocols.training.layout import device_request, needed_arrays
 from protocols.training.loop import TrainingRun
 from protocols.training.mnist import resolve_mnist_dir
@@ -98,6 +99,10 @@ class HybridTraining(Protocol):
                     f"{limits.max_pulses_per_call} (max_pulses_per_call)"
                 )
         resolve_mnist_dir(params.data_dir)
+
+    def preflight_store(self, params: HybridTrainingParams, store: Store) -> None:
+        """A measured activation (``iv-run:RUN``) names an I-V run of this database."""
+        check_activation(params.activation, store)
 
     def execute(self, ctx: RunContext, params: HybridTrainingParams) -> None:
         """Calibrate, train every epoch (committing each), and for ``mode=ex-situ`` transfer."""
