@@ -35,7 +35,7 @@ from hil.errors import ConfigError, field_range
 from hil.protocol import available_protocols
 from hil.safety import LimitError, SafeBackend, SafetyLimits
 from hil.station import Station, load_station
-from hil.store import DEFAULT_DB, RunInfo, Store
+from hil.store import DEFAULT_DB, RunInfo, Store, validation_store
 from hil.types import (
     DEFAULT_READ_VOLTAGE_V,
     ArraySpec,
@@ -614,7 +614,11 @@ def run(
         raise ConfigError(f"{repeated[0]}: given both in params and as a keyword")
     given.update(parameters)
     st = check_station(station)
-    prepare(protocol, st, given)  # validate everything before the database is touched
+    if isinstance(db, Database):
+        prepare(protocol, st, given, store=db.store)
+    else:
+        with validation_store(db) as checks:  # validate everything before the database is touched
+            prepare(protocol, st, given, store=checks)
     database = _database(db)
     engine = RunEngine(database.store, plot_dir=plot_dir)
     outcome = engine.run(protocol, st, given, seed=seed, plot=_plot_arg(plot))

@@ -48,8 +48,7 @@ from hil.cli.common import (
 )
 from hil.engine import default_plot_path
 from hil.errors import ConfigError
-from hil.safety import LimitError
-from hil.store import DEFAULT_DB, Store
+from hil.store import DEFAULT_DB, Store, validation_store
 
 PlotOption = Annotated[
     Path | None,
@@ -93,24 +92,6 @@ def _engine(store: Store) -> tuple[Any, list[RichProgress]]:
     return RunEngine(store, progress=progress_factory(made), plot_dir=PLOT_DIR), made
 
 
-def _signed(exc: LimitError, protocol: str, params: dict[str, str]) -> LimitError:
-    """The station-limit error with the value's sign as given (a ramp's peak is checked as |V|:
-    ``v_stop_V=-50`` is reported as -50, not 50)."""
-    from hil.protocol import get_protocol
-
-    value = exc.value
-    if not isinstance(value, int | float) or value < 0:
-        return exc
-    try:
-        given = get_protocol(protocol).Params.model_validate(params)
-        mine = getattr(given, exc.parameter)
-    except Exception:  # the parameter is not a plain field of the model: leave the message alone
-        return exc
-    if isinstance(mine, int | float) and not isinstance(mine, bool) and mine == -value:
-        return LimitError(exc.parameter, float(mine), exc.allowed, exc.limit)
-    return exc
-
-
 def run(
     protocol: Annotated[str, typer.Argument(help="protocol name (see `rram-hil protocols`)")],
     station: StationOption = None,
@@ -133,10 +114,8 @@ def run(
         _plot_choice(plot, no_plot)
         st = load_station(station)
         params = parse_sets(set_)
-        try:
-            prepare(protocol, st, params)  # validate everything before the database is touched
-        except LimitError as exc:
-            raise _signed(exc, protocol, params) from None
+        with validation_store(db) as checks:  # references checked; nothing is written on failure
+            prepare(protocol, st, params, store=checks)
     store = open_store(db)
     engine, progress = _engine(store)
     with bad_input():

@@ -66,6 +66,23 @@ def database_url(db: str | Path) -> str:
     return f"sqlite:///{Path(text).expanduser()}"
 
 
+def database_exists(db: str | Path) -> bool:
+    """Whether ``db`` names a database that is already there: an SQLite file that exists, or
+    any server URL (a server database is created by its administrator, not by this program)."""
+    url = make_url(database_url(db))
+    if url.get_backend_name() != "sqlite":
+        return True
+    name = url.database or ""
+    return bool(name) and name != ":memory:" and Path(name).expanduser().exists()
+
+
+def validation_store(db: str | Path) -> Store:
+    """The store that checks a run's references (``preflight_store``) before anything is
+    written: ``db`` itself when it exists, else an empty in-memory database (nothing to find in
+    it, and no file is created for a run that is refused)."""
+    return Store(db) if database_exists(db) else Store("sqlite://")
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

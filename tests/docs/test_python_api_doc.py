@@ -129,4 +129,4 @@ def test_run_and_analyze_script(tmp_path: Path) -> None:
     )
     assert "run 1: completed" in out and "g_max_S" in out
     assert (tmp_path / "out" / "report-1.html").is_file()
-    assert list((tmp_path / "out" / "plots").glob("run-0001-*.png"))
+    assert list((tmp_path / "out" / "plots").glob("x-run-0001-*.png"))  # named by its database

@@ -91,3 +91,21 @@ def test_cli_refuses_a_missing_iv_run_in_one_line_and_records_nothing(
     )
     assert list(Store(tmp_path / "lab.sqlite").runs_df()["id"]) == [1]
     assert not (tmp_path / "rram-hil-plots").exists()
+
+
+def test_cli_refusing_a_missing_iv_run_creates_no_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RRAM_HIL_DB", raising=False)
+    data = write_tiny_mnist(tmp_path / "mnist", 60, 20)
+    res = CliRunner().invoke(
+        app,
+        ["run", "hybrid-training", "--db", "new.sqlite", "--no-plot", "--set", "synapse=fp",
+         "--set", "activation=iv-run:999", "--set", f"data_dir={data}"],
+        catch_exceptions=False,
+    )  # fmt: skip
+    assert res.exit_code == 2, res.output
+    assert "error: activation: 'iv-run:999' names run 999, which is not in this database" in " ".join(
+        res.output.split()
+    )
+    assert not (tmp_path / "new.sqlite").exists()
+    assert list(tmp_path.iterdir()) == [tmp_path / "mnist"]
