@@ -62,11 +62,21 @@ class ArrayConfig(BaseModel):
     routing: dict[str, Any] | None = Field(
         None, description="hardware only: how rows/cols reach the instruments"
     )
+    window_S: tuple[float, float] | None = Field(
+        None,
+        description=(
+            "calibrated conductance window (Gmin, Gmax) of the array's devices (S), e.g. from "
+            "`rram-hil analyze` of a cycling run; the twin fills in its own; protocols refuse targets outside it"
+        ),
+        json_schema_extra={"unit": "S"},
+    )
 
     @model_validator(mode="after")
     def _one_size(self) -> ArrayConfig:
         if (self.diameter_m is None) == (self.area_m2 is None):
             raise ValueError("give exactly one of diameter_m or area_m2")
+        if self.window_S is not None and not 0 <= self.window_S[0] < self.window_S[1] <= 1:
+            raise ValueError(f"window_S must be (Gmin, Gmax) with 0 <= Gmin < Gmax <= 1 S, got {list(self.window_S)}")
         return self
 
     @property

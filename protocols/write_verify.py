@@ -126,6 +126,37 @@ def check_targets_readable(targets: np.ndarray, params: WriteVerifyParams, limit
         )
 
 
+def _target_name(params: WriteVerifyParams, largest: bool) -> str:
+    """The parameter the highest (or lowest) target came from."""
+    if params.targets_file is not None:
+        return "targets_file"
+    if params.target_max_S is None:
+        return "target_S"
+    high_is_max = params.target_max_S >= params.target_S
+    return "target_max_S" if high_is_max == largest else "target_S"
+
+
+def check_targets_in_window(
+    targets: np.ndarray, params: WriteVerifyParams, window_S: tuple[float, float] | None
+) -> None:
+    """Refuse targets outside the array's calibrated window ``(Gmin, Gmax)`` (the station's
+    ``arrays[].window_S``; the twin knows its own): no cell can be programmed there, and the run
+    would end "0/N within tolerance" after every iteration. Unknown window: nothing to check."""
+    finite = targets[np.isfinite(targets)]
+    if window_S is None or not finite.size:
+        return
+    lo, hi = window_S
+    for value, largest in ((float(finite.max()), True), (float(finite.min()), False)):
+        if not lo <= value <= hi:
+            name = _target_name(params, largest)
+            raise LimitError(
+                name,
+                value,
+                f"{lo:.4g} S <= {name} <= {hi:.4g} S (the array's calibrated window)",
+                f"arrays.{params.array}.window_S",
+            )
+
+
 def correction_pulses(
     error_S: np.ndarray,
     step_S: float,
@@ -173,6 +204,8 @@ class WriteVerify(Protocol):
         targets = load_targets(params, spec, cells)
         limits = station.limits
         check_targets_readable(targets, params, limits)
+        window = next(a.window_S for a in station.arrays if a.name == spec.name)
+        check_targets_in_window(targets, params, window)
         limits.check_pulse(Pulse(params.amplitude_V, params.width_s), params.max_pulses_per_iteration)
         limits.check_pulse(
             Pulse(params.depression_amplitude_V, params.depression_width_s),

@@ -9,7 +9,7 @@ from hil.backend import Backend
 from hil.backends.registry import BackendKind
 from hil.station import Station
 from hil.types import ArrayRequest
-from sim_backend.station_twin import fabricate, twin_config, twin_from_station
+from sim_backend.station_twin import fabricate, twin_config, twin_from_station, with_windows
 
 
 class TwinKind(BackendKind):
@@ -28,4 +28,5 @@ class TwinKind(BackendKind):
         twin_from_station(station).close()  # resolves the presets and their overrides
 
     def provision(self, station: Station, requests: Sequence[ArrayRequest], protocol: str) -> Station:
-        return fabricate(station, tuple(requests), protocol)
+        """The requested arrays fabricated, and every array's calibrated window known."""
+        return with_windows(fabricate(station, tuple(requests), protocol))

@@ -97,6 +97,20 @@ def fabricate(station: Station, requests: list[ArrayRequest] | tuple[ArrayReques
     return station.model_copy(update={"arrays": arrays})
 
 
+def with_windows(station: Station) -> Station:
+    """``station`` with every array's ``window_S`` filled in from its twin devices (the nominal
+    ``(Gmin, Gmax)`` of its preset and overrides at its device area) where it declares none."""
+    base = station_preset(station)
+    presets = array_presets(station, base)
+    arrays = [
+        a
+        if a.window_S is not None
+        else a.model_copy(update={"window_S": presets.get(a.name, base).g_range_S(a.device_area_m2)})
+        for a in station.arrays
+    ]
+    return station.model_copy(update={"arrays": arrays})
+
+
 def device_overrides(preset: DevicePreset, request: ArrayRequest) -> dict[str, object]:
     """The preset overrides that give ``preset``'s devices what ``request`` asks for."""
     device = request.device

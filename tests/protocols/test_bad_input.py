@@ -167,3 +167,33 @@ def test_write_verify_targets_file_beyond_the_readable_range(tmp_path: Path) -> 
         "targets_file = 0.05 is outside the allowed range 0 < targets_file <= 0.02 S (a read at "
         "read_voltage_V 0.5 V within 0.01 A) (station limit max_compliance_A)"
     )
+
+
+def test_write_verify_refuses_targets_outside_the_arrays_calibrated_window(tmp_path: Path) -> None:
+    # the twin station's array A: 1 um Mo/TiOx devices, a nominal window of about 5 to 50 uS
+    _, _, station = prepare("write-verify", twin_station(), {"target_S": 2e-5})
+    window = station.arrays[0].window_S
+    assert window is not None and window[0] == pytest.approx(4.986e-6, rel=1e-2)
+    assert window[1] == pytest.approx(4.986e-5, rel=1e-2)
+    lo, hi = window
+    assert refused(tmp_path, "write-verify", {"target_S": 1e-3}) == (
+        f"target_S = 0.001 is outside the allowed range {lo:.4g} S <= target_S <= {hi:.4g} S (the array's "
+        "calibrated window) (station limit arrays.A.window_S)"
+    )
+    assert refused(tmp_path, "write-verify", {"target_S": 1e-6, "target_max_S": 2e-5}) == (
+        f"target_S = 1e-06 is outside the allowed range {lo:.4g} S <= target_S <= {hi:.4g} S (the array's "
+        "calibrated window) (station limit arrays.A.window_S)"
+    )
+
+
+def test_a_station_declares_the_window_of_its_physical_arrays(tmp_path: Path) -> None:
+    from hil.station import parse_station
+
+    data = twin_station().snapshot()
+    data["arrays"][0]["window_S"] = [1e-6, 1e-5]
+    station = parse_station(data)
+    with pytest.raises(LimitError, match=r"target_S = 2e-05 is outside the allowed range 1e-06 S <= target_S <= 1e-05 S"):
+        prepare("write-verify", station, {"target_S": 2e-5})
+    data["arrays"][0]["window_S"] = [1e-5, 1e-6]
+    with pytest.raises(ConfigError, match=r"window_S must be \(Gmin, Gmax\) with 0 <= Gmin < Gmax <= 1 S"):
+        parse_station(data)
