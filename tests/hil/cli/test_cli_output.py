@@ -396,3 +396,22 @@ def test_non_finite_values_are_not_a_finite_number(workdir: Path, value: str) ->
 def test_a_negative_value_keeps_its_sign(workdir: Path, protocol: str, setting: str, message: str) -> None:
     one_line_error(cli("run", protocol, "--set", setting), message)
     assert not (workdir / "rram-hil.sqlite").exists()
+
+
+@pytest.mark.parametrize(
+    "description",
+    ["potentiation-cycling on A, 1 cell(s)", "threshold-search (set)", "write-verify: 16 cell(s)"],
+)
+def test_a_progress_line_at_80_columns_keeps_the_protocol_name_and_count_whole(description: str) -> None:
+    from hil.cli.common import _State, progress_line
+
+    clock = iter(float(t) for t in range(100))
+    state = _State(lambda: next(clock))
+    state.description, state.total = description, 30
+    for _ in range(30):
+        state.advance(1, "G 49.77 uS after 50 pulses, a long status")
+    for bar, final in ((False, "completed"), (True, None), (False, None)):
+        line = progress_line(state, 77, bar=bar, final=final)
+        assert len(line) <= 77, line
+        assert line.startswith(description.split(" ")[0]), line
+        assert "30/30" in line, line
