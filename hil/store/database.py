@@ -421,10 +421,10 @@ class Store:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA busy_timeout=10000")  # first: the WAL switch below waits for a lock too
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=10000")
     cur.execute("PRAGMA wal_autocheckpoint=10000")
     cur.close()
 
