@@ -417,7 +417,7 @@ def export(
     err.print(f"{rows} rows written to {output}", highlight=False)
 
 
-EXPORT_CHUNK_ROWS = 100_000
+EXPORT_CHUNK_ROWS = 50_000
 
 
 def _write_csv(store: Store, run_id: int, table: ExportTable, fh: Any) -> int:
