@@ -101,7 +101,7 @@ def test_iter_readings_chunks_are_readings_df(tmp_path: Path) -> None:
         for chunk in chunks:
             assert tuple(chunk.columns) == READING_COLUMNS
             assert chunk.dtypes.to_dict() == whole.dtypes.to_dict()
-        # the first chunk has no cycle (all null) and no null conductance would make others differ
+        # only the first chunk has null cycles: the later ones are float64 all the same, as readings_df
         pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True), whole)
         pulses = pd.concat(list(store.iter_pulses(run_id, chunk_rows=64)), ignore_index=True)
         pd.testing.assert_frame_equal(pulses, store.pulses_df(run_id))
