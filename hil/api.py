@@ -475,12 +475,7 @@ class Database:
             raise ConfigError(f"table: '{table}' is not one of {', '.join(tables)}")
         frame = tables[table](run_id)
         if path is not None:
-            out = Path(path)
-            written = frame.copy()
-            for col in written.columns:
-                if written[col].map(lambda v: isinstance(v, dict | list)).any():
-                    written[col] = written[col].map(json.dumps)
-            _write_text(out, written.to_csv(index=False))
+            _write_csv(frame, Path(path))
         return frame
 
     def close(self) -> None:
@@ -710,6 +705,24 @@ def report(
     out = Path(path) if path is not None else Path(f"report-{'-'.join(str(r) for r in ids)}.html")
     _write_text(out, text)
     return out
+
+
+_CSV_CHUNK_ROWS = 100_000
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """Write ``frame`` as CSV (JSON columns as JSON text), ``_CSV_CHUNK_ROWS`` rows at a time: no
+    copy of the frame and no whole-file string (the bytes are those of ``frame.to_csv``)."""
+    json_cols = [c for c in frame.columns if frame[c].map(lambda v: isinstance(v, dict | list)).any()]
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            for start in range(0, max(len(frame), 1), _CSV_CHUNK_ROWS):
+                chunk = frame.iloc[start : start + _CSV_CHUNK_ROWS]
+                if json_cols:
+                    chunk = chunk.assign(**{c: chunk[c].map(json.dumps) for c in json_cols})
+                chunk.to_csv(fh, index=False, header=start == 0)
+    except OSError as exc:
+        raise ConfigError(f"output: cannot write '{path}' ({exc.strerror})") from None
 
 
 def _write_text(path: Path, text: str) -> None:

@@ -354,8 +354,8 @@ def show(
     store = open_store(db)
     with bad_input():
         info = store.run(run_id)
-    readings = len(store.readings_df(run_id))
-    pulses = len(store.pulses_df(run_id))
+    readings = store.count_readings(run_id)  # counted in SQL: no reading is loaded
+    pulses = store.count_pulses(run_id)
     plots = store.artifacts(run_id, "plot")
     if json_:
         print_json(
@@ -408,18 +408,37 @@ def export(
     store = open_store(db)
     with bad_input():
         store.run(run_id)
-    df = {
-        ExportTable.readings: store.readings_df,
-        ExportTable.pulses: store.pulses_df,
-        ExportTable.events: store.events_df,
-    }[table](run_id)
-    df = json_columns(df)
     if output is None:
-        df.to_csv(sys.stdout, index=False)
+        _write_csv(store, run_id, table, sys.stdout)
+        sys.stdout.flush()
         return
     with output_file(output) as fh:
+        rows = _write_csv(store, run_id, table, fh)
+    err.print(f"{rows} rows written to {output}", highlight=False)
+
+
+EXPORT_CHUNK_ROWS = 50_000
+
+
+def _write_csv(store: Store, run_id: int, table: ExportTable, fh: Any) -> int:
+    """Write a run's table to ``fh`` as CSV and return the rows written. Readings and pulses are
+    streamed ``EXPORT_CHUNK_ROWS`` at a time (memory stays at one chunk; the bytes are those of the
+    whole table's ``to_csv``); events, a handful per run, go through ``json_columns`` whole."""
+    if table == ExportTable.events:
+        df = json_columns(store.events_df(run_id))
         df.to_csv(fh, index=False)
-    err.print(f"{len(df)} rows written to {output}", highlight=False)
+        return len(df)
+    chunks = (store.iter_readings if table == ExportTable.readings else store.iter_pulses)(
+        run_id, EXPORT_CHUNK_ROWS
+    )
+    rows = 0
+    for chunk in chunks:  # no JSON columns in readings or pulses
+        chunk.to_csv(fh, index=False, header=rows == 0)
+        rows += len(chunk)
+    if rows == 0:  # an empty run: the header line, as the whole table's to_csv writes it
+        empty = store.readings_df(run_id) if table == ExportTable.readings else store.pulses_df(run_id)
+        empty.to_csv(fh, index=False)
+    return rows
 
 
 def plot(

@@ -398,6 +398,84 @@ class Store:
         stmt = select(*(tab.c[c] for c in READING_COLUMNS)).where(tab.c.run_id == run_id).order_by(tab.c.seq)
         return pd.read_sql_query(stmt, self.conn)
 
+    def count_readings(self, run_id: int) -> int:
+        """How many readings a run has: one ``count(*)`` on the ``(run_id, seq)`` index, without
+        reading a row (milliseconds at millions of readings)."""
+        return self._count(Reading, run_id)
+
+    def count_pulses(self, run_id: int) -> int:
+        """How many pulse records a run has (``count(*)`` on the index, like :meth:`count_readings`)."""
+        return self._count(PulseRecord, run_id)
+
+    def _count(self, model: type[Reading] | type[PulseRecord], run_id: int) -> int:
+        value = self.conn.execute(select(func.count()).select_from(model).where(model.run_id == run_id)).scalar()
+        return int(value or 0)
+
+    def iter_readings(self, run_id: int, chunk_rows: int = 100_000) -> Iterator[pd.DataFrame]:
+        """A run's readings in ``seq`` order, ``chunk_rows`` at a time, streamed from the database.
+
+        Every chunk has exactly :meth:`readings_df`'s columns and dtypes (decided for the whole
+        run in SQL first: an integer column with a null anywhere in the run is ``float64`` in every
+        chunk, as in ``readings_df``), so concatenated chunks equal ``readings_df(run_id)`` and their
+        CSVs written one after another are the same bytes. Memory stays at one chunk whatever the
+        run's size. Nothing is yielded for a run without readings.
+        """
+        yield from self._iter_table("readings", READING_COLUMNS, run_id, chunk_rows)
+
+    def iter_pulses(self, run_id: int, chunk_rows: int = 100_000) -> Iterator[pd.DataFrame]:
+        """A run's pulse records in ``seq`` order in chunks, with :meth:`pulses_df`'s columns and
+        dtypes (see :meth:`iter_readings`)."""
+        yield from self._iter_table("pulses", PULSE_COLUMNS, run_id, chunk_rows)
+
+    def _iter_table(
+        self, table: str, names: tuple[str, ...], run_id: int, chunk_rows: int
+    ) -> Iterator[pd.DataFrame]:
+        if chunk_rows < 1:
+            raise ValueError(f"chunk_rows: {chunk_rows} must be at least 1")
+        tab = Base.metadata.tables[table]
+        dtypes = self._frame_dtypes(table, names, run_id)
+        if dtypes is None:
+            return
+        stmt = (
+            select(*(tab.c[c] for c in names))
+            .where(tab.c.run_id == run_id)
+            .order_by(tab.c.seq)
+            .execution_options(stream_results=True, max_row_buffer=chunk_rows)
+        )
+        # the same query as readings_df/pulses_df (same order, same conversion), fetched in chunks
+        for chunk in pd.read_sql_query(stmt, self.conn, chunksize=chunk_rows):
+            for name, dtype in dtypes.items():
+                if chunk[name].dtype != dtype:
+                    chunk[name] = chunk[name].astype(dtype)
+            yield chunk
+
+    def _frame_dtypes(self, table: str, names: tuple[str, ...], run_id: int) -> dict[str, Any] | None:
+        """The dtypes ``pd.read_sql_query`` gives a whole run's rows of ``table``, from one
+        aggregate query (rows, non-null values per column); None when the run has no rows.
+
+        An integer column without nulls is ``int64``, with some ``float64``; a real column with a
+        value is ``float64``; text is pandas' string dtype; a column with no value at all is ``object``."""
+        tab = Base.metadata.tables[table]
+        counts = self.conn.execute(
+            select(func.count(), *(func.count(tab.c[c]) for c in names)).where(tab.c.run_id == run_id)
+        ).one()
+        rows = int(counts[0])
+        if rows == 0:
+            return None
+        text = pd.Series(["text"]).dtype  # pandas' inferred string dtype (object before pandas 3)
+        dtypes: dict[str, Any] = {}
+        for name, present in zip(names, counts[1:], strict=True):
+            python_type = tab.c[name].type.python_type
+            if present == 0:
+                dtypes[name] = np.dtype(object)
+            elif python_type is str:
+                dtypes[name] = text
+            elif python_type is int:
+                dtypes[name] = np.dtype("int64" if present == rows else "float64")
+            else:
+                dtypes[name] = np.dtype("float64")
+        return dtypes
+
     def pulses_df(self, run_id: int) -> pd.DataFrame:
         tab = PulseRecord.__table__
         stmt = select(*(tab.c[c] for c in PULSE_COLUMNS)).where(tab.c.run_id == run_id).order_by(tab.c.seq)
