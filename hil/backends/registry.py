@@ -11,6 +11,7 @@ them and another package can add its own.
 from __future__ import annotations
 
 import importlib.metadata
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import ClassVar
 
@@ -26,7 +27,7 @@ ENTRY_POINT_GROUP = "rram_hil.backends"
 BackendFactory = Callable[[Station, "int | None"], Backend]
 
 
-class BackendKind:
+class BackendKind(ABC):
     """One kind of backend. Subclasses set :attr:`name` and implement :meth:`build`.
 
     The defaults describe a backend on physical arrays: the station must declare every array a
@@ -39,9 +40,9 @@ class BackendKind:
     #: whether the arrays of this kind are made to order (a twin fabricates the arrays a run needs)
     fabricates_arrays: ClassVar[bool] = False
 
+    @abstractmethod
     def build(self, station: Station, seed: int | None = None) -> Backend:
         """The raw backend of ``station`` (no safety layer), connected and in its safe state."""
-        raise NotImplementedError(f"backend kind '{self.name}' cannot build a backend")
 
     def default_seed(self, station: Station) -> int | None:
         """The seed a run on ``station`` records when none is given (``None``: no randomness)."""
