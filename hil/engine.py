@@ -120,7 +120,9 @@ def db_stem(store: Store) -> str:
     return Path(name).stem or "db"
 
 
-def default_plot_path(store: Store, run_id: int, protocol: str, folder: Path = Path("rram-hil-plots")) -> Path:
+def default_plot_path(
+    store: Store, run_id: int, protocol: str, folder: Path = Path("rram-hil-plots")
+) -> Path:
     """``rram-hil-plots/<db-stem>-run-0001-<protocol>.png``: two databases never share a name.
 
     If that file already exists and is not this run's own plot (another database with the same
@@ -202,8 +204,13 @@ class RunEngine:
         checked = parse_params(proto, info.parameters)
         proto.preflight(checked, station)
         proto.preflight_store(checked, self.store)
-        state = self.store.load_checkpoint(run_id) or {}
-        backend = self.open_backend(station, info.seed)
+        before = self.store.claim_run(run_id)  # one owner: a second resume of this run is refused here
+        try:
+            backend = self.open_backend(station, info.seed)
+        except BaseException:
+            self.store.release_run(run_id, before)
+            raise
+        state = self.store.load_checkpoint(run_id) or {}  # read by the owner, after the claim
         self.store.reopen_run(run_id)
         self.store.add_event(run_id, "resumed", {"checkpoint": state}, t_s=backend.now())
         ctx = RunContext(run_id, backend, self.store, station, info.seed, self.progress(), resume_state=state)
@@ -237,7 +244,9 @@ class RunEngine:
         if plot is False:
             return None
         path = (
-            Path(plot) if not isinstance(plot, bool) else default_plot_path(self.store, run_id, proto.name, self.plot_dir)
+            Path(plot)
+            if not isinstance(plot, bool)
+            else default_plot_path(self.store, run_id, proto.name, self.plot_dir)
         )
         path.parent.mkdir(parents=True, exist_ok=True)
         written = proto.plot(self.store, run_id, path)

@@ -1,24 +1,33 @@
 """The store: every run, setting, pulse and reading, committed as taken (SQLAlchemy; SQLite by
 default). :mod:`~hil.store.models` is the schema (``docs/schema.md``), :mod:`~hil.store.database`
-the :class:`Store` that writes and reads it, :mod:`~hil.store.training` the training tables' helpers.
+the :class:`Store` that writes and reads it,
+:mod:`~hil.store.schema` its versions and migrations (Alembic), :mod:`~hil.store.training` the training tables' helpers.
 """
 
 from hil.store.database import (
     DEFAULT_DB,
     PULSE_COLUMNS,
     READING_COLUMNS,
+    RunClaimed,
     RunInfo,
     Store,
     database_exists,
     database_url,
     validation_store,
 )
+from hil.store.schema import HEAD, MigrationBlocked, SchemaError, SchemaOutdated, SchemaTooNew
 
 __all__ = [
     "DEFAULT_DB",
+    "HEAD",
+    "MigrationBlocked",
     "PULSE_COLUMNS",
     "READING_COLUMNS",
+    "RunClaimed",
     "RunInfo",
+    "SchemaError",
+    "SchemaOutdated",
+    "SchemaTooNew",
     "Store",
     "database_exists",
     "database_url",

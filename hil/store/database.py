@@ -41,6 +41,7 @@ from hil.store.models import (
     Run,
     utcnow,
 )
+from hil.store.schema import SchemaState, ensure_schema
 
 DEFAULT_DB = "rram-hil.sqlite"
 
@@ -93,6 +94,10 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+class RunClaimed(ConfigError):
+    """Another process owns the run (or it is no longer claimable): refused in one line."""
+
+
 @dataclass(frozen=True)
 class RunInfo:
     """A run's row, as plain Python values."""
@@ -132,7 +137,9 @@ class Store:
                 parent = Path(path).expanduser().resolve().parent
                 if not parent.is_dir():
                     raise ConfigError(f"db: directory '{parent}' does not exist")
-        Base.metadata.create_all(self.engine)
+        self.schema: SchemaState = ensure_schema(
+            self.engine, db
+        )  # new: created at head; old or newer: refused
         self._conn: Connection | None = None
         self._sql: dict[str, tuple[str, tuple[str, ...] | None]] = {}
         self._batch_depth = 0
@@ -223,8 +230,44 @@ class Store:
         )
         self.conn.commit()
 
+    def claim_run(self, run_id: int, statuses: tuple[str, ...] = ("interrupted", "failed")) -> str:
+        """Make this process the run's owner: one conditional ``UPDATE`` sets it ``running`` with
+        this pid and host if, and only if, its status is one of ``statuses`` at that moment, so of
+        two processes claiming one run exactly one succeeds. Returns the status it had; raises
+        :class:`RunClaimed` (one line) when another process got there first or it is not claimable."""
+        before = self.conn.execute(select(Run.status).where(Run.id == run_id)).scalar()
+        if before is None:
+            raise ConfigError(f"run: no run with id {run_id} in {self.url}")
+        done = self.conn.execute(
+            update(Run)
+            .where(Run.id == run_id, Run.status.in_(statuses), Run.status == before)
+            .values(status="running", pid=os.getpid(), hostname=socket.gethostname())
+        )
+        self.conn.commit()
+        if done.rowcount == 1:
+            return str(before)
+        row = self.conn.execute(select(Run.status, Run.pid, Run.hostname).where(Run.id == run_id)).one()
+        if row.status == "running":
+            raise RunClaimed(
+                f"resume: run {run_id} is already running (pid {row.pid} on {row.hostname}); "
+                "it is refused here so that no cycle is stored twice"
+            )
+        raise RunClaimed(f"resume: run {run_id} is '{row.status}'; only interrupted or failed runs resume")
+
+    def release_run(self, run_id: int, status: str) -> None:
+        """Give back a claim that came to nothing (the backend did not open): the run gets
+        ``status`` again, if this process still owns it."""
+        self.conn.execute(
+            update(Run)
+            .where(Run.id == run_id, Run.status == "running", Run.pid == os.getpid())
+            .where(Run.hostname == socket.gethostname())
+            .values(status=status)
+        )
+        self.conn.commit()
+
     def reopen_run(self, run_id: int) -> None:
-        """Mark a run ``running`` again in this process (resume)."""
+        """Mark a run ``running`` again in this process (resume); the caller has claimed it first
+        (:meth:`claim_run`), or owns it by other means."""
         self.conn.execute(
             update(Run)
             .where(Run.id == run_id)
@@ -408,7 +451,9 @@ class Store:
         return self._count(PulseRecord, run_id)
 
     def _count(self, model: type[Reading] | type[PulseRecord], run_id: int) -> int:
-        value = self.conn.execute(select(func.count()).select_from(model).where(model.run_id == run_id)).scalar()
+        value = self.conn.execute(
+            select(func.count()).select_from(model).where(model.run_id == run_id)
+        ).scalar()
         return int(value or 0)
 
     def iter_readings(self, run_id: int, chunk_rows: int = 100_000) -> Iterator[pd.DataFrame]:

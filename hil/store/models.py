@@ -65,7 +65,7 @@ class Reading(Base):
     """One measured reading of one cell. ``cycle``/``pulse``/``step`` are the protocol's own indices."""
 
     __tablename__ = "readings"
-    __table_args__ = (Index("ix_readings_run_seq", "run_id", "seq"),)
+    __table_args__ = (Index("ix_readings_run_seq", "run_id", "seq", unique=True),)  # schema 0002
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
@@ -87,7 +87,7 @@ class PulseRecord(Base):
     """Pulses applied to one cell: ``count`` identical pulses starting at ``t_s``."""
 
     __tablename__ = "pulses"
-    __table_args__ = (Index("ix_pulses_run_seq", "run_id", "seq"),)
+    __table_args__ = (Index("ix_pulses_run_seq", "run_id", "seq", unique=True),)  # schema 0002
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
