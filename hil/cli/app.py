@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from hil import __version__
-from hil.cli import analysis, emulate, runs, training
+from hil.cli import analysis, db, emulate, runs, training
 from hil.cli.common import Group, out
 
 app = typer.Typer(
@@ -45,6 +45,7 @@ runs.register(app)
 emulate.register(app)
 training.register(app)
 analysis.register(app)
+db.register(app)
 
 
 def main() -> None:

@@ -8,17 +8,21 @@ from hil.store.database import (
     DEFAULT_DB,
     PULSE_COLUMNS,
     READING_COLUMNS,
+    DatabaseInfo,
     RunClaimed,
     RunInfo,
     Store,
     database_exists,
+    database_info,
     database_url,
+    upgrade_database,
     validation_store,
 )
-from hil.store.schema import HEAD, MigrationBlocked, SchemaError, SchemaOutdated, SchemaTooNew
+from hil.store.schema import HEAD, MigrationBlocked, SchemaError, SchemaOutdated, SchemaTooNew, Upgrade
 
 __all__ = [
     "DEFAULT_DB",
+    "DatabaseInfo",
     "HEAD",
     "MigrationBlocked",
     "PULSE_COLUMNS",
@@ -28,8 +32,11 @@ __all__ = [
     "SchemaError",
     "SchemaOutdated",
     "SchemaTooNew",
+    "Upgrade",
     "Store",
     "database_exists",
+    "database_info",
     "database_url",
+    "upgrade_database",
     "validation_store",
 ]

@@ -41,7 +41,7 @@ from hil.store.models import (
     Run,
     utcnow,
 )
-from hil.store.schema import SchemaState, ensure_schema
+from hil.store.schema import HEAD, SchemaState, Upgrade, check, ensure_schema, read_state, shown_db, upgrade
 
 DEFAULT_DB = "rram-hil.sqlite"
 
@@ -82,6 +82,74 @@ def validation_store(db: str | Path) -> Store:
     written: ``db`` itself when it exists, else an empty in-memory database (nothing to find in
     it, and no file is created for a run that is refused)."""
     return Store(db) if database_exists(db) else Store("sqlite://")
+
+
+@dataclass(frozen=True)
+class DatabaseInfo:
+    """What ``rram-hil db info`` shows: the schema version found (None: 0.1.0, no version) and the
+    head this software writes, the numbers of runs and readings, and the size in bytes (None where
+    the database does not say)."""
+
+    db: str
+    version: str | None
+    head: str
+    runs: int
+    readings: int
+    size_bytes: int | None
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.version == self.head
+
+
+def _existing_engine(db: str | Path) -> Engine:
+    """An engine on a database that must already exist (nothing is created; no pragma is set)."""
+    if not database_exists(db):
+        raise ConfigError(f"db: '{shown_db(db)}' does not exist")
+    url = database_url(db)
+    if make_url(url).get_backend_name() == "sqlite" and Path(make_url(url).database or "").is_dir():
+        raise ConfigError(f"db: '{shown_db(db)}' is a directory, not a database file")
+    return create_engine(url)
+
+
+def database_info(db: str | Path) -> DatabaseInfo:
+    """Schema version, runs, readings and size of an existing database, whatever its version
+    (reads only: an old or newer database is described, not refused)."""
+    engine = _existing_engine(db)
+    try:
+        with engine.connect() as conn:
+            state = read_state(conn)
+            if state.tables and not state.ours:
+                check(state, db)
+            runs = readings = 0
+            if "runs" in state.tables:
+                runs = int(conn.execute(select(func.count()).select_from(Run.__table__)).scalar() or 0)
+            if "readings" in state.tables:
+                readings = int(
+                    conn.execute(select(func.count()).select_from(Reading.__table__)).scalar() or 0
+                )
+            size: int | None = None
+            if engine.dialect.name == "sqlite":
+                name = engine.url.database or ""
+                files = [Path(name), Path(name + "-wal")] if name and name != ":memory:" else []
+                size = sum(f.stat().st_size for f in files if f.exists())
+            elif engine.dialect.name == "postgresql":
+                size = int(conn.exec_driver_sql("SELECT pg_database_size(current_database())").scalar() or 0)
+    finally:
+        engine.dispose()
+    return DatabaseInfo(shown_db(db), state.version, HEAD, runs, readings, size)
+
+
+def upgrade_database(db: str | Path) -> Upgrade:
+    """Migrate an existing database to the head schema version (``rram-hil db upgrade``): one
+    transaction, every row kept, or nothing changed (see :func:`hil.store.schema.upgrade`)."""
+    engine = _existing_engine(db)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    try:
+        return upgrade(engine, db)
+    finally:
+        engine.dispose()
 
 
 def _pid_alive(pid: int) -> bool:
