@@ -196,6 +196,8 @@ class RunEngine:
             raise ConfigError(
                 f"resume: protocol '{info.protocol}' cannot be resumed (run {run_id} is {info.status})"
             )
+        if info.status == "running":
+            raise self.store.refusal(run_id)  # another process owns it
         if info.status not in ("interrupted", "failed"):
             raise ConfigError(
                 f"resume: run {run_id} is '{info.status}'; only interrupted or failed runs resume"

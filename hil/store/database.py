@@ -314,13 +314,17 @@ class Store:
         self.conn.commit()
         if done.rowcount == 1:
             return str(before)
+        raise self.refusal(run_id)
+
+    def refusal(self, run_id: int) -> RunClaimed:
+        """Why the run cannot be claimed now, in one line: another process owns it, or it ended."""
         row = self.conn.execute(select(Run.status, Run.pid, Run.hostname).where(Run.id == run_id)).one()
         if row.status == "running":
-            raise RunClaimed(
+            return RunClaimed(
                 f"resume: run {run_id} is already running (pid {row.pid} on {row.hostname}); "
-                "it is refused here so that no cycle is stored twice"
+                "refused, so that no cycle is stored twice"
             )
-        raise RunClaimed(f"resume: run {run_id} is '{row.status}'; only interrupted or failed runs resume")
+        return RunClaimed(f"resume: run {run_id} is '{row.status}'; only interrupted or failed runs resume")
 
     def release_run(self, run_id: int, status: str) -> None:
         """Give back a claim that came to nothing (the backend did not open): the run gets
