@@ -86,7 +86,7 @@ def analyze(
     from protocols.analysis.extract import analyze as extract
 
     one_of(json_, csv)
-    store = open_store(db)
+    store = open_store(db, must_exist=True)
     results = []
     with bad_input():
         for run_id in runs:
@@ -132,7 +132,7 @@ def report(
     """Write a self-contained HTML report (plots embedded) of one or more runs."""
     from protocols.analysis.report import build_report
 
-    store = open_store(db)
+    store = open_store(db, must_exist=True)
     with bad_input():
         for run_id in runs:
             store.run(run_id)
@@ -157,7 +157,7 @@ def calibrate(
     """Fit the twin's device parameters from measured runs and write a preset any twin station loads."""
     with bad_input():
         check_preset_output(output)
-    store = open_store(db)
+    store = open_store(db, must_exist=True)
     with bad_input():
         calibration = calibrate_store(store, runs, output, base, name)
     preset, base_preset, result = calibration.preset, calibration.base, calibration.fit

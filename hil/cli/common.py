@@ -96,9 +96,10 @@ def bad_input() -> Iterator[None]:
         raise fail(f"instrument: {exc}", EXIT_FAILED) from None
 
 
-def open_store(db: str) -> Store:
+def open_store(db: str, must_exist: bool = False) -> Store:
+    """The store of ``--db``; commands that only read pass ``must_exist`` (they create no database)."""
     with bad_input():
-        return Store(db)
+        return Store(db, must_exist=must_exist)
 
 
 def parse_sets(values: list[str] | None) -> dict[str, str]:

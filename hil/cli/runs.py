@@ -132,7 +132,7 @@ def resume(
     """Continue an interrupted run where it stopped."""
     with bad_input():
         _plot_choice(plot, no_plot)
-    store = open_store(db)
+    store = open_store(db, must_exist=True)
     engine, progress = _engine(store)
     with bad_input():
         outcome = engine.resume(run_id, plot=False)
@@ -315,7 +315,7 @@ _RUN_COLUMNS = (
 def runs(db: DbOption = DEFAULT_DB, json_: JsonOption = False, csv: CsvOption = False) -> None:
     """List the runs in the database."""
     one_of(json_, csv)
-    store = open_store(db)
+    store = open_store(db, must_exist=True)
     df = store.runs_df()
     if json_:
         print_json(df.to_dict("records"))
@@ -351,7 +351,7 @@ def show(
     """Show one run: status, parameters, station, counts, artifacts."""
     import dataclasses
 
-    store = open_store(db)
+    store = open_store(db, must_exist=True)
     with bad_input():
         info = store.run(run_id)
     readings = store.count_readings(run_id)  # counted in SQL: no reading is loaded
@@ -405,7 +405,7 @@ def export(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Export a run's readings (or pulses, events) as CSV; JSON columns (an event's detail) as JSON."""
-    store = open_store(db)
+    store = open_store(db, must_exist=True)
     with bad_input():
         store.run(run_id)
     if output is None:
@@ -455,7 +455,7 @@ def plot(
     with bad_input():
         if output is not None:
             check_plot_file(output)
-    store = open_store(db)
+    store = open_store(db, must_exist=True)
     with bad_input():
         info = store.run(run_id)
         get_protocol(info.protocol)

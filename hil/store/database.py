@@ -77,6 +77,17 @@ def database_exists(db: str | Path) -> bool:
     return bool(name) and name != ":memory:" and Path(name).expanduser().exists()
 
 
+def _check_exists(db: str | Path) -> None:
+    """Raise :class:`ConfigError` unless ``db`` names an existing database (see :func:`database_exists`)."""
+    url = make_url(database_url(db))
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        path = Path(url.database).expanduser()
+        if path.is_dir():
+            raise ConfigError(f"db: '{db}' is a directory, not a database file")
+    if not database_exists(db):
+        raise ConfigError(f"db: '{db}' does not exist (this command reads a database and creates none; check --db)")
+
+
 def validation_store(db: str | Path) -> Store:
     """The store that checks a run's references (``preflight_store``) before anything is
     written: ``db`` itself when it exists, else an empty in-memory database (nothing to find in
@@ -194,7 +205,16 @@ class Store:
         reap_stale: mark runs left ``running`` by dead processes of this host ``interrupted``.
     """
 
-    def __init__(self, db: str | Path = DEFAULT_DB, reap_stale: bool = True) -> None:
+    def __init__(self, db: str | Path = DEFAULT_DB, reap_stale: bool = True, must_exist: bool = False) -> None:
+        """Open (or, unless ``must_exist``, create) the database ``db``: a file path or a URL.
+
+        Raises:
+            ConfigError: ``must_exist`` and there is no such database (commands that only read
+                never create one: a mistyped ``--db`` is an error, not an empty database), a
+                directory given as a file, a missing folder, or a database this version cannot use.
+        """
+        if must_exist:
+            _check_exists(db)
         self.url = database_url(db)
         self.engine: Engine = create_engine(self.url)
         self.is_sqlite = self.engine.dialect.name == "sqlite"

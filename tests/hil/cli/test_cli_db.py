@@ -122,3 +122,21 @@ def test_a_new_database_is_made_at_head(workdir: Path) -> None:
     res = cli("db", "info", "--db", "fresh.sqlite")
     assert f"schema version: {HEAD}; head {HEAD}: up to date" in res.output
     assert "runs: 1" in res.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["runs"], ["show", "1"], ["export", "1"], ["plot", "1"], ["resume", "1"], ["analyze", "1"], ["report", "1"]],
+)
+def test_commands_that_read_never_create_a_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RRAM_HIL_DB", raising=False)
+    res = CliRunner().invoke(app, [*args, "--db", "mistyped.sqlite"])
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()) == (
+        "error: db: 'mistyped.sqlite' does not exist (this command reads a database and creates none; check --db)"
+    )
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "folder").mkdir()
+    res = CliRunner().invoke(app, [*args, "--db", "folder"])
+    assert res.exit_code == 2 and " ".join(res.output.split()) == "error: db: 'folder' is a directory, not a database file"
