@@ -77,15 +77,14 @@ def database_exists(db: str | Path) -> bool:
     return bool(name) and name != ":memory:" and Path(name).expanduser().exists()
 
 
-def _check_exists(db: str | Path) -> None:
-    """Raise :class:`ConfigError` unless ``db`` names an existing database (see :func:`database_exists`)."""
-    url = make_url(database_url(db))
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        path = Path(url.database).expanduser()
-        if path.is_dir():
-            raise ConfigError(f"db: '{db}' is a directory, not a database file")
+def _check_exists(db: str | Path, hint: str = "") -> None:
+    """Raise :class:`ConfigError` unless ``db`` names an existing database (see
+    :func:`database_exists`) that is not a directory; ``hint`` ends the "does not exist" line."""
     if not database_exists(db):
-        raise ConfigError(f"db: '{db}' does not exist (this command reads a database and creates none; check --db)")
+        raise ConfigError(f"db: '{shown_db(db)}' does not exist{hint}")
+    url = make_url(database_url(db))
+    if url.get_backend_name() == "sqlite" and Path(url.database or "").expanduser().is_dir():
+        raise ConfigError(f"db: '{shown_db(db)}' is a directory, not a database file")
 
 
 def validation_store(db: str | Path) -> Store:
@@ -115,12 +114,8 @@ class DatabaseInfo:
 
 def _existing_engine(db: str | Path) -> Engine:
     """An engine on a database that must already exist (nothing is created; no pragma is set)."""
-    if not database_exists(db):
-        raise ConfigError(f"db: '{shown_db(db)}' does not exist")
-    url = database_url(db)
-    if make_url(url).get_backend_name() == "sqlite" and Path(make_url(url).database or "").is_dir():
-        raise ConfigError(f"db: '{shown_db(db)}' is a directory, not a database file")
-    return create_engine(url)
+    _check_exists(db)
+    return create_engine(database_url(db))
 
 
 def database_info(db: str | Path) -> DatabaseInfo:
@@ -214,7 +209,7 @@ class Store:
                 directory given as a file, a missing folder, or a database this version cannot use.
         """
         if must_exist:
-            _check_exists(db)
+            _check_exists(db, " (this command reads a database and creates none; check --db)")
         self.url = database_url(db)
         self.engine: Engine = create_engine(self.url)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
