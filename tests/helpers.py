@@ -12,6 +12,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+import subprocess
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -427,3 +430,22 @@ def write_tiny_mnist(directory: Path, n_train: int = 200, n_test: int = 50, gz: 
     write_idx(directory / (MNIST_FILES["test_images"] + suffix), te_x)
     write_idx(directory / (MNIST_FILES["test_labels"] + suffix), te_y)
     return directory
+
+
+# --------------------------------------------------------------------------- a writer in another process
+def wait_for_readings(
+    db: Path, at_least: int, proc: subprocess.Popen[str] | None = None, deadline_s: float = 60.0
+) -> int:
+    """Poll ``db``'s ``readings`` table with plain sqlite3 until it holds ``at_least`` rows, the
+    deadline passes or ``proc`` (the writer) ends; returns the last count (the caller asserts)."""
+    deadline = time.monotonic() + deadline_s
+    seen = 0
+    while seen < at_least and time.monotonic() < deadline and (proc is None or proc.poll() is None):
+        if db.exists():
+            con = sqlite3.connect(db, timeout=10)
+            try:
+                seen = con.execute("select count(*) from readings").fetchone()[0]
+            except sqlite3.OperationalError:  # the table is not there yet
+                seen = 0
+            con.close()
+    return seen

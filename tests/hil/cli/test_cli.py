@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +14,7 @@ from typer.testing import CliRunner
 
 from hil.cli import app
 from hil.store import Store
+from tests.helpers import wait_for_readings
 
 runner = CliRunner()
 
@@ -169,16 +168,7 @@ def test_sigterm_mid_run_marks_interrupted_and_keeps_readings(tmp_path: Path) ->
         env={**os.environ, "COLUMNS": "120"},
     )
     try:
-        deadline = time.monotonic() + 60
-        seen = 0
-        while seen < 500 and time.monotonic() < deadline and proc.poll() is None:
-            if db.exists():
-                con = sqlite3.connect(db, timeout=10)
-                try:
-                    seen = con.execute("select count(*) from readings").fetchone()[0]
-                except sqlite3.OperationalError:
-                    seen = 0
-                con.close()
+        seen = wait_for_readings(db, 500, proc)
         assert seen >= 500
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=60)

@@ -8,10 +8,8 @@ import json
 import os
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +20,7 @@ from typer.testing import CliRunner
 from hil.cli import app
 from hil.cli.common import RichProgress
 from hil.store import Store
+from tests.helpers import wait_for_readings
 
 runner = CliRunner()
 NARROW = {"COLUMNS": "80"}
@@ -273,16 +272,7 @@ def test_ctrl_c_mid_run_prints_the_last_progress_line_once(tmp_path: Path) -> No
         env={**os.environ, "COLUMNS": "80", "RRAM_HIL_PROGRESS_EVERY": "3600"},
     )
     try:
-        deadline = time.monotonic() + 60
-        seen = 0
-        while seen < 200 and time.monotonic() < deadline and proc.poll() is None:
-            if db.exists():
-                con = sqlite3.connect(db, timeout=10)
-                try:
-                    seen = con.execute("select count(*) from readings").fetchone()[0]
-                except sqlite3.OperationalError:
-                    seen = 0
-                con.close()
+        seen = wait_for_readings(db, 200, proc)
         assert seen >= 200
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
