@@ -210,9 +210,18 @@ class KeysightB2900(SCPIMixin, Instrument):
 
     def read_current(self, channel: str, voltage_V: float) -> float:
         """Source ``voltage_V`` (V), measure the current (A), back to 0 V: one round trip."""
+        self.start_read_current(channel, voltage_V)
+        return self.finish_read_current()
+
+    def start_read_current(self, channel: str, voltage_V: float) -> None:
+        """The message of :meth:`read_current`; its reply is left for :meth:`finish_read_current`
+        (the host can work while the instrument measures)."""
         c = self._ch(channel)
-        reply = self.ask(f":SOUR{c}:VOLT {fmt(voltage_V)};:MEAS:CURR? (@{c});:SOUR{c}:VOLT 0")
-        return parse_float(reply, f"{self.name} read current")
+        self.write(f":SOUR{c}:VOLT {fmt(voltage_V)};:MEAS:CURR? (@{c});:SOUR{c}:VOLT 0")
+
+    def finish_read_current(self) -> float:
+        """The current (A) that :meth:`start_read_current` asked for."""
+        return parse_float(self.read(), f"{self.name} read current")
 
     def pulse_train(
         self,

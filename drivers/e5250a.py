@@ -124,8 +124,18 @@ class KeysightE5250A(SCPIMixin, Instrument):
 
     def route(self, crosspoints: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:
         """Close exactly these crosspoints (every other opens first); returns what is closed after."""
+        self.start_route(crosspoints)
+        return self.finish_route()
+
+    def start_route(self, crosspoints: Iterable[tuple[str, int]]) -> None:
+        """The message of :meth:`route`; its read-back is left for :meth:`finish_route` (the host
+        can work while the relays settle)."""
         chans = channel_list(channel_number(r, c) for r, c in crosspoints)
-        return parse_channel_list(self.ask(f"{_OPEN_ALL};:ROUT:CLOS {chans};{self._readback()}"))
+        self.write(f"{_OPEN_ALL};:ROUT:CLOS {chans};{self._readback()}")
+
+    def finish_route(self) -> set[tuple[str, int]]:
+        """What is closed after the route :meth:`start_route` sent."""
+        return parse_channel_list(self.read())
 
     def open_all_nowait(self) -> None:
         """Open every relay of every card: one message, no reply awaited (no read-back)."""

@@ -111,9 +111,18 @@ class Keithley2450(_PymeasureKeithley2450):
 
     def read_current(self, channel: str, voltage_V: float) -> float:
         """Source ``voltage_V`` (V), ``:READ?`` the current (A), return to 0 V: one round trip."""
+        self.start_read_current(channel, voltage_V)
+        return self.finish_read_current()
+
+    def start_read_current(self, channel: str, voltage_V: float) -> None:
+        """The message of :meth:`read_current`; its reply is left for :meth:`finish_read_current`
+        (the host can work while the instrument measures)."""
         self._check(channel)
-        reply = self.ask(f":SOUR:VOLT {fmt(voltage_V)};:READ?;:SOUR:VOLT 0")
-        return parse_float(reply, f"{self.name} read current")
+        self.write(f":SOUR:VOLT {fmt(voltage_V)};:READ?;:SOUR:VOLT 0")
+
+    def finish_read_current(self) -> float:
+        """The current (A) that :meth:`start_read_current` asked for."""
+        return parse_float(self.read(), f"{self.name} read current")
 
     def pulse_train(
         self,

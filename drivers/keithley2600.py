@@ -175,9 +175,18 @@ class Keithley2600(_PymeasureKeithley2600):
 
     def read_current(self, channel: str, voltage_V: float) -> float:
         """Source ``voltage_V`` (V), measure the current (A), return to 0 V: one round trip."""
+        self.start_read_current(channel, voltage_V)
+        return self.finish_read_current()
+
+    def start_read_current(self, channel: str, voltage_V: float) -> None:
+        """The message of :meth:`read_current`; its reply is left for :meth:`finish_read_current`
+        (the host can work while the instrument measures)."""
         s = self._smu(channel)
-        reply = self.ask(f"{s}.source.levelv={fmt(voltage_V)} print({s}.measure.i()) {s}.source.levelv=0")
-        return parse_float(reply, f"{self.name} read current")
+        self.write(f"{s}.source.levelv={fmt(voltage_V)} print({s}.measure.i()) {s}.source.levelv=0")
+
+    def finish_read_current(self) -> float:
+        """The current (A) that :meth:`start_read_current` asked for."""
+        return parse_float(self.read(), f"{self.name} read current")
 
     def pulse_train(
         self,

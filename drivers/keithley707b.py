@@ -129,9 +129,18 @@ class Keithley707B(Instrument):
 
     def route(self, crosspoints: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:
         """Close exactly these crosspoints (every other opens); returns what is closed after."""
+        self.start_route(crosspoints)
+        return self.finish_route()
+
+    def start_route(self, crosspoints: Iterable[tuple[str, int]]) -> None:
+        """The message of :meth:`route`; its read-back is left for :meth:`finish_route` (the host
+        can work while the relays settle)."""
         names = ",".join(channel_name(r, c) for r, c in crosspoints)
-        reply = self.ask(f'channel.exclusiveclose("{names}") print(channel.getclose("allslots"))')
-        return parse_closed(reply)
+        self.write(f'channel.exclusiveclose("{names}") print(channel.getclose("allslots"))')
+
+    def finish_route(self) -> set[tuple[str, int]]:
+        """What is closed after the route :meth:`start_route` sent."""
+        return parse_closed(self.read())
 
     def open_all_nowait(self) -> None:
         """Open every channel: one message, no reply awaited (no read-back)."""

@@ -101,6 +101,14 @@ class SourceMeter(Protocol):
         """Source ``voltage_V`` (V), return the current (A), back to 0 V: one round trip."""
         ...
 
+    def start_read_current(self, channel: str, voltage_V: float) -> None:
+        """The message of :meth:`read_current` alone; :meth:`finish_read_current` reads its reply."""
+        ...
+
+    def finish_read_current(self) -> float:
+        """The current (A) of the last :meth:`start_read_current`."""
+        ...
+
     def pulse_train(
         self,
         channel: str,
@@ -162,6 +170,14 @@ class SwitchMatrix(Protocol):
 
     def route(self, crosspoints: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:
         """Close exactly ``crosspoints`` (every other opens); returns what is closed after."""
+        ...
+
+    def start_route(self, crosspoints: Iterable[tuple[str, int]]) -> None:
+        """The message of :meth:`route` alone; :meth:`finish_route` reads its read-back."""
+        ...
+
+    def finish_route(self) -> set[tuple[str, int]]:
+        """What is closed after the last :meth:`start_route`."""
         ...
 
     def open_all(self) -> set[tuple[str, int]]:
@@ -453,9 +469,16 @@ class SmuMatrixBackend(Backend):
 
     def _route(self, plan: ArrayPlan, row: int, col: int) -> None:
         """Close exactly the two crosspoints of cell (row, col); verify from the read-back."""
-        wanted = set(plan.crosspoints(row, col))
+        wanted = sorted(plan.crosspoints(row, col))
         with self._guard(plan.matrix):
-            closed = self._matrices[plan.matrix].route(sorted(wanted))
+            closed = self._matrices[plan.matrix].route(wanted)
+        self._check_route(plan, row, col, wanted, closed)
+
+    def _check_route(
+        self, plan: ArrayPlan, row: int, col: int, route: list[tuple[str, int]], closed: set[tuple[str, int]]
+    ) -> None:
+        """Refuse a read-back ``closed`` that is not exactly ``route`` (cell (row, col))."""
+        wanted = set(route)
         if closed != wanted:
             extra = sorted(closed - wanted)
             missing = sorted(wanted - closed)
@@ -511,15 +534,33 @@ class SmuMatrixBackend(Backend):
         spec, plan = self._array(array)
         arr = as_cells(cells, spec)
         t = self.now()
-        currents = np.empty(len(arr))
+        n = len(arr)
+        currents = np.empty(n)
         smu = self._smu(plan)
+        matrix = self._matrices[plan.matrix]
+        cells_rc = arr.tolist()
+        # Every route worked out before the first message; in the loop the next route leaves as
+        # soon as the SMU's reply is in (the SMU is back at 0 V), and the reply is filed while the
+        # relays settle: the host's per-cell work stays off the instruments' critical path. Each
+        # route is still verified from its read-back before the read voltage is applied.
+        routes = [sorted(plan.crosspoints(r, c)) for r, c in cells_rc]
         with self._operation(plan):
             with self._guard(plan.smu):
                 smu.arm(plan.channel, plan.routing.read_compliance_A, self._nplc(plan))
-            for k, (r, c) in enumerate(arr):
-                self._route(plan, int(r), int(c))
+            if n:
+                with self._guard(plan.matrix):
+                    matrix.start_route(routes[0])
+            for k in range(n):
+                with self._guard(plan.matrix):
+                    closed = matrix.finish_route()
+                self._check_route(plan, cells_rc[k][0], cells_rc[k][1], routes[k], closed)
                 with self._guard(plan.smu):
-                    currents[k] = smu.read_current(plan.channel, voltage_V)
+                    smu.start_read_current(plan.channel, voltage_V)
+                    current = smu.finish_read_current()
+                if k + 1 < n:
+                    with self._guard(plan.matrix):
+                        matrix.start_route(routes[k + 1])
+                currents[k] = current
         if cells is None:
             currents = currents.reshape(spec.shape)
         return Readout(array, arr, float(voltage_V), currents / voltage_V, currents, t)

@@ -208,6 +208,8 @@ def test_keithley2600_sends_only_tabled_commands(tables):
         ("load_scripts", lambda d: d.load_scripts(), []),
         ("arm", lambda d: d.arm("a", 1e-3, 0.1), []),
         ("read_current", lambda d: d.read_current("b", 0.5), ["1.0e-06"]),
+        ("start_read_current", lambda d: d.start_read_current("a", 0.2), []),
+        ("finish_read_current", lambda d: d.finish_read_current(), ["2.0e-06"]),
         ("pulse_train", lambda d: d.pulse_train("a", 2.0, 1e-4, 3, 5e-3, 1e-3, 0.5), ["1e-6, 2e-6, 3e-6"]),
         ("pulse_train", lambda d: d.pulse_train("b", -2.0, 1e-4, 2, 5e-3, 1e-3), ["done"]),
         ("voltage_sweep", lambda d: d.voltage_sweep("a", [0.0, 0.5], 1e-3, 1e-3), ["1e-9, 0, 2e-6, 0.5"]),
@@ -231,6 +233,8 @@ def test_keithley2450_sends_only_tabled_commands(tables):
         ("id", _get("id"), ["KEITHLEY INSTRUMENTS,MODEL 2450,04096218,1.7.12b"]),
         ("arm", lambda d: d.arm("1", 1e-3, 0.1), []),
         ("read_current", lambda d: d.read_current("1", 0.5), ["2.5E-05"]),
+        ("start_read_current", lambda d: d.start_read_current("1", 0.2), []),
+        ("finish_read_current", lambda d: d.finish_read_current(), ["1.0E-05"]),
         ("pulse_train", lambda d: d.pulse_train("1", 2.0, 1e-3, 3, 5e-3, 1e-3, 0.5), ["1e-6,2e-6,3e-6"]),
         ("pulse_train", lambda d: d.pulse_train("1", -2.0, 1e-3, 2, 5e-3, 1e-3), ["1"]),
         ("voltage_sweep", lambda d: d.voltage_sweep("1", [0.0, 0.5], 1e-3, 1e-3), ["0,1e-9,0.5,2e-6"]),
@@ -272,6 +276,8 @@ def test_b2900_sends_only_tabled_commands(tables):
         ("voltage", _channel("voltage"), ["+5.000000E-01"]),
         ("arm", lambda d: d.arm("1", 1e-3, 0.1), []),
         ("read_current", lambda d: d.read_current("2", 0.5), ["+2.5E-05"]),
+        ("start_read_current", lambda d: d.start_read_current("1", 0.2), []),
+        ("finish_read_current", lambda d: d.finish_read_current(), ["+1.0E-05"]),
         ("pulse_train", lambda d: d.pulse_train("1", 2.0, 1e-4, 3, 5e-3, 1e-3, 0.5), ["1e-6,2e-6,3e-6"]),
         ("pulse_train", lambda d: d.pulse_train("1", -2.0, 1e-4, 2, 5e-3, 1e-3), ["+1"]),
         ("voltage_sweep", lambda d: d.voltage_sweep("1", [0.0, 0.5], 1e-3, 1e-3), ["0,0.5;1e-9,2e-6"]),
@@ -296,6 +302,8 @@ def test_keithley707b_sends_only_tabled_commands(tables):
         ("close_channels", lambda d: d.close_channels(["1A01", "1B02"]), []),
         ("open_channels", lambda d: d.open_channels(["1A01"]), []),
         ("route", lambda d: d.route([("A", 1), ("B", 14)]), ["1A01;2B02"]),
+        ("start_route", lambda d: d.start_route([("A", 2), ("B", 14)]), []),
+        ("finish_route", lambda d: d.finish_route(), ["1A02;2B02"]),
         ("open_all_nowait", lambda d: d.open_all_nowait(), []),
         ("open_all", lambda d: d.open_all(), ["nil"]),
     ]
@@ -316,6 +324,8 @@ def test_e5250a_sends_only_tabled_commands(tables):
         ("open_channels", lambda d: d.open_channels([10101]), []),
         ("closed_crosspoints", _get("closed_crosspoints"), ["(@10212);(@)"]),
         ("route", lambda d: d.route([("1", 1), ("2", 14)]), ["(@10101);(@20202)"]),
+        ("start_route", lambda d: d.start_route([("1", 2), ("2", 14)]), []),
+        ("finish_route", lambda d: d.finish_route(), ["(@10102);(@20202)"]),
         ("open_all_nowait", lambda d: d.open_all_nowait(), []),
         ("open_all", lambda d: d.open_all(), ["(@);(@)"]),
     ]
@@ -362,3 +372,43 @@ def test_a_whole_run_sends_only_tabled_commands(tables, stack):
         assert messages, f"{name}: no message recorded"
         problems = tables[_TABLE_OF[model]].unknown(messages)
         assert problems == [], "\n".join(problems)
+
+
+# --------------------------------------------------------------------------- split round trips
+@pytest.mark.parametrize(
+    ("driver_class", "channel", "reply"),
+    [(Keithley2600, "a", "1.5e-06"), (Keithley2450, "1", "1.5E-06"), (KeysightB2900, "2", "+1.5E-06")],
+)
+def test_a_read_split_in_two_is_the_same_round_trip(driver_class: type, channel: str, reply: str) -> None:
+    """``start_read_current`` + ``finish_read_current`` put the same message on the wire as
+    ``read_current`` and read the same reply (the backend works in between)."""
+    whole, split = RecordingAdapter(), RecordingAdapter()
+    whole.replies.append(reply)
+    split.replies.append(reply)
+    current = driver_class(whole).read_current(channel, 0.3)
+    smu = driver_class(split)
+    smu.start_read_current(channel, 0.3)
+    assert split.replies, "the reply was read before finish_read_current"
+    assert smu.finish_read_current() == current == pytest.approx(1.5e-6)
+    assert split.sent == whole.sent and len(whole.sent) == 1
+
+
+@pytest.mark.parametrize(
+    ("driver_class", "crosspoints", "reply"),
+    [
+        (Keithley707B, [("A", 3), ("B", 14)], "1A03;2B02"),
+        (KeysightE5250A, [("1", 3), ("2", 14)], "(@10103);(@20202)"),
+    ],
+)
+def test_a_route_split_in_two_is_the_same_round_trip(
+    driver_class: type, crosspoints: list[tuple[str, int]], reply: str
+) -> None:
+    whole, split = RecordingAdapter(), RecordingAdapter()
+    whole.replies.append(reply)
+    split.replies.append(reply)
+    closed = driver_class(whole).route(crosspoints)
+    matrix = driver_class(split)
+    matrix.start_route(crosspoints)
+    assert split.replies, "the read-back was read before finish_route"
+    assert matrix.finish_route() == closed == set(crosspoints)
+    assert split.sent == whole.sent and len(whole.sent) == 1
