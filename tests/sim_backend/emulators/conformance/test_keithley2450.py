@@ -398,6 +398,8 @@ def test_qcodes_buffers(qc: Any, emu: Keithley2450Emulator) -> None:
         assert len(buf.get_data(1, 4, readings_only=True)) == 4
         buf.clear_buffer()
         assert buf.number_of_readings() == 0
+    # leaving the block writes :TRACe:DELete (no reply): a query after it has run
+    assert qc.ask(":TRACe:ACTual? 'defbuffer1'") == "0"
     assert "userbuf" not in emu.buffers
     qc.output_enabled(False)
     assert errors(qc.visa_handle) == []
