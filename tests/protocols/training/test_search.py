@@ -1,0 +1,83 @@
+"""The search's score against the paper, and its space of open choices."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from protocols.training.choi2021 import paper_cases
+from protocols.training.search import (
+    PAPER_TARGETS,
+    PAPER_TRENDS,
+    SEARCH_SPACE,
+    Choice,
+    score,
+    scored_cases,
+    trial_parameters,
+)
+
+
+def paper_like() -> tuple[dict[str, float], dict[str, float]]:
+    """Accuracies that match every reported number and satisfy every trend."""
+    test = {name: 90.0 for name in scored_cases()}
+    test.update({c: v for c, col, v in PAPER_TARGETS if col == "test"})
+    test.update({"hybrid_s50_k1": 95.0, "single_s50": 95.5, "c2c_0.34": 97.0, "c2c_1": 96.6, "c2c_2": 80.0,
+                 "d2d_0": 97.0, "d2d_1": 96.5})  # fmt: skip
+    train = {c: v for c, col, v in PAPER_TARGETS if col == "train"}
+    return test, train
+
+
+def test_the_papers_own_numbers_score_zero():
+    test, train = paper_like()
+    s = score(test, train)
+    assert s.value == 0.0 and s.rms_pp == 0.0
+    assert all(v == 0.0 for v in s.violations.values())
+
+
+def test_a_distance_and_a_broken_trend_add_up_in_percentage_points():
+    test, train = paper_like()
+    test["fp"] -= 4.0  # 4 pp short of the FP number
+    test["c2c_2"] = test["c2c_1"]  # variability beyond 1 no longer costs anything: 1 pp short
+    s = score(test, train)
+    assert s.deviations["fp:test"] == pytest.approx(-4.0)
+    assert s.rms_pp == pytest.approx(math.sqrt(16.0 / len(PAPER_TARGETS)))
+    assert s.violations["programming variability beyond 1 costs accuracy (Fig. 6B)"] == pytest.approx(1.0)
+    assert s.value == pytest.approx(s.rms_pp + 1.0)
+
+
+def test_every_scored_case_is_a_case_of_the_sweep_and_a_missing_one_is_named():
+    names = {c.name for c in paper_cases()}
+    assert set(scored_cases()) <= names
+    assert {t.high for t in PAPER_TRENDS} | {t.low for t in PAPER_TRENDS} <= names
+    test, train = paper_like()
+    del test["single_s10"]
+    with pytest.raises(KeyError, match="single_s10"):
+        score(test, train)
+
+
+def test_a_trial_sets_every_open_choice_and_joins_the_layers_weight_scales():
+    def first(choice: Choice) -> object:
+        return choice.choices[0] if choice.choices else choice.low
+
+    params = trial_parameters(first)
+    assert params["w_max"] == [0.125, 0.5]
+    assert not any(k.startswith("w_max_") for k in params)
+    assert {c.name for c in SEARCH_SPACE if not c.name.startswith("w_max_")} <= set(params)
+
+
+def test_a_conditional_choice_is_asked_only_when_its_condition_holds():
+    space = (Choice("pulse_mapping", choices=("round", "coincidence")),
+             Choice("bit_length", low=4, high=64, integer=True, when=("pulse_mapping", "coincidence")))  # fmt: skip
+    asked: list[str] = []
+
+    def pick(value: str):
+        def suggest(choice: Choice) -> object:
+            asked.append(choice.name)
+            return value if choice.choices else 16
+
+        return suggest
+
+    assert trial_parameters(pick("round"), space) == {"pulse_mapping": "round"}
+    assert trial_parameters(pick("coincidence"), space) == {"pulse_mapping": "coincidence", "bit_length": 16}
+    assert asked == ["pulse_mapping", "pulse_mapping", "bit_length"]
