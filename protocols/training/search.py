@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from hil.errors import ConfigError
+
 #: The paper's reported accuracies (%) the score compares with: (case, column, value).
 PAPER_TARGETS: tuple[tuple[str, str, float], ...] = (
     ("fp", "test", 97.92),
@@ -143,6 +145,11 @@ def trial_parameters(suggest: Suggest, space: tuple[Choice, ...] = SEARCH_SPACE)
     return values
 
 
+def parameters_of(choices: Mapping[str, Any], space: tuple[Choice, ...] = SEARCH_SPACE) -> dict[str, Any]:
+    """The run parameters of a trial whose choices were already made (``{choice name: value}``)."""
+    return trial_parameters(lambda c: choices[c.name], space)
+
+
 def optuna_suggest(trial: Any) -> Suggest:
     """:data:`Suggest` backed by an Optuna trial (``suggest_categorical``/``_float``/``_int``)."""
 
@@ -154,3 +161,151 @@ def optuna_suggest(trial: Any) -> Suggest:
         return trial.suggest_float(choice.name, choice.low, choice.high, log=choice.log)
 
     return suggest
+
+
+# ---------------------------------------------------------------------- the search, resumable
+#: the ``protocol`` of a search's own run in the store (its trials are that run's events)
+SEARCH_RUN = "choi2021-search"
+TRIAL_STARTED = "search-trial-started"
+TRIAL_DONE = "search-trial"
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What one trial's cases measured: final test and train accuracy (%) and run id by case."""
+
+    test: dict[str, float]
+    train: dict[str, float]
+    run_ids: dict[str, int]
+
+
+#: Runs the scored cases with one trial's parameters (on the trial's budget) and measures them.
+RunTrial = Callable[[dict[str, Any]], Measured]
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One finished trial as stored: its number, parameters, score and the case runs."""
+
+    number: int
+    parameters: dict[str, Any]
+    score: float
+    rms_pp: float
+    violations: dict[str, float]
+    deviations: dict[str, float]
+    run_ids: dict[str, int]
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    search_id: int
+    trials: list[TrialRecord]
+
+    @property
+    def best(self) -> TrialRecord:
+        return min(self.trials, key=lambda t: (t.score, t.number))
+
+
+def stored_trials(
+    store: Any, search_id: int, unfinished_only: bool = True
+) -> tuple[list[TrialRecord], dict[int, dict[str, Any]]]:
+    """The finished trials of a search run, and the started-but-unfinished ones (every started
+    one with ``unfinished_only=False``), by number: their raw choices and Optuna distributions,
+    from the run's events."""
+    events = store.events_df(search_id)
+    done: dict[int, TrialRecord] = {}
+    started: dict[int, dict[str, Any]] = {}
+    for kind, detail in zip(events["kind"], events["detail"], strict=True):
+        if kind == TRIAL_STARTED:
+            started[int(detail["number"])] = detail
+        elif kind == TRIAL_DONE:
+            n = int(detail["number"])
+            done[n] = TrialRecord(n, detail["parameters"], float(detail["score"]), float(detail["rms_pp"]),
+                                  detail["violations"], detail["deviations"], detail["run_ids"])  # fmt: skip
+    if unfinished_only:
+        started = {n: d for n, d in started.items() if n not in done}
+    return [done[n] for n in sorted(done)], started
+
+
+def run_search(
+    store: Any,
+    trials: int,
+    run_trial: RunTrial,
+    search_id: int,
+    seed: int = 0,
+    on_trial: Callable[[TrialRecord], None] | None = None,
+) -> SearchOutcome:
+    """Run a search to ``trials`` finished trials, as the run ``search_id`` of ``store``.
+
+    The caller owns the run (it created it, or claimed it to resume: :meth:`Store.claim_run`).
+    Every trial is recorded as events of that run: ``search-trial-started`` (its choices) before
+    its cases run, ``search-trial`` (parameters, score and its parts, the case runs) when they
+    are done, so a killed search resumes where it stopped: the finished trials are given back to
+    the optimiser (Optuna's TPE sampler, seeded) and a trial that had started is run again with
+    the same choices, once. The run is ``completed`` when ``trials`` trials are done; any
+    exception or interrupt leaves it ``interrupted`` with the trials so far kept.
+    """
+    import optuna
+    from optuna.distributions import json_to_distribution
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    finished, started = stored_trials(store, search_id, unfinished_only=False)
+    pending = {n: d for n, d in started.items() if n not in {t.number for t in finished}}
+    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
+    for record in finished:
+        start = started[record.number]
+        dists = {k: json_to_distribution(v) for k, v in start["distributions"].items()}
+        frozen = optuna.trial.create_trial(params=start["choices"], distributions=dists, value=record.score)
+        study.add_trial(frozen)
+    try:
+        number = max([t.number for t in finished] + list(pending) + [-1]) + 1
+        queue = sorted(pending)  # started before the interruption: run again with their choices
+        while len(finished) < trials:
+            if queue:
+                n = queue.pop(0)
+                choices = pending[n]["choices"]
+                dists = {k: json_to_distribution(v) for k, v in pending[n]["distributions"].items()}
+                study.enqueue_trial(choices)
+                trial = study.ask(dists)
+            else:
+                n, number = number, number + 1
+                trial = study.ask()
+                trial_parameters(optuna_suggest(trial))
+                store.add_event(search_id, TRIAL_STARTED, {
+                    "number": n, "choices": trial.params,
+                    "distributions": {k: optuna.distributions.distribution_to_json(d)
+                                      for k, d in trial.distributions.items()},
+                })  # fmt: skip
+            params = parameters_of(trial.params)
+            measured = run_trial(params)
+            s = score(measured.test, measured.train)
+            study.tell(trial, s.value)
+            record = TrialRecord(n, params, s.value, s.rms_pp, s.violations, s.deviations, measured.run_ids)
+            store.add_event(search_id, TRIAL_DONE, {
+                "number": n, "parameters": params, "score": s.value, "rms_pp": s.rms_pp,
+                "violations": s.violations, "deviations": s.deviations, "run_ids": measured.run_ids,
+            })  # fmt: skip
+            finished.append(record)
+            if on_trial is not None:
+                on_trial(record)
+    except BaseException as exc:
+        store.finish_run(search_id, "interrupted", f"{type(exc).__name__}: {exc}"[:500])
+        raise
+    store.finish_run(search_id, "completed")
+    return SearchOutcome(search_id, finished)
+
+
+def start_search(store: Any, parameters: Mapping[str, Any], station: Mapping[str, Any]) -> int:
+    """A new search run (``protocol`` :data:`SEARCH_RUN`) owned by this process; returns its id.
+    ``parameters``: the search's settings (trials, budget, seed), kept with the run."""
+    return int(store.create_run(SEARCH_RUN, dict(parameters), dict(station), "twin"))
+
+
+def claim_search(store: Any, search_id: int) -> dict[str, Any]:
+    """Claim an interrupted or failed search run to resume it (one owner: a second claim is
+    refused in one line); returns the settings it was started with."""
+    info = store.run(search_id)
+    if info.protocol != SEARCH_RUN:
+        raise ConfigError(f"--resume-search: run {search_id} is a '{info.protocol}' run, not a search")
+    store.claim_run(search_id)
+    return dict(info.parameters)

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
+from hil.errors import ConfigError
+from hil.store import RunClaimed, Store
 from protocols.training.choi2021 import paper_cases
 from protocols.training.search import (
     PAPER_TARGETS,
     PAPER_TRENDS,
     SEARCH_SPACE,
     Choice,
+    Measured,
+    claim_search,
+    run_search,
     score,
     scored_cases,
+    start_search,
+    stored_trials,
     trial_parameters,
 )
 
@@ -81,3 +89,75 @@ def test_a_conditional_choice_is_asked_only_when_its_condition_holds():
     assert trial_parameters(pick("round"), space) == {"pulse_mapping": "round"}
     assert trial_parameters(pick("coincidence"), space) == {"pulse_mapping": "coincidence", "bit_length": 16}
     assert asked == ["pulse_mapping", "pulse_mapping", "bit_length"]
+
+
+# ---------------------------------------------------------------------- the resumable search
+class FakeCases:
+    """Stands in for the training runs: accuracies a smooth function of the trial's choices
+    (best near w_max = [1, 2], mse), every call recorded; raises KeyboardInterrupt on call
+    ``interrupt_at`` (a search killed while a trial's cases run)."""
+
+    def __init__(self, interrupt_at: int | None = None) -> None:
+        self.calls: list[dict] = []
+        self.interrupt_at = interrupt_at
+
+    def __call__(self, params: dict) -> Measured:
+        self.calls.append(params)
+        if self.interrupt_at is not None and len(self.calls) == self.interrupt_at:
+            raise KeyboardInterrupt
+        off = abs(math.log2(params["w_max"][0])) + abs(math.log2(params["w_max"][1] / 2))
+        off += 0.0 if params["loss"] == "mse" else 1.0
+        test, train = paper_like()
+        test = {k: v - off for k, v in test.items()}
+        train = {k: v - off for k, v in train.items()}
+        return Measured(test, train, {name: i for i, name in enumerate(scored_cases())})
+
+
+def test_a_search_records_every_trial_and_its_best_is_the_lowest_score(tmp_path: Path):
+    with Store(tmp_path / "s.sqlite") as store:
+        sid = start_search(store, {"trials": 5, "train_limit": 100}, {"name": "twin"})
+        cases = FakeCases()
+        outcome = run_search(store, 5, cases, sid, seed=3)
+        assert [t.number for t in outcome.trials] == [0, 1, 2, 3, 4]
+        assert len(cases.calls) == 5
+        assert outcome.best.score == min(t.score for t in outcome.trials)
+        assert store.run(sid).status == "completed"
+        stored, pending = stored_trials(store, sid)
+        assert [t.number for t in stored] == [0, 1, 2, 3, 4] and pending == {}
+        assert stored[2].parameters == outcome.trials[2].parameters == cases.calls[2]
+        assert stored[0].run_ids["fp"] == scored_cases().index("fp")
+
+
+def test_a_killed_search_resumes_once_rerunning_the_trial_it_was_in(tmp_path: Path):
+    db = tmp_path / "s.sqlite"
+    with Store(db) as store:
+        sid = start_search(store, {"trials": 4}, {"name": "twin"})
+        first = FakeCases(interrupt_at=3)
+        with pytest.raises(KeyboardInterrupt):
+            run_search(store, 4, first, sid, seed=0)
+        assert store.run(sid).status == "interrupted"
+        done, pending = stored_trials(store, sid)
+        assert [t.number for t in done] == [0, 1] and list(pending) == [2]
+    with Store(db) as store, Store(db) as other:
+        settings = claim_search(store, sid)
+        assert settings == {"trials": 4}
+        with pytest.raises(RunClaimed, match="already running"):
+            claim_search(other, sid)
+        second = FakeCases()
+        outcome = run_search(store, 4, second, sid, seed=0)
+    # trial 2 ran again with the choices it had, then trial 3; nothing doubled
+    assert second.calls[0] == first.calls[2]
+    assert len(second.calls) == 2
+    assert [t.number for t in outcome.trials] == [0, 1, 2, 3]
+    with Store(db) as store:
+        done, pending = stored_trials(store, sid)
+        assert [t.number for t in done] == [0, 1, 2, 3] and pending == {}
+        assert store.run(sid).status == "completed"
+
+
+def test_only_a_search_run_resumes_as_a_search(tmp_path: Path):
+    with Store(tmp_path / "s.sqlite") as store:
+        rid = store.create_run("potentiation-cycling", {}, {"name": "twin"}, "twin")
+        store.finish_run(rid, "interrupted")
+        with pytest.raises(ConfigError, match="not a search"):
+            claim_search(store, rid)
