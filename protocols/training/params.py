@@ -240,6 +240,12 @@ class VerifyParams(Params):
     verify_iterations: int = quantity(
         3, "", "write-verify iterations (resets, ex-situ, resume)", ge=1, le=100
     )
+    transfer_scale: Literal["fit", "w_max"] = quantity(
+        "fit",
+        "",
+        "ex-situ: a full (median) G window is each layer's largest trained |weight| (fit), "
+        "or the w_max parameter",
+    )
 
 
 class RecordParams(Params):
