@@ -7,6 +7,7 @@ waiting for) from other faults. Passwords in URLs are masked (:func:`hil.store.u
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -43,6 +44,20 @@ def cause(exc: BaseException) -> str:
     return mask_text(text)
 
 
+def _folder_read_only(db: str | Path) -> bool:
+    """Whether ``db`` is an SQLite file that may be written but whose folder may not."""
+    from hil.store.urls import parse_url
+
+    try:
+        url = parse_url(db)
+    except ConfigError:
+        return False
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return False
+    file = Path(url.database).expanduser()
+    return os.access(file, os.W_OK) and not os.access(file.resolve().parent, os.W_OK)
+
+
 def is_locked(exc: BaseException) -> bool:
     """Whether ``exc`` says another connection holds a lock this one waited for in vain."""
     if not isinstance(exc, DBAPIError):
@@ -60,13 +75,19 @@ def describe(exc: BaseException, db: str | Path | None = None, unchanged: bool =
     tail = "; nothing was changed" if unchanged else ""
     if any(mark in low for mark in _LOCKED):
         return f"db: {where} is locked by another program ({why}); try again when it lets go{tail}"
+    if "readonly" in low and db is not None and _folder_read_only(db):
+        return (
+            f"db: {where} cannot be used: its folder is not writable (SQLite keeps its -wal and -shm "
+            f"files beside the database){tail}"
+        )
     for mark, said in _SQLITE.items():
         if mark in low:
             return f"db: {where} {said}{tail}"
+    if "does not exist" in low and "database" in low:
+        why = why.split("FATAL:", 1)[-1].strip()
+        return f"db: {where}: {why} (a server database is made by its administrator: createdb NAME)"
     if "connection refused" in low or "could not connect" in low or "connection failed" in low:
         return f"db: cannot connect to {where} ({why})"
-    if "does not exist" in low and "database" in low:
-        return f"db: {where}: {why} (a server database is created by its administrator: createdb NAME)"
     if "permission denied" in low or "insufficient privilege" in low or "must be owner" in low:
         return f"db: {where}: {why} (the role of the URL may not do this){tail}"
     if "password authentication failed" in low:
