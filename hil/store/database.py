@@ -32,7 +32,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from hil import __version__
 from hil.errors import ConfigError
-from hil.store.faults import StoreFault, cause, describe, is_locked
+from hil.store.faults import StoreFault, cause, describe, is_locked, read_only_fault
 from hil.store.models import (
     RUN_STATUSES,
     Artifact,
@@ -439,8 +439,7 @@ class Store:
         try:
             self._mark_interrupted(stale)
         except DBAPIError as exc:
-            low = cause(exc).lower()
-            if not ("readonly" in low or "read-only" in low or "permission denied" in low):
+            if not read_only_fault(exc):
                 raise
             self.conn.rollback()  # a read-only file or role: listings work, the runs stay as they are
             return []

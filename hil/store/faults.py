@@ -58,6 +58,15 @@ def _folder_read_only(db: str | Path) -> bool:
     return os.access(file, os.W_OK) and not os.access(file.resolve().parent, os.W_OK)
 
 
+def read_only_fault(exc: BaseException) -> bool:
+    """Whether ``exc`` says this connection may read but not write (a read-only SQLite file, a
+    server role without the privilege): what a listing may pass over, never a writer."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    text = cause(exc).lower()
+    return "readonly" in text or "read-only" in text or "permission denied" in text
+
+
 def is_locked(exc: BaseException) -> bool:
     """Whether ``exc`` says another connection holds a lock this one waited for in vain."""
     if not isinstance(exc, DBAPIError):

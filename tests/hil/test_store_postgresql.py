@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -249,3 +250,63 @@ def test_every_command_takes_a_server_url(pg_url: str, tmp_path: Any, monkeypatc
     assert "nothing to do" in cli("db", "upgrade")
     with Store(pg_url) as store:
         assert list(store.runs_df()["status"]) == ["completed"] * 3
+
+
+READ_ONLY_ROLE = """
+CREATE ROLE {role} LOGIN;
+GRANT CONNECT ON DATABASE "{db}" TO {role};
+GRANT USAGE ON SCHEMA public TO {role};
+GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role};
+ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO {role};
+"""  # the statements of the README's lab-server section
+
+
+def _dead_pid() -> int:
+    pid = 4_000_000
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except PermissionError:
+            pass
+        pid += 1
+
+
+def test_a_read_only_role_lists_exports_reports_and_plots(
+    postgres_server: helpers.PostgresServer, tmp_path: Any
+) -> None:
+    url = postgres_server.create_database("shared")
+    name = url.rsplit("/", 1)[1]
+    with Store(url) as store:
+        helpers.run(store, "iv-sweep", helpers.twin_station())
+        stale = store.create_run("iv-sweep", {}, {"name": "st"}, "twin")
+        store.conn.exec_driver_sql(f"UPDATE runs SET pid = {_dead_pid()} WHERE id = {stale}")
+        store.conn.commit()
+    role = f"reader_{name}"
+    for statement in READ_ONLY_ROLE.format(role=role, db=name).strip().splitlines():
+        postgres_server.execute(statement, database=name)
+    reader = url.replace(f"//{helpers.PG_SUPERUSER}@", f"//{role}@")
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    env.pop("RRAM_HIL_DB", None)
+
+    def rram(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "hil.cli", *args, "--db", reader],
+            capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env,
+        )  # fmt: skip
+
+    listing = rram("runs", "--json")
+    assert listing.returncode == 0, listing.stderr
+    assert [r["status"] for r in json.loads(listing.stdout)] == ["completed", "running"]  # not reaped by a reader
+    for args in (["show", "1"], ["export", "1", "-o", "r.csv"], ["analyze", "1", "--json"],
+                 ["report", "1", "-o", "r.html"], ["plot", "1", "-o", "p.png"]):  # fmt: skip
+        done = rram(*args)
+        assert done.returncode == 0, (args, done.stderr)
+    assert all((tmp_path / f).stat().st_size > 0 for f in ("r.csv", "r.html", "p.png"))
+    refused = rram("run", "iv-sweep", "--no-plot")
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and "permission denied for table runs" in lines[0], refused.stderr
+    with Store(url) as store:  # the owner's role reaps it
+        assert list(store.runs_df()["status"]) == ["completed", "interrupted"]
