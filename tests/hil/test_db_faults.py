@@ -324,3 +324,28 @@ def test_a_server_that_is_not_there_or_a_missing_server_database(
     line = one_line(*rram("run", "iv-sweep", "--no-plot", "--db", missing, cwd=tmp_path))
     assert 'database "no_such_db" does not exist' in line and "createdb" in line and "s3cret" not in line
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_the_database_refuses_at_its_start_leaves_the_outputs_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from hil.backends import build_backend
+    from hil.engine import RunEngine
+
+    made: list[helpers.RecordingBackend] = []
+
+    def factory(station: Any, seed: int | None = None) -> helpers.RecordingBackend:
+        made.append(helpers.RecordingBackend(build_backend(station, seed)))
+        return made[-1]
+
+    def locked(*args: Any, **kwargs: Any) -> int:
+        raise OperationalError("INSERT INTO runs ...", {}, sqlite3.OperationalError("database is locked"))
+
+    with Store(tmp_path / "runs.sqlite") as store:
+        monkeypatch.setattr(store, "create_run", locked)
+        with pytest.raises(OperationalError, match="database is locked"):
+            RunEngine(store, backend_factory=factory).run("iv-sweep", helpers.twin_station(), plot=False)
+        assert len(made) == 1 and made[0].safe_calls == 1  # safe state (then closed) though no run row exists
+        assert store.runs_df().empty
