@@ -486,13 +486,13 @@ class PostgresServer:
     ``durable=False`` (tests) runs without fsync; benchmarks keep PostgreSQL's defaults.
     """
 
-    def __init__(self, durable: bool = False) -> None:
-        initdb = PG_BIN / "initdb"
-        if not initdb.exists():
+    def __init__(self, durable: bool = False, bin_dir: Path = PG_BIN) -> None:
+        if not (bin_dir / "initdb").exists():
             raise RuntimeError(
-                f"PostgreSQL server binaries not found at {PG_BIN} (install Debian's postgresql-15: "
+                f"PostgreSQL server binaries not found at {bin_dir} (install Debian's postgresql-15: "
                 "apt-get install -y postgresql-15); the PostgreSQL tests need a real server"
             )
+        self.bin = bin_dir
         self.durable = durable
         self.root = Path(tempfile.mkdtemp(prefix="rram-hil-pg-"))
         self.data = self.root / "data"
@@ -518,7 +518,7 @@ class PostgresServer:
 
     def start(self) -> PostgresServer:
         self._cmd(
-            PG_BIN / "initdb", "-D", self.data, "-U", PG_SUPERUSER, "--auth=trust", "-E", "UTF8",
+            self.bin / "initdb", "-D", self.data, "-U", PG_SUPERUSER, "--auth=trust", "-E", "UTF8",
             "--locale=C", "--no-sync",
         )  # fmt: skip
         options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c max_connections=200"
@@ -526,11 +526,11 @@ class PostgresServer:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         # pg_ctl -w waits until the server accepts connections, at most -t seconds
         self._cmd(
-            PG_BIN / "pg_ctl", "-D", self.data, "-l", self.root / "server.log", "-o", options, "-w",
+            self.bin / "pg_ctl", "-D", self.data, "-l", self.root / "server.log", "-o", options, "-w",
             "-t", str(int(PG_DEADLINE_S)), "start",
         )  # fmt: skip
         self.started = True
-        self._cmd(PG_BIN / "pg_isready", "-h", "127.0.0.1", "-p", str(self.port), "-t", str(int(PG_DEADLINE_S)))
+        self._cmd(self.bin / "pg_isready", "-h", "127.0.0.1", "-p", str(self.port), "-t", str(int(PG_DEADLINE_S)))
         return self
 
     def url(self, database: str = "postgres", password: str | None = None) -> str:
@@ -558,7 +558,7 @@ class PostgresServer:
     def stop(self) -> None:
         try:
             if self.started:
-                self._cmd(PG_BIN / "pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
+                self._cmd(self.bin / "pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
                 self.started = False
         finally:
             shutil.rmtree(self.root, ignore_errors=True)

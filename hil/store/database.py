@@ -55,6 +55,8 @@ BUSY_TIMEOUT_S = 10.0
 #: how long the end of a run (its error event, its status) keeps trying to reach a database
 #: that another program holds locked, before giving up
 RECORD_TIMEOUT_S = 300.0
+#: the events written as a run ends (by the engine), before its final status
+END_EVENTS = frozenset({"error", "safe-state"})
 
 DEFAULT_DB = "rram-hil.sqlite"
 
@@ -230,6 +232,7 @@ class Store:
         self._conn: Connection | None = None
         self._sql: dict[str, tuple[str, tuple[str, ...] | None]] = {}
         self._batch_depth = 0
+        self.busy_timeout_s: float | None = None  # SQLite's (s); a server has its own settings
         if self.is_sqlite:
             given = self.engine.url.query.get("timeout")
             self.busy_timeout_s = BUSY_TIMEOUT_S if given is None else float(str(given))
@@ -349,19 +352,19 @@ class Store:
         if error is not None:  # one line, no SQL text of a database error, no password
             error = mask_text(error.split("\n[SQL:", 1)[0].split("\n(Background on this error", 1)[0])
         stmt = update(Run).where(Run.id == run_id).values(status=status, ended_at=utcnow(), error=error)
-        self._record(run_id, lambda: self.conn.execute(stmt), commit=True)
+        self._record_end(run_id, stmt)
 
-    def _record(self, run_id: int, write: Any, commit: bool) -> None:
-        """Do ``write`` (then commit, outside a batch); while another program holds the database
-        locked past the busy timeout, roll back and try again, for up to :data:`RECORD_TIMEOUT_S`
-        (the end of a run is worth waiting for: otherwise it would be left ``running``)."""
+    def _record_end(self, run_id: int, stmt: Any) -> None:
+        """Execute ``stmt``, part of the end of a run, and commit (outside a batch); while another
+        program holds the database locked past the busy timeout, roll back and try again, for up
+        to :data:`RECORD_TIMEOUT_S` (the end of a run is worth waiting for: otherwise the run
+        would be left ``running``). Other writes fail after the busy timeout; the run then ends."""
         deadline = time.monotonic() + RECORD_TIMEOUT_S
         warned = False
         while True:
             try:
-                write()
-                if commit:
-                    self._commit()
+                self.conn.execute(stmt)
+                self._commit()
                 return
             except DBAPIError as exc:
                 if self._batch_depth or not is_locked(exc) or time.monotonic() > deadline:
@@ -566,9 +569,14 @@ class Store:
         self, run_id: int, kind: str, detail: Mapping[str, Any] | None = None, t_s: float | None = None
     ) -> None:
         """Record a setting or state change of a run (committed at once; URL passwords masked).
-        Waits out another program's lock like :meth:`finish_run` (an error event comes first)."""
+        The events that end a run (``error``, ``safe-state``) wait out another program's lock like
+        :meth:`finish_run`."""
         stmt = insert(Event).values(run_id=run_id, kind=kind, detail=mask_values(dict(detail or {})), t_s=t_s)
-        self._record(run_id, lambda: self.conn.execute(stmt), commit=True)
+        if kind in END_EVENTS:
+            self._record_end(run_id, stmt)
+            return
+        self.conn.execute(stmt)
+        self._commit()
 
     def save_checkpoint(self, run_id: int, state: Mapping[str, Any]) -> None:
         """Replace the run's checkpoint (committed at once)."""

@@ -310,3 +310,42 @@ def test_a_read_only_role_lists_exports_reports_and_plots(
     assert len(lines) == 1 and "permission denied for table runs" in lines[0], refused.stderr
     with Store(url) as store:  # the owner's role reaps it
         assert list(store.runs_df()["status"]) == ["completed", "interrupted"]
+
+
+def test_the_server_fixture_fails_loudly_without_the_binaries(tmp_path: Any) -> None:
+    with pytest.raises(RuntimeError, match=r"apt-get install -y postgresql-15\); the PostgreSQL tests need"):
+        helpers.PostgresServer(bin_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_two_concurrent_resumes_on_the_server_one_completes_the_other_is_refused(pg_url: str, tmp_path: Any) -> None:
+    run_id = test_run_claim.interrupted_run(pg_url, cycles=40, pulses=50, after=6)  # type: ignore[arg-type]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", test_run_claim.RESUMER, str(run_id), pg_url],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        )  # fmt: skip
+        for _ in range(2)
+    ]
+    try:
+        for p in procs:
+            assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+        for p in procs:
+            assert p.stdin is not None
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        results = [(p.wait(timeout=300), *p.communicate(timeout=300)) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert sorted(code for code, _, _ in results) == [0, 2], results
+    (_, won, _), (_, _, lost) = sorted(results, key=lambda r: r[0])
+    assert f"run {run_id}: completed" in won
+    assert lost.strip().startswith(f"error: resume: run {run_id} is ") and len(lost.strip().splitlines()) == 1
+    with Store(pg_url) as store:
+        assert store.run(run_id).status == "completed" and store.run(run_id).resumes == 1
+        df = store.readings_df(run_id)
+        assert df.seq.is_unique and df.seq.is_monotonic_increasing
+        done = df[df.kind == "potentiation"]
+        assert sorted(done.cycle.unique()) == list(range(40)) and done.groupby("cycle").size().nunique() == 1
