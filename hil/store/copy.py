@@ -68,10 +68,11 @@ def _key(row: Any) -> tuple[Any, ...]:
 
 
 def _aware(value: Any) -> Any:
-    """A stored time as an aware UTC datetime (so a server in another time zone stores the same
-    instant); other values unchanged."""
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
+    """A stored time as an aware UTC datetime, whichever database it came from (SQLite: naive UTC;
+    PostgreSQL: aware, in the session's time zone), so that any database stores the same instant;
+    other values unchanged."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     return value
 
 

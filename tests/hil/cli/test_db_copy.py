@@ -166,3 +166,26 @@ def test_copy_into_a_server_never_shows_its_password(tmp_path: Path, postgres_se
     res = cli("db", "copy", str(src), url)
     assert res.exit_code == 0, res.output
     assert "s3cret-pw" not in res.output and f"{helpers.PG_SUPERUSER}:***@" in res.output
+
+
+def test_a_server_in_another_time_zone_copies_back_to_the_same_runs(
+    tmp_path: Path, postgres_server: helpers.PostgresServer
+) -> None:
+    """SQLite -> PostgreSQL (whose sessions run in Tokyo time) -> SQLite: the same runs, the same
+    instants (times read back as naive UTC everywhere)."""
+    src = tmp_path / "bench.sqlite"
+    with Store(src) as store:
+        helpers.run(store, "potentiation-cycling", helpers.twin_station(), cycles=2)
+    lab = postgres_server.create_database("tokyo")
+    postgres_server.execute(f"ALTER DATABASE {lab.rsplit('/', 1)[1]} SET timezone TO 'Asia/Tokyo'")
+    back = tmp_path / "back.sqlite"
+    for a, b in ((str(src), lab), (lab, str(back))):
+        res = cli("db", "copy", a, b)
+        assert res.exit_code == 0 and ": 1 runs copied, 0 updated, 0 already there" in res.output, res.output
+    with Store(src) as one, Store(lab) as two, Store(back) as three:
+        assert two.conn.exec_driver_sql("SHOW timezone").scalar() == "Asia/Tokyo"
+        assert_same(run_contents(one, 1), run_contents(two, 1))
+        assert_same(run_contents(one, 1), run_contents(three, 1))
+        assert one.events_df(1)["at"].tolist() == three.events_df(1)["at"].tolist() == two.events_df(1)["at"].tolist()
+    res = cli("db", "copy", lab, str(back))
+    assert ": 0 runs copied, 0 updated, 1 already there" in res.output
