@@ -431,7 +431,7 @@ class Database:
 
     @property
     def url(self) -> str:
-        """The database's SQLAlchemy URL."""
+        """The database's SQLAlchemy URL, its password (if any) masked as ``***``."""
         return self.store.url
 
     def runs(self) -> pd.DataFrame:

@@ -177,14 +177,18 @@ class RunEngine:
         proto, checked, station = prepare(protocol, station, params or {}, self.store)
         seed = run_seed(proto, checked, station, seed)
         backend = self.open_backend(station, seed)
-        run_id = self.store.create_run(
-            proto.name,
-            checked.model_dump(mode="json"),
-            station.snapshot(),
-            station.backend,
-            backend.identify(),
-            seed,
-        )
+        try:
+            run_id = self.store.create_run(
+                proto.name,
+                checked.model_dump(mode="json"),
+                station.snapshot(),
+                station.backend,
+                backend.identify(),
+                seed,
+            )
+        except BaseException:  # no run to record it in (a database locked, read-only): outputs off all the same
+            _make_safe(backend)
+            raise
         ctx = RunContext(run_id, backend, self.store, station, seed, self.progress())
         return self._execute(proto, checked, ctx, plot)
 
@@ -212,9 +216,13 @@ class RunEngine:
         except BaseException:
             self.store.release_run(run_id, before)
             raise
-        state = self.store.load_checkpoint(run_id) or {}  # read by the owner, after the claim
-        self.store.reopen_run(run_id)
-        self.store.add_event(run_id, "resumed", {"checkpoint": state}, t_s=backend.now())
+        try:
+            state = self.store.load_checkpoint(run_id) or {}  # read by the owner, after the claim
+            self.store.reopen_run(run_id)
+            self.store.add_event(run_id, "resumed", {"checkpoint": state}, t_s=backend.now())
+        except BaseException:
+            _make_safe(backend)
+            raise
         ctx = RunContext(run_id, backend, self.store, station, info.seed, self.progress(), resume_state=state)
         return self._execute(proto, checked, ctx, plot)
 

@@ -30,3 +30,17 @@ def store(tmp_path: Path) -> Iterator[Store]:
     s = helpers.new_store(tmp_path, "test.sqlite")
     yield s
     s.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[helpers.PostgresServer]:
+    """One throwaway PostgreSQL server for the session (started on first use, stopped at the end);
+    a test that needs it fails, it is not skipped, where the server binaries are missing."""
+    with helpers.PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_url(postgres_server: helpers.PostgresServer) -> str:
+    """The URL of a new, empty database on the session's PostgreSQL server."""
+    return postgres_server.create_database()

@@ -7,13 +7,21 @@
 * emulated benches: :func:`emulated` (SMU and matrix emulators on free ports),
   :func:`emulated_board` (the FPGA board emulator);
 * :class:`RecordingBackend`, a backend that records every call reaching it;
-* :func:`write_tiny_mnist` / :func:`synthetic_digits`, a tiny separable MNIST in IDX files.
+* :func:`write_tiny_mnist` / :func:`synthetic_digits`, a tiny separable MNIST in IDX files;
+* :class:`PostgresServer`, a throwaway PostgreSQL server in a temporary directory (the
+  ``postgres_server`` fixture holds one per session, ``pg_url`` a new database per test).
 """
 
 from __future__ import annotations
 
+import itertools
+import os
+import pwd
+import shutil
+import socket
 import sqlite3
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -449,3 +457,114 @@ def wait_for_readings(
                 seen = 0
             con.close()
     return seen
+
+
+# --------------------------------------------------------------------------- a throwaway PostgreSQL server
+#: where Debian's ``postgresql-15`` package puts the server binaries (``.ci/run`` installs it)
+PG_BIN = Path(os.environ.get("RRAM_HIL_PG_BIN", "/usr/lib/postgresql/15/bin"))
+PG_SUPERUSER = "rram"
+PG_DEADLINE_S = 60.0
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on at this moment."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class PostgresServer:
+    """A PostgreSQL cluster of its own in a temporary directory, on a free port of 127.0.0.1
+    (its unix socket in that directory too), with ``trust`` authentication for the superuser
+    :data:`PG_SUPERUSER`: :meth:`start` it, :meth:`create_database` per test, :meth:`stop` it.
+
+    ``initdb`` refuses to run as root: when this process is root, the server's commands run as
+    the unprivileged ``postgres`` system user (created by the Debian package), which then owns
+    the temporary directory. Raises ``RuntimeError`` (the test fails, it is not skipped) when the
+    server binaries are missing.
+
+    ``durable=False`` (tests) runs without fsync; benchmarks keep PostgreSQL's defaults.
+    """
+
+    def __init__(self, durable: bool = False, bin_dir: Path = PG_BIN) -> None:
+        if not (bin_dir / "initdb").exists():
+            raise RuntimeError(
+                f"PostgreSQL server binaries not found at {bin_dir} (install Debian's postgresql-15: "
+                "apt-get install -y postgresql-15); the PostgreSQL tests need a real server"
+            )
+        self.bin = bin_dir
+        self.durable = durable
+        self.root = Path(tempfile.mkdtemp(prefix="rram-hil-pg-"))
+        self.data = self.root / "data"
+        self.port = free_port()
+        self._as_user: list[str] = []
+        if os.geteuid() == 0:
+            owner = pwd.getpwnam("postgres")
+            os.chown(self.root, owner.pw_uid, owner.pw_gid)
+            self._as_user = ["runuser", "-u", "postgres", "--"]
+        self.started = False
+
+    def _cmd(self, *args: str | Path, timeout: float = PG_DEADLINE_S) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [*self._as_user, *(str(a) for a in args)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=self.root,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{Path(str(args[0])).name} failed ({done.returncode}): {done.stderr.strip()}")
+        return done
+
+    def start(self) -> PostgresServer:
+        self._cmd(
+            self.bin / "initdb", "-D", self.data, "-U", PG_SUPERUSER, "--auth=trust", "-E", "UTF8",
+            "--locale=C", "--no-sync",
+        )  # fmt: skip
+        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c max_connections=200"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        # pg_ctl -w waits until the server accepts connections, at most -t seconds
+        self._cmd(
+            self.bin / "pg_ctl", "-D", self.data, "-l", self.root / "server.log", "-o", options, "-w",
+            "-t", str(int(PG_DEADLINE_S)), "start",
+        )  # fmt: skip
+        self.started = True
+        self._cmd(self.bin / "pg_isready", "-h", "127.0.0.1", "-p", str(self.port), "-t", str(int(PG_DEADLINE_S)))
+        return self
+
+    def url(self, database: str = "postgres", password: str | None = None) -> str:
+        """The SQLAlchemy URL of ``database`` on this server (psycopg 3)."""
+        auth = PG_SUPERUSER if password is None else f"{PG_SUPERUSER}:{password}"
+        return f"postgresql+psycopg://{auth}@127.0.0.1:{self.port}/{database}"
+
+    def execute(self, sql: str, database: str = "postgres") -> None:
+        """Run one statement outside a transaction (``CREATE DATABASE``, ``CREATE ROLE``, ...)."""
+        import psycopg
+
+        with psycopg.connect(
+            host="127.0.0.1", port=self.port, user=PG_SUPERUSER, dbname=database, autocommit=True
+        ) as conn:
+            conn.execute(sql.encode())
+
+    def create_database(self, prefix: str = "test") -> str:
+        """A new, empty database; returns its SQLAlchemy URL."""
+        name = f"{prefix}_{next(self._names)}"
+        self.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    _names = itertools.count(1)
+
+    def stop(self) -> None:
+        try:
+            if self.started:
+                self._cmd(self.bin / "pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
+                self.started = False
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> PostgresServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -24,12 +24,14 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import Progress, ProgressColumn, Task
 from rich.text import Text
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from hil.backend import BackendError
 from hil.errors import ConfigError
 from hil.safety import LimitError
 from hil.store import Store
+from hil.store.faults import describe, read_only_fault
 
 out = Console()
 err = Console(stderr=True)
@@ -63,10 +65,18 @@ def _flags_without_placeholder(params: list[Any]) -> list[Any]:
 
 
 class Command(TyperCommand):
-    """A Typer command whose ``--help`` shows flags without a ``<bool>`` placeholder."""
+    """A Typer command whose ``--help`` shows flags without a ``<bool>`` placeholder, and whose
+    database faults (a damaged or locked file, a server that went away) end in one line naming
+    the database (status 2), never a traceback."""
 
     def get_params(self, ctx: Any) -> list[Any]:
         return _flags_without_placeholder(super().get_params(ctx))
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SQLAlchemyError as exc:
+            raise fail(describe(exc, ctx.params.get("db"))) from None
 
 
 class Group(TyperGroup):
@@ -170,7 +180,12 @@ def draw_plot(store: Store, run_id: int, protocol: str, path: Path) -> Path | No
     except OSError as exc:
         raise write_error(path, exc) from None
     if written is not None:
-        store.add_artifact(run_id, "plot", written.resolve())
+        try:
+            store.add_artifact(run_id, "plot", written.resolve())
+        except DBAPIError as exc:  # a read-only role or file: the plot is drawn, just not recorded
+            if not read_only_fault(exc):
+                raise
+            store.conn.rollback()
     return written
 
 

@@ -1,4 +1,4 @@
-"""The database commands: ``rram-hil db info`` and ``rram-hil db upgrade``.
+"""The database commands: ``rram-hil db info``, ``rram-hil db upgrade`` and ``rram-hil db copy``.
 
 A database without a schema version (written by rram-hil 0.1.0) or at an older version is refused
 by every other command with one line naming ``rram-hil db upgrade``; these two open it whatever its
@@ -7,6 +7,8 @@ version. Neither creates a database: a ``--db`` that does not exist is a one-lin
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from hil.cli.common import Command, DbOption, Group, bad_input, out
@@ -14,7 +16,7 @@ from hil.store import DEFAULT_DB, database_info, upgrade_database
 
 db_app = typer.Typer(
     name="db",
-    help="Schema version and migrations of a database.",
+    help="Schema version, migrations and copies of a database.",
     no_args_is_help=True,
     add_completion=False,
     cls=Group,
@@ -84,3 +86,35 @@ def upgrade(db: DbOption = DEFAULT_DB) -> None:
 def register(app: typer.Typer) -> None:
     """Add ``rram-hil db ...`` to ``app``."""
     app.add_typer(db_app, name="db")
+
+
+def _ids(pairs: dict[int, int]) -> str:
+    return ", ".join(f"{a}->{b}" for a, b in pairs.items())
+
+
+@db_app.command("copy", cls=Command)
+def copy(
+    src: Annotated[str, typer.Argument(metavar="SRC", help="database to copy from (file or URL; only read)")],
+    dst: Annotated[str, typer.Argument(metavar="DST", help="database to copy into (file or URL)")],
+) -> None:
+    """Copy the runs of SRC that DST does not have yet (a bench's file into the lab's server).
+
+    A run is the same run when the host, process and start time that began it match; one
+    already in DST, unchanged, is skipped, so copying twice doubles nothing. Each run is copied
+    whole in one transaction; a run still running is left for later."""
+    from hil.store.copy import copy_database
+
+    with bad_input():
+        done = copy_database(src, dst)
+    lines = [
+        f"{done.src} -> {done.dst}: {len(done.copied)} runs copied, {len(done.updated)} updated, "
+        f"{len(done.skipped)} already there ({done.readings} readings, {done.pulses} pulses written)"
+    ]
+    if done.copied:
+        lines.append(f"copied (SRC id->DST id): {_ids(done.copied)}")
+    if done.updated:
+        lines.append(f"updated, changed since the last copy: {_ids(done.updated)}")
+    if done.running:
+        lines.append(f"still running, not copied: {', '.join(map(str, done.running))}")
+    for line in lines:
+        out.print(line, highlight=False, soft_wrap=True, markup=False)

@@ -1,7 +1,9 @@
 """The store: every run, setting, pulse and reading, committed as taken (SQLAlchemy; SQLite by
 default). :mod:`~hil.store.models` is the schema (``docs/schema.md``), :mod:`~hil.store.database`
 the :class:`Store` that writes and reads it,
-:mod:`~hil.store.schema` its versions and migrations (Alembic), :mod:`~hil.store.training` the training tables' helpers.
+:mod:`~hil.store.schema` its versions and migrations (Alembic), :mod:`~hil.store.training` the training tables' helpers,
+:mod:`~hil.store.urls` what ``--db`` may be (a file, SQLite or PostgreSQL URLs; passwords masked),
+:mod:`~hil.store.faults` database faults as one line, :mod:`~hil.store.copy` ``rram-hil db copy``.
 """
 
 from hil.store.database import (
@@ -18,6 +20,7 @@ from hil.store.database import (
     upgrade_database,
     validation_store,
 )
+from hil.store.faults import StoreFault
 from hil.store.schema import HEAD, MigrationBlocked, SchemaError, SchemaOutdated, SchemaTooNew, Upgrade
 
 __all__ = [
@@ -34,6 +37,7 @@ __all__ = [
     "SchemaTooNew",
     "Upgrade",
     "Store",
+    "StoreFault",
     "database_exists",
     "database_info",
     "database_url",

@@ -13,12 +13,14 @@ readings/s while staying portable.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import socket
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +28,11 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from hil import __version__
 from hil.errors import ConfigError
+from hil.store.faults import StoreFault, cause, describe, is_locked, read_only_fault
 from hil.store.models import (
     RUN_STATUSES,
     Artifact,
@@ -42,6 +45,18 @@ from hil.store.models import (
     utcnow,
 )
 from hil.store.schema import HEAD, SchemaState, Upgrade, check, ensure_schema, read_state, shown_db, upgrade
+from hil.store.urls import database_url, mask_text, mask_values
+
+log = logging.getLogger("hil.store")
+
+#: SQLite's busy timeout (how long a write waits for another program's lock) unless the URL
+#: gives one (``sqlite:///runs.sqlite?timeout=2``, in seconds)
+BUSY_TIMEOUT_S = 10.0
+#: how long the end of a run (its error event, its status) keeps trying to reach a database
+#: that another program holds locked, before giving up
+RECORD_TIMEOUT_S = 300.0
+#: the events written as a run ends (by the engine), before its final status
+END_EVENTS = frozenset({"error", "safe-state"})
 
 DEFAULT_DB = "rram-hil.sqlite"
 
@@ -53,18 +68,6 @@ PULSE_COLUMNS = (
     "run_id", "seq", "purpose", "array", "row", "col", "amplitude_V", "width_s", "count", "t_s",
     "cycle", "pulse", "step",
 )  # fmt: skip
-
-
-def database_url(db: str | Path) -> str:
-    """A SQLAlchemy URL from a URL or a file path (``rram-hil.sqlite`` -> ``sqlite:///rram-hil.sqlite``)."""
-    text = str(db)
-    if "://" in text:
-        try:
-            make_url(text)
-        except ArgumentError as exc:
-            raise ConfigError(f"db: '{text}' is not a valid database URL ({exc})") from None
-        return text
-    return f"sqlite:///{Path(text).expanduser()}"
 
 
 def database_exists(db: str | Path) -> bool:
@@ -118,12 +121,21 @@ def _existing_engine(db: str | Path) -> Engine:
     return create_engine(database_url(db))
 
 
+@contextmanager
+def _faults(db: str | Path, unchanged: bool = True) -> Iterator[None]:
+    """Database faults inside the block become a one-line :class:`StoreFault`."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        raise StoreFault(describe(exc, db, unchanged=unchanged)) from None
+
+
 def database_info(db: str | Path) -> DatabaseInfo:
     """Schema version, runs, readings and size of an existing database, whatever its version
     (reads only: an old or newer database is described, not refused)."""
     engine = _existing_engine(db)
     try:
-        with engine.connect() as conn:
+        with _faults(db), engine.connect() as conn:
             state = read_state(conn)
             if state.tables and not state.ours:
                 check(state, db)
@@ -153,7 +165,8 @@ def upgrade_database(db: str | Path) -> Upgrade:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     try:
-        return upgrade(engine, db)
+        with _faults(db):
+            return upgrade(engine, db)
     finally:
         engine.dispose()
 
@@ -210,24 +223,52 @@ class Store:
         """
         if must_exist:
             _check_exists(db, " (this command reads a database and creates none; check --db)")
-        self.url = database_url(db)
-        self.engine: Engine = create_engine(self.url)
+        real = database_url(db)
+        #: the database's URL as it may be shown: its password, if any, masked (the engine has it)
+        self.url = shown_db(real)
+        self.db = shown_db(db)
+        self.engine: Engine = create_engine(real)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
-        if self.is_sqlite:
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-            path = self.engine.url.database
-            if path and path != ":memory:":
-                parent = Path(path).expanduser().resolve().parent
-                if not parent.is_dir():
-                    raise ConfigError(f"db: directory '{parent}' does not exist")
-        self.schema: SchemaState = ensure_schema(
-            self.engine, db
-        )  # new: created at head; old or newer: refused
         self._conn: Connection | None = None
         self._sql: dict[str, tuple[str, tuple[str, ...] | None]] = {}
         self._batch_depth = 0
-        if reap_stale:
-            self.reap_stale_runs()
+        self.busy_timeout_s: float | None = None  # SQLite's (s); a server has its own settings
+        if self.is_sqlite:
+            given = self.engine.url.query.get("timeout")
+            self.busy_timeout_s = BUSY_TIMEOUT_S if given is None else float(str(given))
+            event.listen(self.engine, "connect", _sqlite_listener(self.busy_timeout_s))
+            path = self.engine.url.database
+            if path and path != ":memory:":
+                file = Path(path).expanduser()
+                parent = file.resolve().parent
+                if not parent.is_dir():
+                    raise ConfigError(f"db: directory '{parent}' does not exist")
+                if file.is_dir():
+                    raise ConfigError(f"db: '{self.db}' is a directory, not a database file")
+        try:
+            with _faults(db):
+                # new: created at head; old, newer or another program's: refused, unchanged
+                self.schema: SchemaState = ensure_schema(self.engine, db)
+                if self.is_sqlite:
+                    self._use_wal()
+                if reap_stale:
+                    self.reap_stale_runs()
+        except BaseException:
+            self.close()
+            raise
+
+    def _use_wal(self) -> None:
+        """Put an rram-hil SQLite file (checked by now: new, or ours) in WAL mode, where readers
+        never block the writer; the mode stays with the file. A read-only file keeps its mode."""
+        with self.engine.connect() as conn:
+            mode = str(conn.exec_driver_sql("PRAGMA journal_mode").scalar() or "").lower()
+            if mode in ("wal", "memory"):
+                return
+            try:
+                conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+            except DBAPIError as exc:
+                if "readonly" not in cause(exc).lower():
+                    raise
 
     # ------------------------------------------------------------------ connection
     @property
@@ -285,11 +326,11 @@ class Store:
         """Insert a run in state ``running`` and return its id."""
         values = {
             "protocol": protocol,
-            "parameters": dict(parameters),
-            "station": dict(station),
+            "parameters": mask_values(dict(parameters)),  # a URL's password is never stored
+            "station": mask_values(dict(station)),
             "station_name": str(station.get("name", "")),
             "backend": backend,
-            "backend_info": dict(backend_info or {}),
+            "backend_info": mask_values(dict(backend_info or {})),
             "seed": seed,
             "package_version": __version__,
             "started_at": utcnow(),
@@ -308,10 +349,34 @@ class Store:
         """Set a run's final status (``completed``, ``failed`` or ``interrupted``) and end time."""
         if status not in RUN_STATUSES:
             raise ValueError(f"status: '{status}' is not one of {', '.join(RUN_STATUSES)}")
-        self.conn.execute(
-            update(Run).where(Run.id == run_id).values(status=status, ended_at=utcnow(), error=error)
-        )
-        self.conn.commit()
+        if error is not None:  # one line, no SQL text of a database error, no password
+            error = mask_text(error.split("\n[SQL:", 1)[0].split("\n(Background on this error", 1)[0])
+        stmt = update(Run).where(Run.id == run_id).values(status=status, ended_at=utcnow(), error=error)
+        self._record_end(run_id, stmt)
+
+    def _record_end(self, run_id: int, stmt: Any) -> None:
+        """Execute ``stmt``, part of the end of a run, and commit (outside a batch); while another
+        program holds the database locked past the busy timeout, roll back and try again, for up
+        to :data:`RECORD_TIMEOUT_S` (the end of a run is worth waiting for: otherwise the run
+        would be left ``running``). Other writes fail after the busy timeout; the run then ends."""
+        deadline = time.monotonic() + RECORD_TIMEOUT_S
+        warned = False
+        while True:
+            try:
+                self.conn.execute(stmt)
+                self._commit()
+                return
+            except DBAPIError as exc:
+                if self._batch_depth or not is_locked(exc) or time.monotonic() > deadline:
+                    raise
+                self.conn.rollback()
+                if not warned:
+                    warned = True
+                    log.warning(
+                        "db: '%s' is locked by another program (%s); still trying to record the end of "
+                        "run %d (for up to %.0f s)",
+                        self.db, cause(exc), run_id, RECORD_TIMEOUT_S,
+                    )  # fmt: skip
 
     def claim_run(self, run_id: int, statuses: tuple[str, ...] = ("interrupted", "failed")) -> str:
         """Make this process the run's owner: one conditional ``UPDATE`` sets it ``running`` with
@@ -320,7 +385,7 @@ class Store:
         :class:`RunClaimed` (one line) when another process got there first or it is not claimable."""
         before = self.conn.execute(select(Run.status).where(Run.id == run_id)).scalar()
         if before is None:
-            raise ConfigError(f"run: no run with id {run_id} in {self.url}")
+            raise ConfigError(f"run: no run with id {run_id} in {self.db}")
         done = self.conn.execute(
             update(Run)
             .where(Run.id == run_id, Run.status.in_(statuses), Run.status == before)
@@ -374,6 +439,16 @@ class Store:
         host = socket.gethostname()
         rows = self.conn.execute(select(Run.id, Run.pid, Run.hostname).where(Run.status == "running")).all()
         stale = [r.id for r in rows if r.hostname == host and (r.pid is None or not _pid_alive(r.pid))]
+        try:
+            self._mark_interrupted(stale)
+        except DBAPIError as exc:
+            if not read_only_fault(exc):
+                raise
+            self.conn.rollback()  # a read-only file or role: listings work, the runs stay as they are
+            return []
+        return stale
+
+    def _mark_interrupted(self, stale: list[int]) -> None:
         for run_id in stale:
             self.conn.execute(
                 update(Run)
@@ -389,14 +464,13 @@ class Store:
             )
         if stale:
             self.conn.commit()
-        return stale
 
     def run(self, run_id: int) -> RunInfo:
         """The run ``run_id``. Raises :class:`ConfigError` if there is none."""
         tab = Run.__table__
         row = self.conn.execute(select(tab).where(tab.c.id == run_id)).first()
         if row is None:
-            raise ConfigError(f"run: no run with id {run_id} in {self.url}")
+            raise ConfigError(f"run: no run with id {run_id} in {self.db}")
         return RunInfo(
             id=row.id,
             protocol=row.protocol,
@@ -407,8 +481,8 @@ class Store:
             backend_info=row.backend_info,
             seed=row.seed,
             package_version=row.package_version,
-            started_at=row.started_at,
-            ended_at=row.ended_at,
+            started_at=_utc(row.started_at),
+            ended_at=None if row.ended_at is None else _utc(row.ended_at),
             status=row.status,
             error=row.error,
             resumes=row.resumes,
@@ -425,7 +499,7 @@ class Store:
             .outerjoin(counts, counts.c.run_id == Run.id)
             .order_by(Run.id)
         )  # fmt: skip
-        return pd.read_sql_query(stmt, self.conn)
+        return _naive_utc(pd.read_sql_query(stmt, self.conn), ("started_at", "ended_at"))
 
     # ------------------------------------------------------------------ bulk logging
     def _compiled(self, table: str) -> tuple[str, tuple[str, ...] | None]:
@@ -494,8 +568,14 @@ class Store:
     def add_event(
         self, run_id: int, kind: str, detail: Mapping[str, Any] | None = None, t_s: float | None = None
     ) -> None:
-        """Record a setting or state change of a run (committed at once)."""
-        self.conn.execute(insert(Event).values(run_id=run_id, kind=kind, detail=dict(detail or {}), t_s=t_s))
+        """Record a setting or state change of a run (committed at once; URL passwords masked).
+        The events that end a run (``error``, ``safe-state``) wait out another program's lock like
+        :meth:`finish_run`."""
+        stmt = insert(Event).values(run_id=run_id, kind=kind, detail=mask_values(dict(detail or {})), t_s=t_s)
+        if kind in END_EVENTS:
+            self._record_end(run_id, stmt)
+            return
+        self.conn.execute(stmt)
         self._commit()
 
     def save_checkpoint(self, run_id: int, state: Mapping[str, Any]) -> None:
@@ -620,7 +700,7 @@ class Store:
             .where(tab.c.run_id == run_id)
             .order_by(tab.c.id)
         )
-        return pd.read_sql_query(stmt, self.conn)
+        return _naive_utc(pd.read_sql_query(stmt, self.conn), ("at",))
 
     def integrity_ok(self) -> bool:
         """SQLite's ``PRAGMA integrity_check`` (True on other databases)."""
@@ -629,10 +709,40 @@ class Store:
         return self.conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
 
 
+def _utc(value: datetime) -> datetime:
+    """A stored time as naive UTC, whatever the database gave back (SQLite: naive UTC already;
+    PostgreSQL: aware, in the session's time zone)."""
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo is not None else value
+
+
+def _naive_utc(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """``df`` with its time columns as naive UTC, the same on every database."""
+    for name in columns:
+        col = df[name]
+        if isinstance(col.dtype, pd.DatetimeTZDtype):
+            df[name] = col.dt.tz_convert("UTC").dt.tz_localize(None)
+        elif col.dtype == object and col.map(lambda v: getattr(v, "tzinfo", None) is not None).any():
+            df[name] = col.map(lambda v: _utc(v) if isinstance(v, datetime) else v)
+    return df
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """Every SQLite connection's settings; none of them writes to the file (WAL mode is set by
+    :meth:`Store._use_wal` once the file is known to be rram-hil's, so that another program's
+    file is refused unchanged)."""
+    _sqlite_settings(dbapi_connection, BUSY_TIMEOUT_S)
+
+
+def _sqlite_listener(timeout_s: float) -> Any:
+    def listener(dbapi_connection: Any, _record: Any) -> None:
+        _sqlite_settings(dbapi_connection, timeout_s)
+
+    return listener
+
+
+def _sqlite_settings(dbapi_connection: Any, timeout_s: float) -> None:
     cur = dbapi_connection.cursor()
-    cur.execute("PRAGMA busy_timeout=10000")  # first: the WAL switch below waits for a lock too
-    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")  # first: the others may wait for a lock
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA wal_autocheckpoint=10000")

@@ -36,10 +36,10 @@ from sqlalchemy import (
     inspect,
     text,
 )
-from sqlalchemy.engine import make_url
 
 from hil.errors import ConfigError
 from hil.store.models import Base
+from hil.store.urls import shown
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -95,13 +95,7 @@ class SchemaState:
 
 def shown_db(db: str | Path) -> str:
     """``db`` as the user may be shown it: a path as given, a URL with its password masked."""
-    value = str(db)
-    if "://" not in value:
-        return value
-    try:
-        return make_url(value).render_as_string(hide_password=True)
-    except Exception:  # an unparsable URL is refused elsewhere; show nothing of it here
-        return "<database URL>"
+    return shown(db)
 
 
 def upgrade_hint(db: str | Path) -> str:
