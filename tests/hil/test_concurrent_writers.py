@@ -1,0 +1,192 @@
+"""Many writers, one database: four protocol runs in four processes and a reader process (``runs``,
+``show``, ``export`` in a loop) against one new database, all at once.
+
+Afterwards every reading of every run is there exactly once, with gap-free sequence numbers and
+the same values as the same run done alone on the same seed; no process failed, printed a
+traceback or met a lock, and the reader read while the writers wrote.
+
+The test is parametrized over the database by the ``db_url`` fixture: SQLite (a WAL file with a
+busy timeout) today; a PostgreSQL server plugs in as a second parameter (see ``db_url``).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hil.engine import RunEngine
+from hil.station import load_station
+from hil.store import Store
+
+DEADLINE_S = 300
+WRITERS = 4
+#: every writer: 800 cycles of 8-pulse trains read after every pulse on 4 cells, each cycle
+#: its own transactions (a pulse train with its readings, then the reset with the checkpoint)
+CYCLES, PULSES, CELLS, N_CELLS = 800, 8, "0:2,0:2", 4
+READINGS_PER_RUN = CYCLES * PULSES * N_CELLS
+SEEDS = [11, 12, 13, 14]
+
+#: a writer: the real command line, started behind a barrier so that all open the new database at once
+WRITER = """
+import sys
+from hil.cli import main
+print("ready", flush=True)
+sys.stdin.readline()
+db, seed, *sets = sys.argv[1:]
+sys.argv = ["rram-hil", "run", "potentiation-cycling", "--db", db, "--seed", seed, "--no-plot"]
+for item in sets:
+    sys.argv += ["--set", item]
+main()
+"""
+SETS = [f"cycles={CYCLES}", f"pulses={PULSES}", f"cells={CELLS}"]
+
+#: the reader: `runs`, then `show` and `export` of every run listed, round after round, until the
+#: stop file appears (then one last round); prints one JSON summary line
+READER = """
+import json, sys
+from pathlib import Path
+from typer.testing import CliRunner
+from hil.cli import app
+from hil.store import database_exists
+url, stop, work = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+runner = CliRunner()
+print("ready", flush=True)
+sys.stdin.readline()
+while not database_exists(url) and not stop.exists():  # a new SQLite file: not there until a writer opens it
+    pass
+rounds, failures, saw_running, exports = 0, [], 0, 0
+
+def call(args):
+    result = runner.invoke(app, [*args, "--db", url])
+    text = result.output
+    bad = result.exit_code != 0 or "Traceback" in text or "locked" in text.lower()
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        bad = True
+        text += repr(result.exception)
+    if bad:
+        failures.append({"args": args, "exit_code": result.exit_code, "output": text[-2000:]})
+    return result
+
+last = False
+while True:
+    last = stop.exists()
+    listed = call(["runs", "--json"])
+    runs = json.loads(listed.stdout) if listed.exit_code == 0 else []
+    saw_running += sum(r["status"] == "running" for r in runs)
+    for r in runs:
+        call(["show", str(r["id"]), "--json"])
+        out = work / f"export-{r['id']}.csv"
+        if call(["export", str(r["id"]), "-o", str(out)]).exit_code == 0:
+            exports += 1
+    rounds += 1
+    if last:
+        break
+print(json.dumps({"rounds": rounds, "failures": failures, "saw_running": saw_running, "exports": exports}))
+"""
+
+
+@pytest.fixture(params=["sqlite"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a new, empty database for one test, one parameter per database kind.
+
+    ``sqlite``: a file that does not exist yet (the writers create it together).
+    The ``postgresql`` parameter plugs in here: add it to ``params`` and yield a fresh database
+    on the session's throwaway server (``postgresql+psycopg://...``).
+    """
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'shared.sqlite'}"
+    else:  # pragma: no cover - every parameter above is handled
+        raise AssertionError(f"no database fixture for {request.param}")
+
+
+def start(script: str, *args: str, cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", script, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+    )
+
+
+def alone(seed: int, path: Path) -> pd.DataFrame:
+    """The readings of the same run done alone on the same seed, in a database of its own."""
+    with Store(path) as store:
+        params = {"cycles": CYCLES, "pulses": PULSES, "cells": CELLS}
+        out = RunEngine(store).run("potentiation-cycling", load_station(None), params, seed=seed, plot=False)
+        assert out.status == "completed", out.error
+        return store.readings_df(out.run_id)
+
+
+COMPARED = ["seq", "kind", "array", "row", "col", "cycle", "pulse", "voltage_V", "current_A", "conductance_S"]
+
+
+def test_four_writers_and_a_reader_lose_nothing_and_double_nothing(db_url: str, tmp_path: Path) -> None:
+    work = tmp_path / "reader"
+    work.mkdir()
+    stop = tmp_path / "stop"
+    writers = [start(WRITER, db_url, str(seed), *SETS, cwd=tmp_path) for seed in SEEDS]
+    reader = start(READER, db_url, str(stop), str(work), cwd=tmp_path)
+    procs = [*writers, reader]
+    try:
+        for p in procs:  # the barrier: every process is up before any opens the database
+            assert p.stdout is not None and p.stdout.readline().strip() == "ready", p.stderr
+        for p in procs:
+            assert p.stdin is not None
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        written = [(p.wait(timeout=DEADLINE_S), *p.communicate(timeout=DEADLINE_S)) for p in writers]
+        stop.touch()
+        read = (reader.wait(timeout=DEADLINE_S), *reader.communicate(timeout=DEADLINE_S))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+
+    run_ids = []
+    for code, stdout, stderr in written:
+        assert code == 0, stderr
+        for text in (stdout, stderr):
+            assert "Traceback" not in text and "locked" not in text.lower(), text
+        assert stdout.strip().endswith(": completed"), stdout
+        run_ids.append(int(stdout.strip().splitlines()[-1].split()[1].rstrip(":")))
+    code, stdout, stderr = read
+    assert code == 0 and "Traceback" not in stderr, stderr
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert summary["failures"] == [], summary["failures"]
+    assert summary["rounds"] >= 2 and summary["exports"] >= WRITERS
+    assert summary["saw_running"] >= 1, "the reader never read while a writer wrote"
+    assert sorted(run_ids) == [1, 2, 3, 4]
+
+    with Store(db_url) as store:
+        assert store.integrity_ok()
+        runs = store.runs_df()
+        assert list(runs["id"]) == [1, 2, 3, 4] and (runs["status"] == "completed").all()
+        assert (runs["readings"] == READINGS_PER_RUN).all()
+        for run_id in run_ids:
+            info = store.run(run_id)
+            assert info.seed is not None and info.seed in SEEDS
+            df = store.readings_df(run_id)
+            assert len(df) == READINGS_PER_RUN
+            assert np.array_equal(
+                df["seq"].to_numpy(), np.arange(df["seq"].iloc[0], df["seq"].iloc[0] + len(df))
+            )
+            pulses = store.pulses_df(run_id)
+            seqs = pulses["seq"].to_numpy()
+            assert np.array_equal(seqs, np.arange(seqs[0], seqs[0] + len(seqs)))
+            expected = alone(info.seed, tmp_path / f"alone-{info.seed}.sqlite")
+            pd.testing.assert_frame_equal(
+                df[COMPARED].reset_index(drop=True), expected[COMPARED].reset_index(drop=True)
+            )
+    # the reader's last round came after every writer ended: its exports hold every reading
+    for run_id in run_ids:
+        exported = pd.read_csv(work / f"export-{run_id}.csv")
+        assert len(exported) == READINGS_PER_RUN and exported["seq"].is_unique
