@@ -30,3 +30,23 @@ def store(tmp_path: Path) -> Iterator[Store]:
     s = helpers.new_store(tmp_path, "test.sqlite")
     yield s
     s.close()
+
+
+# --------------------------------------------------------------------------- one database, many processes
+#: the database kinds the multi-process tests (concurrent writers, Dask cluster sweeps) run against
+DATABASE_KINDS = ["sqlite"]
+
+
+@pytest.fixture(params=DATABASE_KINDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a new, empty database for one test, once per database kind, that several
+    processes open at once.
+
+    ``sqlite``: a file that does not exist yet (the first process to open it creates it).
+    PostgreSQL plugs in here: add ``"postgresql"`` to :data:`DATABASE_KINDS` and yield a fresh
+    database on the session's throwaway server (``postgresql+psycopg://...``).
+    """
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'shared.sqlite'}"
+    else:
+        raise AssertionError(f"db_url: no database of kind {request.param!r}")

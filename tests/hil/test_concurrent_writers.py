@@ -5,8 +5,8 @@ Afterwards every reading of every run is there exactly once, with gap-free seque
 the same values as the same run done alone on the same seed; no process failed, printed a
 traceback or met a lock, and the reader read while the writers wrote.
 
-The test is parametrized over the database by the ``db_url`` fixture: SQLite (a WAL file with a
-busy timeout) today; a PostgreSQL server plugs in as a second parameter (see ``db_url``).
+The test is parametrized over the database by the ``db_url`` fixture (``tests/conftest.py``):
+SQLite (a WAL file with a busy timeout) today; PostgreSQL plugs in there as a second parameter.
 """
 
 from __future__ import annotations
@@ -14,12 +14,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from hil.engine import RunEngine
 from hil.station import load_station
@@ -90,20 +88,6 @@ while True:
         break
 print(json.dumps({"rounds": rounds, "failures": failures, "saw_running": saw_running, "exports": exports}))
 """
-
-
-@pytest.fixture(params=["sqlite"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The URL of a new, empty database for one test, one parameter per database kind.
-
-    ``sqlite``: a file that does not exist yet (the writers create it together).
-    The ``postgresql`` parameter plugs in here: add it to ``params`` and yield a fresh database
-    on the session's throwaway server (``postgresql+psycopg://...``).
-    """
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'shared.sqlite'}"
-    else:  # pragma: no cover - every parameter above is handled
-        raise AssertionError(f"no database fixture for {request.param}")
 
 
 def start(script: str, *args: str, cwd: Path) -> subprocess.Popen[str]:
