@@ -469,11 +469,14 @@ class DaskProcesses:
 
 
 @contextmanager
-def dask_processes(directory: Path, n_workers: int = 2, deadline_s: float = 120.0) -> Iterator[DaskProcesses]:
+def dask_processes(
+    directory: Path, n_workers: int = 2, deadline_s: float = 120.0, nanny: bool = False
+) -> Iterator[DaskProcesses]:
     """A real Dask cluster on 127.0.0.1 (not a LocalCluster): the ``dask`` command line starts a
     scheduler on a free port (``--port 0``, its address in a scheduler file) and ``n_workers``
-    workers of one process and one thread each, without a nanny (a killed worker stays dead, so
-    its task must run elsewhere; the worker's pid is the pid of the process that runs the tasks).
+    workers of one process and one thread each, by default without a nanny (a killed worker stays
+    dead, so its task must run elsewhere; the worker's pid is the pid of the process that runs the
+    tasks; with ``nanny`` the pids are the nannies', which restart a killed worker).
     Waits for every worker with a deadline; kills them all at the end."""
     from distributed import Client
 
@@ -510,7 +513,7 @@ def dask_processes(directory: Path, n_workers: int = 2, deadline_s: float = 120.
                 "1",
                 "--nthreads",
                 "1",
-                "--no-nanny",
+                "--nanny" if nanny else "--no-nanny",
                 "--no-dashboard",
                 "--host",
                 "127.0.0.1",

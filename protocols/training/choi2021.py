@@ -314,6 +314,7 @@ def run_sweep(
             "run_id": r["run_id"],
             "status": r["status"],
             "error": r["error"],
+            "wall_s": r["wall_s"],
             "note": case.note,
             "parameters": json.dumps(case.params, sort_keys=True),
         })  # fmt: skip
