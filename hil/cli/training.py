@@ -129,7 +129,8 @@ def reproduce_choi2021(
         why = f" ({row['error']})" if row["status"] != "completed" and row.get("error") else ""
         out.print(f"  {row['case']:<18} run {run:>4} {row['status']:<10} test {shown}{why}", soft_wrap=True)
 
-    result = run_sweep(chosen, common, out_dir, database, workers, scheduler, station_path, report)
+    with bad_input():  # an unreachable scheduler, a database that cannot be opened: one line
+        result = run_sweep(chosen, common, out_dir, database, workers, scheduler, station_path, report)
     out.print(f"table: {result.table_md}")
     out.print(f"table: {result.table_csv}")
     for f in result.figures:

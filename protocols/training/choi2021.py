@@ -257,7 +257,6 @@ def run_sweep(
     from distributed import Client, LocalCluster, as_completed
 
     out.mkdir(parents=True, exist_ok=True)
-    Store(db).close()  # create the schema once: workers opening a new file together would race
     t0 = time.perf_counter()
     unique: dict[str, list[Case]] = {}
     for case in cases:
@@ -265,7 +264,10 @@ def run_sweep(
         unique.setdefault(key, []).append(case)
     cluster = None
     if scheduler:
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler)
+        except (OSError, ValueError) as exc:  # nothing listening, a timeout, an address that is none
+            raise ConfigError(f"--scheduler: no Dask scheduler answers at {scheduler} ({exc})") from None
     else:
         cluster = LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", memory_limit=0
@@ -274,6 +276,7 @@ def run_sweep(
     results: dict[str, dict[str, Any]] = {}
     sweep = uuid.uuid4().hex
     try:
+        Store(db).close()  # the database is there (or refused in one line) before any case starts
         futures = {}
         for key, group in unique.items():
             params = json.loads(key)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -214,3 +215,21 @@ def test_a_case_run_lost_on_another_host_is_taken_over_and_one_alive_here_is_ref
         kinds = list(store.events_df(run_id)["kind"])
         assert kinds.count("taken-over") == 1 and kinds.count("resumed") == 1
         assert store.run(run_id).resumes == 1 and len(store.runs_df()) == 1
+
+
+def test_a_scheduler_that_does_not_answer_is_one_line_and_creates_no_database(tmp_path: Path) -> None:
+    import dask
+
+    with socket.socket() as s:  # a free port that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    db = tmp_path / "runs.sqlite"
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
+        result = CliRunner().invoke(app, [
+            "reproduce", "choi2021", "--scheduler", address, "--db", str(db), "--out", str(tmp_path / "out"),
+            "--data-dir", str(write_tiny_mnist(tmp_path / "mnist", 40, 20)), "--cases", "fp", "--epochs", "1",
+        ])  # fmt: skip
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[-1].startswith(f"error: --scheduler: no Dask scheduler answers at {address}"), result.output
+    assert "Traceback" not in result.output and not db.exists()
