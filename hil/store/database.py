@@ -370,26 +370,33 @@ class Store:
         self.conn.commit()
 
     def reap_stale_runs(self) -> list[int]:
-        """Mark ``interrupted`` every ``running`` run whose process (on this host) is gone."""
+        """Mark ``interrupted`` every ``running`` run whose process (on this host) is gone.
+
+        Each mark is conditional on the run still being ``running`` under that same dead owner, so
+        a run another process has meanwhile reaped, or claimed and resumed, is left alone (and
+        marked once, however many processes open the database at the same moment)."""
         host = socket.gethostname()
         rows = self.conn.execute(select(Run.id, Run.pid, Run.hostname).where(Run.status == "running")).all()
-        stale = [r.id for r in rows if r.hostname == host and (r.pid is None or not _pid_alive(r.pid))]
-        for run_id in stale:
-            self.conn.execute(
+        stale = [r for r in rows if r.hostname == host and (r.pid is None or not _pid_alive(r.pid))]
+        marked = []
+        for r in stale:
+            done = self.conn.execute(
                 update(Run)
-                .where(Run.id == run_id)
+                .where(Run.id == r.id, Run.status == "running", Run.hostname == r.hostname)
+                .where(Run.pid.is_(None) if r.pid is None else Run.pid == r.pid)
                 .values(
                     status="interrupted", ended_at=utcnow(), error="process ended without finishing the run"
                 )
             )
-            self.conn.execute(
-                insert(Event).values(
-                    run_id=run_id, kind="marked-interrupted", detail={"reason": "stale on open"}
+            if done.rowcount == 1:
+                self.conn.execute(
+                    insert(Event).values(
+                        run_id=r.id, kind="marked-interrupted", detail={"reason": "stale on open"}
+                    )
                 )
-            )
-        if stale:
-            self.conn.commit()
-        return stale
+                marked.append(int(r.id))
+            self.conn.commit()  # each mark with its event, at once
+        return marked
 
     def run(self, run_id: int) -> RunInfo:
         """The run ``run_id``. Raises :class:`ConfigError` if there is none."""

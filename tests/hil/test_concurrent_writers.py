@@ -18,10 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
+from sqlalchemy import update
 
 from hil.engine import RunEngine
 from hil.station import load_station
-from hil.store import Store
+from hil.store import RunClaimed, Store, database
+from hil.store.models import Run
 
 DEADLINE_S = 300
 WRITERS = 4
@@ -174,3 +177,43 @@ def test_four_writers_and_a_reader_lose_nothing_and_double_nothing(db_url: str, 
     for run_id in run_ids:
         exported = pd.read_csv(work / f"export-{run_id}.csv")
         assert len(exported) == READINGS_PER_RUN and exported["seq"].is_unique
+
+
+def test_a_run_claimed_while_another_process_reaps_it_stays_with_its_new_owner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes open the database after a run's process died: one marks the run interrupted
+    and claims it (a resume, a sweep's next attempt) between the other's look at the stale run and
+    its mark. The late mark must not take the run from its new owner (who would then share it
+    with the next claimer), and the run is marked interrupted once."""
+    path = tmp_path / "runs.sqlite"
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead_pid = int(dead.stdout)  # a process of this host that has ended (and been waited for)
+    with Store(path) as store:
+        params = {"cycles": 2, "pulses": 3, "cells": "0,0"}
+        run_id = RunEngine(store).run("potentiation-cycling", load_station(None), params, plot=False).run_id
+        store.conn.execute(update(Run).where(Run.id == run_id).values(status="running", pid=dead_pid))
+        store.conn.commit()
+
+    other = Store(path, reap_stale=False)
+    real = database._pid_alive
+    raced: list[int] = []
+
+    def alive_but_meanwhile_claimed(pid: int) -> bool:
+        if pid == dead_pid and not raced:
+            raced.append(pid)
+            assert other.reap_stale_runs() == [run_id]  # the other process is quicker: marks it,
+            assert other.claim_run(run_id) == "interrupted"  # and claims it
+        return real(pid)
+
+    monkeypatch.setattr(database, "_pid_alive", alive_but_meanwhile_claimed)
+    with Store(path) as late:  # its reap saw the run running under the dead pid
+        assert raced == [dead_pid]
+        info = late.run(run_id)
+        assert info.status == "running", "the late reap took the run from the process that claimed it"
+        with pytest.raises(RunClaimed):
+            late.claim_run(run_id)
+        assert list(late.events_df(run_id)["kind"]).count("marked-interrupted") == 1
+    other.close()
