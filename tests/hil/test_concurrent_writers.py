@@ -56,12 +56,21 @@ from pathlib import Path
 from typer.testing import CliRunner
 from hil.cli import app
 from hil.store import database_exists
+from sqlalchemy import create_engine, inspect
 url, stop, work = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 runner = CliRunner()
 print("ready", flush=True)
 sys.stdin.readline()
-while not database_exists(url) and not stop.exists():  # a new SQLite file: not there until a writer opens it
-    pass
+# a read-only command refuses a database that is not there yet: wait until a writer has created
+# it (the schema lands in one transaction: once 'runs' is visible, all of it is)
+engine = create_engine(url)
+while not stop.exists():
+    try:
+        if database_exists(url) and inspect(engine).has_table("runs"):
+            break
+    except Exception:  # a file a writer is creating this instant
+        pass
+engine.dispose()
 rounds, failures, saw_running, exports = 0, [], 0, 0
 
 def call(args):
