@@ -260,6 +260,14 @@ class Store:
         if self._batch_depth == 0:
             self.conn.commit()
 
+    def abandon_pending(self) -> None:
+        """Roll back whatever an exception cut short: a Ctrl-C or SIGTERM inside a write or its
+        commit leaves the connection needing a rollback before its next write. Committed writes
+        stay; only the write whose commit had not returned is dropped."""
+        self._batch_depth = 0
+        if self._conn is not None and not self._conn.closed:
+            self._conn.rollback()
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
