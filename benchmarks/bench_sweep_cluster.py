@@ -6,7 +6,7 @@ submitted with ``--scheduler`` (:func:`run_sweep` with ``scheduler=``). The base
 command does without ``--scheduler``: a LocalCluster of two worker processes of one thread,
 started and closed by the sweep (its start is part of its wall time, as for a user; the real
 cluster's start is printed apart). Both sweeps: the same cases and parameters, each into a
-database of its own, alternated over ``--repeats`` rounds; the best wall time of each is compared.
+database of its own, alternated over ``--repeats`` rounds (each first in turn); the best wall time of each is compared.
 Prints ``sweep_cluster_over_localcluster: RATIO x`` last (below 1: the real cluster is faster).
 
     python benchmarks/bench_sweep_cluster.py [--cases a,b,c] [--train-limit N] [--epochs N] [--repeats N]
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -36,7 +37,7 @@ def main() -> None:
     ap.add_argument("--train-limit", type=int, default=600)
     ap.add_argument("--test-limit", type=int, default=100)
     ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=4)
     ap.add_argument("--no-nanny", action="store_true", help="workers without a nanny (as the fault test)")
     args = ap.parse_args()
     os.environ.setdefault("MPLBACKEND", "Agg")
@@ -66,12 +67,19 @@ def main() -> None:
                 (remote if scheduler else local).append(wall)
                 return result
 
-            for i in range(args.repeats):
-                sweep(f"localcluster-{i}", None)
-                sweep(f"cluster-{i}", cluster.address)
+            for i in range(args.repeats):  # alternated, and in turn first, against drifting load
+                order = [(f"localcluster-{i}", None), (f"cluster-{i}", cluster.address)]
+                for name, scheduler in order if i % 2 == 0 else order[::-1]:
+                    sweep(name, scheduler)
     best_local, best_remote = min(local), min(remote)
-    print(f"LocalCluster (2 worker processes, started by the sweep): best {best_local:.2f} s")
-    print(f"dask scheduler + 2 dask worker processes (running):      best {best_remote:.2f} s")
+    print(
+        f"LocalCluster (2 worker processes, started by the sweep): best {best_local:.2f} s, "
+        f"median {statistics.median(local):.2f} s"
+    )
+    print(
+        f"dask scheduler + 2 dask worker processes (running):      best {best_remote:.2f} s, "
+        f"median {statistics.median(remote):.2f} s"
+    )
     print(f"sweep_cluster_over_localcluster: {best_remote / best_local:.2f} x")
 
 
