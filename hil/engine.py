@@ -237,8 +237,10 @@ class RunEngine:
                 finally:
                     report = _make_safe(backend)
         except KeyboardInterrupt as exc:
+            self.store.abandon_pending()  # the signal may have landed inside a write's commit
             status, error = "interrupted", str(exc) or "interrupted by the user (Ctrl-C)"
         except Exception as exc:  # the run is recorded as failed; the caller gets the message
+            self.store.abandon_pending()
             status, error = "failed", f"{type(exc).__name__}: {exc}"
             if isinstance(exc, SafeStateNotConfirmed):
                 report = exc.report

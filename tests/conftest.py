@@ -44,3 +44,24 @@ def postgres_server() -> Iterator[helpers.PostgresServer]:
 def pg_url(postgres_server: helpers.PostgresServer) -> str:
     """The URL of a new, empty database on the session's PostgreSQL server."""
     return postgres_server.create_database()
+
+# --------------------------------------------------------------------------- one database, many processes
+#: the database kinds the multi-process tests (concurrent writers, Dask cluster sweeps) run against
+DATABASE_KINDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=DATABASE_KINDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a new, empty database for one test, once per database kind, that several
+    processes open at once.
+
+    ``sqlite``: a file that does not exist yet (the first process to open it creates it);
+    ``postgresql``: a new, empty database on the session's throwaway server.
+    """
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'shared.sqlite'}"
+    elif request.param == "postgresql":
+        server: helpers.PostgresServer = request.getfixturevalue("postgres_server")
+        yield server.create_database("shared")
+    else:
+        raise AssertionError(f"db_url: no database of kind {request.param!r}")

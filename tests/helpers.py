@@ -21,10 +21,12 @@ import shutil
 import socket
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -568,3 +570,88 @@ class PostgresServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+# --------------------------------------------------------------------------- a Dask cluster of processes
+@dataclass
+class DaskProcesses:
+    """A ``dask scheduler`` process and ``dask worker`` processes (see :func:`dask_processes`)."""
+
+    address: str
+    scheduler: subprocess.Popen[bytes]
+    workers: list[subprocess.Popen[bytes]]
+
+    @property
+    def worker_pids(self) -> set[int]:
+        return {w.pid for w in self.workers}
+
+
+@contextmanager
+def dask_processes(
+    directory: Path, n_workers: int = 2, deadline_s: float = 120.0, nanny: bool = False
+) -> Iterator[DaskProcesses]:
+    """A real Dask cluster on 127.0.0.1 (not a LocalCluster): the ``dask`` command line starts a
+    scheduler on a free port (``--port 0``, its address in a scheduler file) and ``n_workers``
+    workers of one process and one thread each, by default without a nanny (a killed worker stays
+    dead, so its task must run elsewhere; the worker's pid is the pid of the process that runs the
+    tasks; with ``nanny`` the pids are the nannies', which restart a killed worker).
+    Waits for every worker with a deadline; kills them all at the end."""
+    from distributed import Client
+
+    dask = str(Path(sys.executable).with_name("dask"))
+    directory.mkdir(parents=True, exist_ok=True)
+    scheduler_file = directory / "scheduler.json"
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    log = open(directory / "dask.log", "wb")  # noqa: SIM115 - closed at the end
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(*args: str) -> subprocess.Popen[bytes]:
+        procs.append(
+            subprocess.Popen([dask, *args], stdout=log, stderr=subprocess.STDOUT, cwd=directory, env=env)
+        )
+        return procs[-1]
+
+    try:
+        scheduler = start(
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-dashboard",
+            "--scheduler-file",
+            str(scheduler_file),
+        )
+        workers = [
+            start(
+                "worker",
+                "--scheduler-file",
+                str(scheduler_file),
+                "--nworkers",
+                "1",
+                "--nthreads",
+                "1",
+                "--nanny" if nanny else "--no-nanny",
+                "--no-dashboard",
+                "--host",
+                "127.0.0.1",
+                "--memory-limit",
+                "0",
+                "--local-directory",
+                str(directory / f"worker-{i}"),
+                "--name",
+                f"worker-{i}",
+            )  # fmt: skip
+            for i in range(n_workers)
+        ]
+        with Client(scheduler_file=str(scheduler_file), timeout=deadline_s) as client:
+            client.wait_for_workers(n_workers, timeout=deadline_s)
+            address = client.scheduler.address
+        yield DaskProcesses(address, scheduler, workers)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+        for p in procs:
+            p.wait(timeout=deadline_s)
+        log.close()

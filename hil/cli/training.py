@@ -67,7 +67,10 @@ def reproduce_choi2021(
     workers: Annotated[int, typer.Option("--workers", min=1, help="local Dask workers (one case each)")] = 2,
     scheduler: Annotated[
         str | None,
-        typer.Option("--scheduler", help="address of an existing Dask scheduler (tcp://host:port)"),
+        typer.Option(
+            "--scheduler",
+            help="address of a running Dask scheduler (tcp://host:port); its workers need the same --db",
+        ),
     ] = None,
     out_dir: Annotated[
         Path, typer.Option("--out", help="where table.md, table.csv and the figures go")
@@ -94,6 +97,7 @@ def reproduce_choi2021(
     """Run the cases of Choi et al. 2021 on Dask, each its own run, and write the reproduced table."""
     from hil.engine import prepare
     from hil.station import load_station
+    from hil.store.schema import shown_db
     from protocols.training.choi2021 import case_parameters, run_sweep, select_cases
 
     common: dict[str, Any] = {"epochs": epochs, "seed": seed}
@@ -110,7 +114,9 @@ def reproduce_choi2021(
         for case in chosen:  # every case is validated before anything runs
             prepare("hybrid-training", st, case_parameters(case, common))
     out_dir.mkdir(parents=True, exist_ok=True)
-    database = db or str((out_dir / "choi2021.sqlite").resolve())
+    # workers open the database themselves: a file path is made absolute (their working directory differs)
+    database = str(Path(db).expanduser().resolve()) if db and "://" not in db else db
+    database = database or str((out_dir / "choi2021.sqlite").resolve())
     station_path = str(Path(station).resolve()) if station else None
     out.print(
         f"{len(chosen)} case(s), {epochs} epoch(s) each, on {scheduler or f'{workers} local worker(s)'}"
@@ -119,9 +125,12 @@ def reproduce_choi2021(
     def report(row: dict[str, Any]) -> None:
         acc = row["measured_test_accuracy"]
         shown = "-" if acc is None else f"{acc:.2f} %"
-        out.print(f"  {row['case']:<18} run {row['run_id']:>4} {row['status']:<10} test {shown}")
+        run = "-" if row["run_id"] is None else row["run_id"]
+        why = f" ({row['error']})" if row["status"] != "completed" and row.get("error") else ""
+        out.print(f"  {row['case']:<18} run {run:>4} {row['status']:<10} test {shown}{why}", soft_wrap=True)
 
-    result = run_sweep(chosen, common, out_dir, database, workers, scheduler, station_path, report)
+    with bad_input():  # an unreachable scheduler, a database that cannot be opened: one line
+        result = run_sweep(chosen, common, out_dir, database, workers, scheduler, station_path, report)
     out.print(f"table: {result.table_md}")
     out.print(f"table: {result.table_csv}")
     for f in result.figures:
@@ -130,7 +139,8 @@ def reproduce_choi2021(
     failed = [r["case"] for r in result.rows if r["status"] != "completed"]
     if failed:
         raise fail(
-            f"case(s) did not complete: {', '.join(failed)} (see `rram-hil show RUN --db {database}`)", 1
+            f"case(s) did not complete: {', '.join(failed)} (see `rram-hil show RUN --db {shown_db(database)}`)",
+            1,
         )
 
 

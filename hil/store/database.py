@@ -17,7 +17,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -301,6 +301,14 @@ class Store:
         if self._batch_depth == 0:
             self.conn.commit()
 
+    def abandon_pending(self) -> None:
+        """Roll back whatever an exception cut short: a Ctrl-C or SIGTERM inside a write or its
+        commit leaves the connection needing a rollback before its next write. Committed writes
+        stay; only the write whose commit had not returned is dropped."""
+        self._batch_depth = 0
+        if self._conn is not None and not self._conn.closed:
+            self._conn.rollback()
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
@@ -435,35 +443,42 @@ class Store:
         self.conn.commit()
 
     def reap_stale_runs(self) -> list[int]:
-        """Mark ``interrupted`` every ``running`` run whose process (on this host) is gone."""
+        """Mark ``interrupted`` every ``running`` run whose process (on this host) is gone.
+
+        Each mark is conditional on the run still being ``running`` under that same dead owner, so
+        a run another process has meanwhile reaped, or claimed and resumed, is left alone (and
+        marked once, however many processes open the database at the same moment)."""
         host = socket.gethostname()
         rows = self.conn.execute(select(Run.id, Run.pid, Run.hostname).where(Run.status == "running")).all()
-        stale = [r.id for r in rows if r.hostname == host and (r.pid is None or not _pid_alive(r.pid))]
+        stale = [r for r in rows if r.hostname == host and (r.pid is None or not _pid_alive(r.pid))]
         try:
-            self._mark_interrupted(stale)
+            return self._mark_interrupted(stale)
         except DBAPIError as exc:
             if not read_only_fault(exc):
                 raise
             self.conn.rollback()  # a read-only file or role: listings work, the runs stay as they are
             return []
-        return stale
 
-    def _mark_interrupted(self, stale: list[int]) -> None:
-        for run_id in stale:
-            self.conn.execute(
+    def _mark_interrupted(self, stale: Sequence[Any]) -> list[int]:
+        marked = []
+        for r in stale:
+            done = self.conn.execute(
                 update(Run)
-                .where(Run.id == run_id)
+                .where(Run.id == r.id, Run.status == "running", Run.hostname == r.hostname)
+                .where(Run.pid.is_(None) if r.pid is None else Run.pid == r.pid)
                 .values(
                     status="interrupted", ended_at=utcnow(), error="process ended without finishing the run"
                 )
             )
-            self.conn.execute(
-                insert(Event).values(
-                    run_id=run_id, kind="marked-interrupted", detail={"reason": "stale on open"}
+            if done.rowcount == 1:
+                self.conn.execute(
+                    insert(Event).values(
+                        run_id=r.id, kind="marked-interrupted", detail={"reason": "stale on open"}
+                    )
                 )
-            )
-        if stale:
-            self.conn.commit()
+                marked.append(int(r.id))
+            self.conn.commit()  # each mark with its event, at once
+        return marked
 
     def run(self, run_id: int) -> RunInfo:
         """The run ``run_id``. Raises :class:`ConfigError` if there is none."""

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import math
+import socket
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,11 +20,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import select
 
-from hil.engine import RunEngine
+from hil.engine import RunEngine, RunOutcome
 from hil.errors import ConfigError
 from hil.station import load_station
 from hil.store import Store
+from hil.store.models import Event, Run
 from hil.store.training import epoch_arrays_df, epochs_df, tracked_df, weight_errors_df
 from protocols.plots import use_agg
 
@@ -105,16 +109,86 @@ def select_cases(names: str | None) -> list[Case]:
 
 
 # ---------------------------------------------------------------------- one case (runs on a worker)
-def run_case(name: str, params: Mapping[str, Any], db: str, station: str | None = None) -> dict[str, Any]:
-    """Run one case as a ``hybrid-training`` run and summarise it (executed on a Dask worker)."""
+#: the event that ties a run to its sweep and case: ``{"sweep": <sweep id>, "case": <case name>}``
+SWEEP_EVENT = "sweep-case"
+
+
+class _CaseStore(Store):
+    """The store a case runs in: its run is tagged with the sweep and the case (a ``sweep-case``
+    event) right after the run row is committed, so that a second attempt of the case finds it."""
+
+    def __init__(self, db: str, tag: Mapping[str, Any] | None) -> None:
+        super().__init__(db)
+        self.tag = dict(tag) if tag else None
+
+    def create_run(self, *args: Any, **kwargs: Any) -> int:
+        run_id = super().create_run(*args, **kwargs)
+        if self.tag is not None:
+            self.add_event(run_id, SWEEP_EVENT, self.tag)
+        return run_id
+
+
+def case_runs(store: Store, sweep: str, case: str) -> list[int]:
+    """The runs of one case of one sweep (those tagged with its ``sweep-case`` event), oldest first."""
+    rows = store.conn.execute(
+        select(Event.run_id, Event.detail).where(Event.kind == SWEEP_EVENT).order_by(Event.run_id)
+    ).all()
+    return [int(r.run_id) for r in rows if r.detail == {"sweep": sweep, "case": case}]
+
+
+def _attempt(store: Store, engine: RunEngine, sweep: str, name: str) -> RunOutcome | None:
+    """What an earlier attempt of the case left: its completed run (reused as it is), or its
+    interrupted run resumed from the checkpoint; ``None`` when there is nothing to continue.
+
+    A run of the case still ``running`` on another host belongs to a worker that Dask has given
+    up (a task runs again only once its worker is gone): it is taken over with the store's
+    conditional claim. On this host the store has already marked it ``interrupted`` if its
+    process is dead; if its process lives, the claim refuses and the attempt fails (Dask retries).
+    A run killed before its first checkpoint (epoch 0) is left ``interrupted`` and a new run starts.
+    """
+    runs = [store.run(r) for r in case_runs(store, sweep, name)]
+    for info in runs:
+        if info.status == "completed":
+            return RunOutcome(info.id, info.status, info.error)
+    for info in reversed(runs):
+        if store.load_checkpoint(info.id) is None:
+            continue
+        if info.status == "running":
+            owner = store.conn.execute(select(Run.hostname).where(Run.id == info.id)).scalar()
+            if owner == socket.gethostname():  # alive: the store marked it interrupted on open if not
+                raise store.refusal(info.id)
+            store.claim_run(info.id, statuses=("running",))  # refused if it is not running any more
+            store.add_event(
+                info.id, "taken-over", {"reason": "the sweep's earlier attempt of the case was lost"}
+            )
+            store.release_run(info.id, "interrupted")
+        return engine.resume(info.id, plot=False)
+    return None
+
+
+def run_case(
+    name: str,
+    params: Mapping[str, Any],
+    db: str,
+    station: str | None = None,
+    sweep: str | None = None,
+) -> dict[str, Any]:
+    """Run one case as a ``hybrid-training`` run and summarise it (executed on a Dask worker).
+
+    With ``sweep`` (the sweep's id) the case is idempotent: an attempt first looks for the case's
+    run from an earlier attempt (a worker that died, a retry) and reuses it if it completed or
+    resumes it from its checkpoint, so a case has one run however often it is attempted.
+    """
     import os
 
     os.environ.setdefault("MPLBACKEND", "Agg")
 
     t0 = time.perf_counter()
-    with Store(db) as store:
+    with _CaseStore(db, {"sweep": sweep, "case": name} if sweep else None) as store:
         engine = RunEngine(store)
-        outcome = engine.run(PROTOCOL, load_station(station), dict(params), plot=False)
+        outcome = _attempt(store, engine, sweep, name) if sweep else None
+        if outcome is None:
+            outcome = engine.run(PROTOCOL, load_station(station), dict(params), plot=False)
         ep = epochs_df(store, outcome.run_id)
     trained = ep[ep["epoch"] > 0]
     last = ep.iloc[-1] if len(ep) else None
@@ -134,6 +208,15 @@ def run_case(name: str, params: Mapping[str, Any], db: str, station: str | None 
         "energy_J": float(ep["energy_J"].fillna(0).sum()) if "energy_J" in ep else None,
         "wall_s": time.perf_counter() - t0,
     }
+
+
+def _lost_case(name: str, exc: BaseException) -> dict[str, Any]:
+    """The summary of a case whose every attempt failed outside its run (no result came back)."""
+    return {
+        "case": name, "run_id": None, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
+        "measured_test_accuracy": None, "measured_train_accuracy": None, "best_test_accuracy": None,
+        "epochs": 0, "switch_epoch": None, "pulses": 0, "resets": 0, "energy_J": None, "wall_s": 0.0,
+    }  # fmt: skip
 
 
 # ---------------------------------------------------------------------- the sweep
@@ -160,16 +243,20 @@ def run_sweep(
     scheduler: str | None = None,
     station: str | None = None,
     on_result: Callable[[dict[str, Any]], None] | None = None,
+    retries: int = 2,
 ) -> SweepResult:
     """Run every case on Dask, each as its own run in ``db``; write the table and the figures.
 
-    Cases with identical run parameters run once and share the result.
+    Cases with identical run parameters run once and share the result. Every case is one Dask
+    task of :func:`run_case` tagged with this sweep's id: a task whose worker dies is run again
+    by Dask on another worker (up to ``distributed.scheduler.allowed-failures`` times), a task
+    that raises is retried ``retries`` times, and each new attempt continues the case's own run
+    (reused if completed, resumed if interrupted) instead of starting a second one. A case whose
+    every attempt failed is a ``failed`` row of the table.
     """
     from distributed import Client, LocalCluster, as_completed
 
-
     out.mkdir(parents=True, exist_ok=True)
-    Store(db).close()  # create the schema once: workers opening a new file together would race
     t0 = time.perf_counter()
     unique: dict[str, list[Case]] = {}
     for case in cases:
@@ -177,24 +264,32 @@ def run_sweep(
         unique.setdefault(key, []).append(case)
     cluster = None
     if scheduler:
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler)
+        except (OSError, ValueError) as exc:  # nothing listening, a timeout, an address that is none
+            raise ConfigError(f"--scheduler: no Dask scheduler answers at {scheduler} ({exc})") from None
     else:
         cluster = LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", memory_limit=0
         )
         client = Client(cluster)
     results: dict[str, dict[str, Any]] = {}
+    sweep = uuid.uuid4().hex
     try:
+        Store(db).close()  # the database is there (or refused in one line) before any case starts
         futures = {}
-        # longest first: hybrid cases with many g states or large k take the most pulses
         for key, group in unique.items():
             params = json.loads(key)
             fut = client.submit(
-                run_case, group[0].name, params, db, station, key=f"choi2021-{group[0].name}", pure=False
-            )
+                run_case, group[0].name, params, db, station, sweep,
+                key=f"choi2021-{group[0].name}-{sweep[:8]}", pure=False, retries=retries,
+            )  # fmt: skip
             futures[fut] = group
         for fut in as_completed(futures):
-            summary = fut.result()
+            try:
+                summary = fut.result()
+            except Exception as exc:  # every attempt failed (KilledWorker, a store error): a failed row
+                summary = _lost_case(futures[fut][0].name, exc)
             for case in futures[fut]:
                 row = {**summary, "case": case.name}
                 results[case.name] = row
@@ -221,12 +316,14 @@ def run_sweep(
             "energy_J": r["energy_J"],
             "run_id": r["run_id"],
             "status": r["status"],
+            "error": r["error"],
+            "wall_s": r["wall_s"],
             "note": case.note,
             "parameters": json.dumps(case.params, sort_keys=True),
         })  # fmt: skip
     wall = time.perf_counter() - t0
     table_md, table_csv = write_table(rows, out, common, wall, workers if not scheduler else None)
-    figures = write_figures(db, rows, out)
+    figures = write_figures(db, [r for r in rows if r["run_id"] is not None], out)
     return SweepResult(rows, table_md, table_csv, figures, wall)
 
 
@@ -263,7 +360,7 @@ def write_table(
         lines.append(
             f"| {r['case']} | {cell(r['paper_test_accuracy'])} | {cell(r['measured_test_accuracy'])} | "
             f"{r['epochs']} | {cell(r['measured_train_accuracy'])} | {cell(r['switch_epoch'])} | "
-            f"{r['pulses']:.3g} | {r['resets']} | {r['run_id']} | {r['note']} |"
+            f"{r['pulses']:.3g} | {r['resets']} | {cell(r['run_id'])} | {r['note']} |"
         )
     md = out / "table.md"
     md.write_text("\n".join(lines) + "\n")
