@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from hil.cli.common import Command, Group, bad_input, fail, out, parse_sets
+from hil.cli.common import Command, Group, bad_input, fail, open_store, out, parse_sets
 
 StationOption = Annotated[
     str | None, typer.Option("--station", help="station YAML file (default: the built-in twin)")
@@ -57,9 +57,12 @@ def fetch_mnist_command(
 
 @reproduce_app.command("choi2021", cls=Command)
 def reproduce_choi2021(
-    epochs: Annotated[int, typer.Option("--epochs", min=1, help="training epochs of every case")] = 10,
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", min=1, help="training epochs of every case (default 10; search: 4)")
+    ] = None,
     train_limit: Annotated[
-        int | None, typer.Option("--train-limit", min=1, help="first N training images (default: all 60,000)")
+        int | None,
+        typer.Option("--train-limit", min=1, help="first N training images (default: all 60,000; search: 10,000)"),
     ] = None,
     test_limit: Annotated[
         int | None, typer.Option("--test-limit", min=1, help="first N test images (default: all 10,000)")
@@ -93,8 +96,28 @@ def reproduce_choi2021(
         list[str] | None,
         typer.Option("--set", help="extra hybrid-training parameter for every case (name=value)"),
     ] = None,
+    search: Annotated[
+        int | None,
+        typer.Option(
+            "--search",
+            min=1,
+            max=10_000,
+            help="search the paper's open choices: this many trials, each the scored cases on the short budget",
+        ),
+    ] = None,
+    resume_search: Annotated[
+        int | None, typer.Option("--resume-search", min=1, help="continue the interrupted search run RUN")
+    ] = None,
 ) -> None:
-    """Run the cases of Choi et al. 2021 on Dask, each its own run, and write the reproduced table."""
+    """Run the cases of Choi et al. 2021 on Dask, each its own run, and write the reproduced table
+    (with --search: search the choices the paper leaves open, trials scored against the paper)."""
+    if search is not None or resume_search is not None:
+        _search_choi2021(
+            search, resume_search, epochs, train_limit, test_limit, workers, scheduler, out_dir, db,
+            cases, data_dir, seed, station, set_,
+        )  # fmt: skip
+        return
+    epochs = 10 if epochs is None else epochs
     from hil.engine import prepare
     from hil.station import load_station
     from hil.store.schema import shown_db
@@ -142,6 +165,106 @@ def reproduce_choi2021(
             f"case(s) did not complete: {', '.join(failed)} (see `rram-hil show RUN --db {shown_db(database)}`)",
             1,
         )
+
+
+def _database(db: str | None, out_dir: Path, default: str) -> str:
+    """The database URL or absolute path (workers open it from another directory)."""
+    database = str(Path(db).expanduser().resolve()) if db and "://" not in db else db
+    return database or str((out_dir / default).resolve())
+
+
+def _search_choi2021(
+    trials: int | None,
+    resume: int | None,
+    epochs: int | None,
+    train_limit: int | None,
+    test_limit: int | None,
+    workers: int,
+    scheduler: str | None,
+    out_dir: Path,
+    db: str | None,
+    cases: str | None,
+    data_dir: str | None,
+    seed: int,
+    station: str | None,
+    set_: list[str] | None,
+) -> None:
+    """``reproduce choi2021 --search N`` / ``--resume-search RUN``: see :mod:`protocols.training.search`."""
+    from hil.engine import prepare
+    from hil.station import load_station
+    from protocols.training.choi2021 import case_parameters, select_cases
+    from protocols.training.search import (
+        SEARCH_EPOCHS,
+        SEARCH_TRAIN_LIMIT,
+        TrialRecord,
+        claim_search,
+        run_search,
+        scored_cases,
+        start_search,
+        sweep_trials,
+        write_search_table,
+    )
+
+    if cases:
+        raise fail("--cases: a search runs the cases its score needs; leave --cases out", 2)
+    database = _database(db, out_dir, "choi2021.sqlite")
+    station_path = str(Path(station).resolve()) if station else None
+
+    def check(settings: dict[str, Any]) -> dict[str, Any]:
+        """The budget every trial's cases share; every scored case validated before anything runs."""
+        common = {k: v for k, v in settings.items() if k != "trials"}
+        for case in select_cases(",".join(scored_cases())):
+            prepare("hybrid-training", st, case_parameters(case, common))
+        return common
+
+    with bad_input():
+        st = load_station(station)
+        if resume is None:
+            settings: dict[str, Any] = {
+                "trials": trials,
+                "epochs": SEARCH_EPOCHS if epochs is None else epochs,
+                "train_limit": SEARCH_TRAIN_LIMIT if train_limit is None else train_limit,
+                "seed": seed,
+                **({"test_limit": test_limit} if test_limit is not None else {}),
+                **({"data_dir": str(Path(data_dir).expanduser().resolve())} if data_dir else {}),
+                **parse_sets(set_),
+            }
+            common = check(settings)
+            out_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(database, must_exist=resume is not None)
+    with store:
+        with bad_input():
+            if resume is None:
+                search_id = start_search(store, settings, st.snapshot())
+            else:
+                settings = claim_search(store, resume)
+                if trials is not None:
+                    settings["trials"] = trials
+                search_id = resume
+                try:
+                    common = check(settings)
+                except Exception:
+                    store.release_run(resume, "interrupted")
+                    raise
+        out.print(
+            f"search run {search_id}: {settings['trials']} trial(s) of {len(scored_cases())} cases, "
+            f"{common['epochs']} epoch(s) on {common['train_limit']} images, on "
+            f"{scheduler or f'{workers} local worker(s)'}"
+        )
+
+        def report(t: TrialRecord) -> None:
+            out.print(f"  trial {t.number:>3}: score {t.score:6.2f} (RMS {t.rms_pp:.2f} pp)", soft_wrap=True)
+
+        runner = sweep_trials(common, out_dir / "search", database, search_id, workers, scheduler, station_path)
+        try:
+            with bad_input():
+                outcome = run_search(store, int(settings["trials"]), runner, search_id, int(settings["seed"]), report)
+        except KeyboardInterrupt:
+            raise fail(f"interrupted: continue with --resume-search {search_id}", 130) from None
+        table = write_search_table(outcome, out_dir, settings)
+    best = outcome.best
+    out.print(f"best: trial {best.number}, score {best.score:.2f}")
+    out.print(f"table: {table}")
 
 
 def register(app: typer.Typer) -> None:

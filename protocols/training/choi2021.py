@@ -244,6 +244,8 @@ def run_sweep(
     station: str | None = None,
     on_result: Callable[[dict[str, Any]], None] | None = None,
     retries: int = 2,
+    sweep: str | None = None,
+    figures: bool = True,
 ) -> SweepResult:
     """Run every case on Dask, each as its own run in ``db``; write the table and the figures.
 
@@ -253,6 +255,10 @@ def run_sweep(
     that raises is retried ``retries`` times, and each new attempt continues the case's own run
     (reused if completed, resumed if interrupted) instead of starting a second one. A case whose
     every attempt failed is a ``failed`` row of the table.
+
+    ``sweep`` names the sweep (default: a new random id): a sweep run again under the same name
+    continues its cases' runs (reused if completed, resumed if interrupted). ``figures=False``
+    writes the table only.
     """
     from distributed import Client, LocalCluster, as_completed
 
@@ -274,7 +280,7 @@ def run_sweep(
         )
         client = Client(cluster)
     results: dict[str, dict[str, Any]] = {}
-    sweep = uuid.uuid4().hex
+    sweep = sweep or uuid.uuid4().hex
     try:
         Store(db).close()  # the database is there (or refused in one line) before any case starts
         futures = {}
@@ -282,7 +288,7 @@ def run_sweep(
             params = json.loads(key)
             fut = client.submit(
                 run_case, group[0].name, params, db, station, sweep,
-                key=f"choi2021-{group[0].name}-{sweep[:8]}", pure=False, retries=retries,
+                key=f"choi2021-{group[0].name}-{sweep}", pure=False, retries=retries,
             )  # fmt: skip
             futures[fut] = group
         for fut in as_completed(futures):
@@ -323,8 +329,8 @@ def run_sweep(
         })  # fmt: skip
     wall = time.perf_counter() - t0
     table_md, table_csv = write_table(rows, out, common, wall, workers if not scheduler else None)
-    figures = write_figures(db, [r for r in rows if r["run_id"] is not None], out)
-    return SweepResult(rows, table_md, table_csv, figures, wall)
+    drawn = write_figures(db, [r for r in rows if r["run_id"] is not None], out) if figures else []
+    return SweepResult(rows, table_md, table_csv, drawn, wall)
 
 
 def write_table(

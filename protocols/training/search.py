@@ -11,12 +11,15 @@ which each reported trend is violated. Lower is better; 0 reproduces the whole t
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from hil.errors import ConfigError
+from hil.store.schema import shown_db
 
 #: The paper's reported accuracies (%) the score compares with: (case, column, value).
 PAPER_TARGETS: tuple[tuple[str, str, float], ...] = (
@@ -309,3 +312,99 @@ def claim_search(store: Any, search_id: int) -> dict[str, Any]:
         raise ConfigError(f"--resume-search: run {search_id} is a '{info.protocol}' run, not a search")
     store.claim_run(search_id)
     return dict(info.parameters)
+
+
+# ---------------------------------------------------------------------- trials as sweeps
+#: a search's default budget: the issue's short run (10,000 images x 4 epochs)
+SEARCH_EPOCHS = 4
+SEARCH_TRAIN_LIMIT = 10_000
+
+
+def sweep_trials(
+    common: Mapping[str, Any],
+    out: Any,
+    db: str,
+    search_id: int,
+    workers: int = 2,
+    scheduler: str | None = None,
+    station: str | None = None,
+    on_result: Callable[[dict[str, Any]], None] | None = None,
+) -> RunTrial:
+    """:data:`RunTrial` that runs the scored cases of a trial as one sweep of
+    :func:`~protocols.training.choi2021.run_sweep` (``common`` the budget, the trial's choices on
+    top, each case's own parameters over both), named after the search and the trial so that a
+    trial run again after an interruption continues its cases' runs instead of starting new ones.
+    Each trial's table goes to ``out/trial-NNN``."""
+    from pathlib import Path
+
+    from protocols.training.choi2021 import run_sweep, select_cases
+
+    cases = select_cases(",".join(scored_cases()))
+
+    def run(params: dict[str, Any]) -> Measured:
+        key = json.dumps(params, sort_keys=True)
+        name = f"search-{search_id}-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
+        result = run_sweep(
+            cases, {**common, **params}, Path(out) / f"trial-{name}", db, workers, scheduler, station,
+            on_result, sweep=name, figures=False,
+        )  # fmt: skip
+        failed = [r["case"] for r in result.rows if r["status"] != "completed"]
+        if failed:
+            raise ConfigError(f"search: trial case(s) did not complete: {', '.join(failed)} (see the runs in {shown_db(db)})")
+        rows = {r["case"]: r for r in result.rows}
+        return Measured(
+            {c: float(r["measured_test_accuracy"]) for c, r in rows.items()},
+            {c: float(r["measured_train_accuracy"]) for c, r in rows.items()},
+            {c: int(r["run_id"]) for c, r in rows.items()},
+        )
+
+    return run
+
+
+def write_search_table(outcome: SearchOutcome, out: Any, settings: Mapping[str, Any]) -> Any:
+    """``search.md`` (trials best first: score, its parts, the choices) and ``search.csv`` in ``out``."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ranked = sorted(outcome.trials, key=lambda t: (t.score, t.number))
+    rows = [
+        {"trial": t.number, "score": t.score, "rms_pp": t.rms_pp, "violations_pp": sum(t.violations.values()),
+         **{f"measured-paper {k}": v for k, v in t.deviations.items()},
+         "parameters": json.dumps(t.parameters, sort_keys=True)}
+        for t in ranked
+    ]  # fmt: skip
+    pd.DataFrame(rows).to_csv(out / "search.csv", index=False)
+    lines = [
+        "# Choi et al. 2021: search of the open choices (rram-hil)",
+        "",
+        f"Search run {outcome.search_id}; settings: "
+        + ", ".join(f"{k}={v}" for k, v in sorted(settings.items())),
+        "",
+        "Score = RMS distance to the paper's accuracies (pp) + the trends' violations (pp); lower is better.",
+        "",
+        "| trial | score | RMS (pp) | violations (pp) | choices |",
+        "|---|---|---|---|---|",
+    ]
+    for t in ranked:
+        choices = ", ".join(f"{k}={v}" for k, v in sorted(t.parameters.items()))
+        lines.append(
+            f"| {t.number} | {t.score:.2f} | {t.rms_pp:.2f} | {sum(t.violations.values()):.2f} | {choices} |"
+        )
+    best = outcome.best
+    lines += ["", "Confirm the best at full length:", "", "```bash",
+              "rram-hil reproduce choi2021 " + " ".join(f"--set {k}={_cli_value(v)}" for k, v in sorted(best.parameters.items())),
+              "```", ""]  # fmt: skip
+    md = out / "search.md"
+    md.write_text("\n".join(lines))
+    return md
+
+
+def _cli_value(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

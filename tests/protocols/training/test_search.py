@@ -161,3 +161,50 @@ def test_only_a_search_run_resumes_as_a_search(tmp_path: Path):
         store.finish_run(rid, "interrupted")
         with pytest.raises(ConfigError, match="not a search"):
             claim_search(store, rid)
+
+
+# ---------------------------------------------------------------------- the command
+def test_reproduce_search_runs_trials_of_the_scored_cases_and_ranks_them(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from hil.cli import app
+    from tests.helpers import write_tiny_mnist
+
+    data = write_tiny_mnist(tmp_path / "mnist", 40, 20)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, [
+        "reproduce", "choi2021", "--search", "2", "--epochs", "1", "--train-limit", "20", "--test-limit", "20",
+        "--workers", "2", "--out", str(out), "--data-dir", str(data), "--set", "hidden=4", "--set", "eval_batch=10",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "best: trial" in result.output
+    md = (out / "search.md").read_text()
+    assert md.count("| 0 |") + md.count("| 1 |") == 2 and "--set loss=" in md
+    with Store(out / "choi2021.sqlite") as store:
+        runs = store.runs_df()
+        (search_id,) = runs.loc[runs["protocol"] == "choi2021-search", "id"]
+        done, pending = stored_trials(store, int(search_id))
+        assert [t.number for t in done] == [0, 1] and pending == {}
+        assert store.run(int(search_id)).status == "completed"
+        # every trial ran each distinct scored case once (c2c_0.34 is hybrid_s50_k10)
+        for trial in done:
+            assert set(trial.run_ids) == set(scored_cases())
+            assert len(set(trial.run_ids.values())) == len(scored_cases()) - 1
+        training = runs[runs["protocol"] == "hybrid-training"]
+        assert len(training) == 2 * (len(scored_cases()) - 1)
+        assert (training["status"] == "completed").all()
+
+
+def test_reproduce_search_bad_input_is_one_line_and_creates_nothing(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from hil.cli import app
+
+    out = tmp_path / "o"
+    for args, field in ((["--set", "lr=-1"], "lr"), (["--cases", "fp"], "--cases")):
+        result = CliRunner().invoke(app, ["reproduce", "choi2021", "--search", "2", "--out", str(out),
+                                          "--data-dir", str(tmp_path), *args])  # fmt: skip
+        assert result.exit_code == 2 and field in result.output and "Traceback" not in result.output
+        assert not out.exists()
+    result = CliRunner().invoke(app, ["reproduce", "choi2021", "--resume-search", "3", "--out", str(out)])
+    assert result.exit_code == 2 and "Traceback" not in result.output and not out.exists()
