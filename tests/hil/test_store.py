@@ -52,7 +52,9 @@ def test_file_is_plain_sqlite_with_wal_and_documented_tables(tmp_path: Path) -> 
     store.close()
     con = sqlite3.connect(path)
     tables = {r[0] for r in con.execute("select name from sqlite_master where type='table'")}
-    assert {"runs", "readings", "pulses", "events", "checkpoints", "artifacts"} <= tables
+    assert {"runs", "reading_blocks", "pulse_blocks", "events", "checkpoints", "artifacts"} <= tables
+    views = {r[0] for r in con.execute("select name from sqlite_master where type='view'")}
+    assert {"readings", "pulses"} <= views  # one row per reading, in plain SQL (schema 0003)
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     cols = [r[1] for r in con.execute("PRAGMA table_info(readings)")]
     for c in (
