@@ -286,3 +286,45 @@ def _fresh(tmp_path: Path) -> str:
     path = tmp_path / "fresh-reference.sqlite"
     Store(path).close()
     return str(path)
+
+
+def test_readings_df_after_the_upgrade_is_what_0_1_0_read(tmp_path: Path) -> None:
+    """readings_df/pulses_df of a migrated database equal the old narrow tables read the way
+    rram-hil 0.1.0 read them (same columns, dtypes, values, order), and their counts."""
+    import pandas as pd
+
+    path = legacy(tmp_path)
+    url = f"sqlite:///{path}"
+    old = {
+        (table, run_id): pd.read_sql_query(
+            f"SELECT {', '.join(chr(34) + c + chr(34) for c in cols)} FROM {table} WHERE run_id = {run_id} "
+            "ORDER BY seq",
+            url,
+        )
+        for table, cols in LOGGED.items()
+        for run_id in (1, 2, 3)
+    }
+    upgrade_database(path)
+    with Store(path) as store:
+        for run_id in (1, 2, 3):
+            pd.testing.assert_frame_equal(store.readings_df(run_id), old["readings", run_id])
+            pd.testing.assert_frame_equal(store.pulses_df(run_id), old["pulses", run_id])
+            assert store.count_readings(run_id) == len(old["readings", run_id])
+            assert store.max_seq(run_id) == old["readings", run_id]["seq"].max()
+    assert database_info(path).readings == 872
+
+
+def test_a_downgrade_to_0002_gives_the_narrow_tables_back(tmp_path: Path) -> None:
+    path = legacy(tmp_path)
+    before = rows(path)
+    upgrade_database(path)
+    engine = create_engine(f"sqlite:///{path}")
+    with locked(engine) as conn:
+        command.downgrade(alembic_config(conn), "0002")
+    engine.dispose()
+    assert version(path) == ["0002"] and rows(path) == before
+    types = {name: kind for kind, name, _ in schema(path)}
+    assert types["readings"] == types["pulses"] == "table"
+    assert "reading_blocks" not in types and "pulse_blocks" not in types
+    upgrade_database(path)
+    assert rows(path) == before
