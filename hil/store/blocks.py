@@ -160,6 +160,8 @@ def encode(layout: Layout, columns: Mapping[str, Any], max_block: int = MAX_BLOC
     seq = np.asarray(columns["seq"], dtype=np.int64).reshape(-1)
     if seq.size != n:
         raise ValueError(f"{layout.view}: column 'seq' needs one value per reading ({n})")
+    if n == 1:  # one pulse record of a one-cell train: every value goes to the block row
+        return [_encode_one(layout, columns, label, int(seq[0]))]
 
     # one contiguous row per array column (data order); scalar columns go to the block row
     scalars: dict[str, int | float | None] = {}
@@ -271,6 +273,36 @@ def encode(layout: Layout, columns: Mapping[str, Any], max_block: int = MAX_BLOC
             )
         )
     return rows
+
+
+def _first(value: Any) -> Any:
+    """The value of the first (only) reading of a scalar or one-element column, as Python."""
+    if _is_array(value):
+        value = value.reshape(-1)[0] if isinstance(value, np.ndarray) else value[0]
+    return _scalar(value)
+
+
+def _encode_one(layout: Layout, columns: Mapping[str, Any], label: Any, seq: int) -> tuple[Any, ...]:
+    """:func:`encode` of a single reading, without numpy: its block row holds every value."""
+    consts: list[Any] = []
+    has_null = has_value = 0
+    for bit, name in enumerate(layout.numeric):
+        value = _first(columns.get(name))
+        if value is None or value != value:  # None or NaN: NULL
+            if name in layout.required:
+                raise ValueError(f"{layout.view}: column '{name}' is required and may not be null")
+            consts.append(None)
+            has_null |= 1 << bit
+            continue
+        if name in layout.integer:
+            if abs(value) > MAX_EXACT_INT:
+                raise ValueError(f"{layout.view}: column '{name}' holds an integer beyond 2**53")
+            consts.append(int(value))
+        else:
+            consts.append(float(value))
+        has_value |= 1 << bit
+    run_id, array = _first(columns["run_id"]), _first(columns["array"])
+    return (int(run_id), seq, 1, str(_first(label)), str(array), *consts, has_null, has_value, "[[]]")
 
 
 def _per_row(value: Any) -> Any:
