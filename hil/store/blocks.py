@@ -28,6 +28,7 @@ database gets (:func:`hil.store.schema._create`); changing it needs a new revisi
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -320,6 +321,9 @@ def _per_row(value: Any) -> Any:
 
 # ---------------------------------------------------------------------- reading
 TEXT_DTYPE = pd.Series(["text"]).dtype  # pandas' inferred string dtype (object before pandas 3)
+#: pandas' C parser reads floats exactly: by default from pandas 3 on (the option is deprecated
+#: there), with ``float_precision="round_trip"`` before
+_EXACT: dict[str, Any] = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
 
 
 def block_select(layout: Layout) -> str:
@@ -354,46 +358,59 @@ def decode(
     layout: Layout, run_id: int, blocks: Iterable[Sequence[Any]], dtypes: Mapping[str, Any]
 ) -> pd.DataFrame:
     """The readings of ``blocks`` (rows of :func:`block_select`, in ``seq`` order) as one
-    DataFrame with ``dtypes`` (:func:`frame_dtypes` of the whole run)."""
+    DataFrame with ``dtypes`` (:func:`frame_dtypes` of the whole run).
+
+    The blocks' inner arrays are parsed together by pandas' C parser (one reading a line,
+    ``null`` a missing value, shorter lines padded with NaN), exact to the last bit, ~3 x faster
+    than ``orjson.loads`` into Python floats; the block rows' shared values are filled in after."""
     k = len(layout.numeric)
     positions = [layout.numeric.index(c) for c in layout.data_order]  # data position -> column
-    seqs: list[np.ndarray] = []
-    labels: list[np.ndarray] = []
-    arrays: list[np.ndarray] = []
-    mats: list[np.ndarray] = []
-    for row in blocks:
-        seq_first, n, label, array = int(row[0]), int(row[1]), row[2], row[3]
-        consts = row[4 : 4 + k]
-        stored = np.array(orjson.loads(row[4 + k]), dtype=np.float64)
-        if stored.ndim != 2 or stored.shape[0] != n or stored.shape[1] > k:
-            raise ValueError(
-                f"{layout.table}: block at seq {seq_first} of run {run_id} holds {stored.shape}, not ({n}, <={k})"
-            )
-        mat = np.full((n, k), np.nan)
-        for p in range(stored.shape[1]):
-            mat[:, positions[p]] = stored[:, p]
-        for j, value in enumerate(consts):
-            if value is not None:
-                mat[:, j] = value
-        seqs.append(np.arange(seq_first, seq_first + n, dtype=np.int64))
-        labels.append(np.full(n, label, dtype=object))
-        arrays.append(np.full(n, array, dtype=object))
-        mats.append(mat)
-    if not mats:
+    rows = list(blocks)
+    if not rows:
         return empty_frame(layout)
-    values = np.concatenate(mats) if len(mats) > 1 else mats[0]
-    seq = np.concatenate(seqs)
+    sizes = [int(row[1]) for row in rows]
+    total = sum(sizes)
+    lines: list[str] = []
+    for row, n in zip(rows, sizes, strict=True):
+        data = row[4 + k]
+        if data.startswith("[[]"):  # every value of the block is in its row
+            lines.append("null\n" * (n - 1) + "null")
+        else:
+            lines.append(data[2:-2].replace("],[", "\n"))
+    parsed = pd.read_csv(
+        io.StringIO("\n".join(lines)), header=None, names=range(k), dtype=np.float64,
+        na_values=["null", ""], keep_default_na=False, skip_blank_lines=False, **_EXACT,
+    ).to_numpy()  # fmt: skip
+    if parsed.shape != (total, k):
+        raise ValueError(
+            f"{layout.table}: blocks of run {run_id} hold {parsed.shape[0]} readings, not {total}"
+        )
+    values = np.empty((total, k))
+    values[:, positions] = parsed
+    seq = np.empty(total, dtype=np.int64)
+    labels = np.empty(total, dtype=object)
+    arrays = np.empty(total, dtype=object)
+    start = 0
+    for row, n in zip(rows, sizes, strict=True):
+        stop = start + n
+        seq[start:stop] = np.arange(int(row[0]), int(row[0]) + n)
+        labels[start:stop] = row[2]
+        arrays[start:stop] = row[3]
+        for j, value in enumerate(row[4 : 4 + k]):
+            if value is not None:
+                values[start:stop, j] = value
+        start = stop
     out: dict[str, Any] = {
-        "run_id": np.full(seq.size, run_id, dtype=np.int64),
+        "run_id": np.full(total, run_id, dtype=np.int64),
         "seq": seq,
-        layout.label: pd.array(np.concatenate(labels), dtype=dtypes[layout.label]),
-        "array": pd.array(np.concatenate(arrays), dtype=dtypes["array"]),
+        layout.label: pd.array(labels, dtype=dtypes[layout.label]),
+        "array": pd.array(arrays, dtype=dtypes["array"]),
     }
     for j, name in enumerate(layout.numeric):
         dtype = dtypes[name]
         col = values[:, j]
         if dtype == np.dtype(object):
-            out[name] = np.full(seq.size, None, dtype=object)
+            out[name] = np.full(total, None, dtype=object)
         elif dtype == np.dtype("int64"):
             out[name] = col.astype(np.int64)
         else:
