@@ -326,12 +326,6 @@ TEXT_DTYPE = pd.Series(["text"]).dtype  # pandas' inferred string dtype (object 
 _EXACT: dict[str, Any] = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
 
 
-def block_select(layout: Layout) -> str:
-    """The columns :func:`decode` reads from a block row, as SQL (table alias ``b``)."""
-    cols = ["seq_first", "n", layout.label, "array", *layout.numeric, "data"]
-    return ", ".join(f'b."{c}"' for c in cols)
-
-
 def frame_dtypes(layout: Layout, has_null: Sequence[bool], has_value: Sequence[bool]) -> dict[str, Any]:
     """The dtypes a narrow table's rows got from ``pandas.read_sql_query``: an integer column
     without NULL ``int64``, with some ``float64``; a real column with a value ``float64``; text
@@ -357,7 +351,7 @@ def empty_frame(layout: Layout) -> pd.DataFrame:
 def decode(
     layout: Layout, run_id: int, blocks: Iterable[Sequence[Any]], dtypes: Mapping[str, Any]
 ) -> pd.DataFrame:
-    """The readings of ``blocks`` (rows of :func:`block_select`, in ``seq`` order) as one
+    """The readings of ``blocks`` (rows ``seq_first, n, label, array, *numeric, data``, in ``seq`` order) as one
     DataFrame with ``dtypes`` (:func:`frame_dtypes` of the whole run).
 
     The blocks' inner arrays are parsed together by pandas' C parser (one reading a line,

@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sqlalchemy import (
-    Column,
     Connection,
     Engine,
     Table,
@@ -39,7 +38,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.sql import text
 
@@ -239,7 +238,7 @@ class Store:
         )  # new: created at head; old or newer: refused
         self._conn: Connection | None = None
         self._sql: dict[str, tuple[str, tuple[int, ...] | None, tuple[str, ...]]] = {}
-        self._sql_checkpoint: dict[str, Any] = {}
+        self._checkpoint_stmts: tuple[Any, ...] = ()
         self._batch_depth = 0
         if reap_stale:
             self.reap_stale_runs()
@@ -579,34 +578,23 @@ class Store:
 
     def save_checkpoint(self, run_id: int, state: Mapping[str, Any]) -> None:
         """Replace the run's checkpoint (committed at once). On the logging path (once per pulse
-        train of a cycling run): the update and insert are compiled once, values converted by the
-        columns' own bind processors, and go straight to the driver."""
-        tab = Checkpoint.__table__
-        if "checkpoint" not in self._sql_checkpoint:
-            dialect = self.engine.dialect
-            self._sql_checkpoint["checkpoint"] = (
-                _driver_statement(
-                    update(tab)
-                    .where(tab.c.run_id == bindparam("run_id_"))
-                    .values(state=bindparam("state"), updated_at=bindparam("updated_at")),
-                    dialect,
-                ),
-                _driver_statement(
-                    insert(tab).values(
-                        run_id=bindparam("run_id_"),
-                        state=bindparam("state"),
-                        updated_at=bindparam("updated_at"),
-                    ),
-                    dialect,
-                ),
-                _processor(tab.c.state, dialect),
-                _processor(tab.c.updated_at, dialect),
+        train of a cycling run): the update and insert are built once and reused, so SQLAlchemy
+        finds them compiled and converts the values with the columns' types."""
+        if not self._checkpoint_stmts:
+            tab = Checkpoint.__table__
+            values = {
+                "state": bindparam("state", type_=tab.c.state.type),
+                "updated_at": bindparam("updated_at"),
+            }
+            self._checkpoint_stmts = (
+                update(tab).where(tab.c.run_id == bindparam("run")).values(**values),
+                insert(tab).values(run_id=bindparam("run"), **values),
             )
-        (up_sql, up_order), (in_sql, in_order), state_bind, at_bind = self._sql_checkpoint["checkpoint"]
-        values = {"run_id_": run_id, "state": state_bind(dict(state)), "updated_at": at_bind(utcnow())}
-        done = self.conn.exec_driver_sql(up_sql, _params(values, up_order))
+        update_stmt, insert_stmt = self._checkpoint_stmts
+        params = {"run": run_id, "state": dict(state), "updated_at": utcnow()}
+        done = self.conn.execute(update_stmt, params)
         if not done.rowcount:
-            self.conn.exec_driver_sql(in_sql, _params(values, in_order))
+            self.conn.execute(insert_stmt, params)
         self._commit()
 
     def load_checkpoint(self, run_id: int) -> dict[str, Any] | None:
@@ -774,21 +762,3 @@ def _chunks(
         yield frame.iloc[start : start + chunk_rows].reset_index(drop=True)
         start += chunk_rows
     return frame.iloc[start:].reset_index(drop=True)
-
-
-def _driver_statement(stmt: Any, dialect: Dialect) -> tuple[str, tuple[str, ...] | None]:
-    """``stmt`` compiled once for ``dialect``: its SQL and, for positional drivers, the order of
-    its bound parameters' names (None: the driver takes a dict)."""
-    compiled = stmt.compile(dialect=dialect)
-    order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
-    return str(compiled), order
-
-
-def _params(values: Mapping[str, Any], order: tuple[str, ...] | None) -> Any:
-    return dict(values) if order is None else tuple(values[name] for name in order)
-
-
-def _processor(column: Column[Any], dialect: Dialect) -> Any:
-    """The column type's conversion of a Python value for the driver (identity if it has none)."""
-    process = column.type.bind_processor(dialect)
-    return process if process is not None else (lambda value: value)

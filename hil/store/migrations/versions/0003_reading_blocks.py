@@ -59,9 +59,8 @@ def _convert(conn: sa.Connection, layout: blocks.Layout) -> None:
     """Every row of the narrow table ``layout.view``, in (run_id, seq) order, into blocks."""
     names = layout.columns
     quoted = ", ".join(f'"{c}"' for c in names)
-    result = conn.execution_options(stream_results=True).execute(
-        sa.text(f'SELECT {quoted} FROM "{layout.view}" ORDER BY run_id, seq')
-    )
+    select = sa.text(f'SELECT {quoted} FROM "{layout.view}" ORDER BY run_id, seq')
+    result = conn.execute(select.execution_options(stream_results=True))  # server-side where it can
     compiled = sa.insert(sa.table(layout.table, *(sa.column(c) for c in layout.block_columns)))
     while True:
         chunk = result.fetchmany(CHUNK)
