@@ -578,23 +578,46 @@ class Store:
 
     def save_checkpoint(self, run_id: int, state: Mapping[str, Any]) -> None:
         """Replace the run's checkpoint (committed at once). On the logging path (once per pulse
-        train of a cycling run): the update and insert are built once and reused, so SQLAlchemy
-        finds them compiled and converts the values with the columns' types."""
+        train of a cycling run): the update and insert are built once; on SQLite they go to the
+        driver with the values converted by the columns' own bind processors (JSON text, the
+        timestamp as SQLAlchemy stores it), elsewhere through SQLAlchemy (whose driver converts
+        JSON itself)."""
         if not self._checkpoint_stmts:
             tab = Checkpoint.__table__
             values = {
                 "state": bindparam("state", type_=tab.c.state.type),
                 "updated_at": bindparam("updated_at"),
             }
-            self._checkpoint_stmts = (
-                update(tab).where(tab.c.run_id == bindparam("run")).values(**values),
-                insert(tab).values(run_id=bindparam("run"), **values),
-            )
-        update_stmt, insert_stmt = self._checkpoint_stmts
+            update_stmt = update(tab).where(tab.c.run_id == bindparam("run")).values(**values)
+            insert_stmt = insert(tab).values(run_id=bindparam("run"), **values)
+            dialect = self.engine.dialect
+            state_bind = tab.c.state.type.bind_processor(dialect)
+            at_bind = tab.c.updated_at.type.bind_processor(dialect)
+            driver = None
+            if self.is_sqlite and state_bind is not None:
+                driver = (
+                    _driver_statement(update_stmt, dialect),
+                    _driver_statement(insert_stmt, dialect),
+                    state_bind,
+                    at_bind or (lambda value: value),
+                )
+            self._checkpoint_stmts = (update_stmt, insert_stmt, driver)
+        update_stmt, insert_stmt, driver = self._checkpoint_stmts
         params = {"run": run_id, "state": dict(state), "updated_at": utcnow()}
-        done = self.conn.execute(update_stmt, params)
-        if not done.rowcount:
-            self.conn.execute(insert_stmt, params)
+        if driver is not None:
+            (up_sql, up_order), (in_sql, in_order), state_bind, at_bind = driver
+            raw = {
+                "run": run_id,
+                "state": state_bind(params["state"]),
+                "updated_at": at_bind(params["updated_at"]),
+            }
+            done = self.conn.exec_driver_sql(up_sql, _params(raw, up_order))
+            if not done.rowcount:
+                self.conn.exec_driver_sql(in_sql, _params(raw, in_order))
+        else:
+            done = self.conn.execute(update_stmt, params)
+            if not done.rowcount:
+                self.conn.execute(insert_stmt, params)
         self._commit()
 
     def load_checkpoint(self, run_id: int) -> dict[str, Any] | None:
@@ -762,3 +785,15 @@ def _chunks(
         yield frame.iloc[start : start + chunk_rows].reset_index(drop=True)
         start += chunk_rows
     return frame.iloc[start:].reset_index(drop=True)
+
+
+def _driver_statement(stmt: Any, dialect: Any) -> tuple[str, tuple[str, ...] | None]:
+    """``stmt`` compiled once for ``dialect``: its SQL and, for positional drivers, the order of
+    its bound parameters' names (None: the driver takes a dict)."""
+    compiled = stmt.compile(dialect=dialect)
+    order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
+    return str(compiled), order
+
+
+def _params(values: Mapping[str, Any], order: tuple[str, ...] | None) -> Any:
+    return dict(values) if order is None else tuple(values[name] for name in order)
