@@ -5,19 +5,20 @@ otherwise. A committed transaction survives the writing process being killed at 
 (SIGKILL included); a run left ``running`` by a process that no longer exists is marked
 ``interrupted`` the next time the store is opened.
 
-Bulk inserts bypass the ORM: the insert statement is compiled once for the database's dialect
-and rows go straight to the driver's ``executemany``. That keeps logging above 100,000
-readings/s while staying portable.
+Readings and pulse records are stored in blocks (:mod:`hil.store.blocks`): one row per logged
+batch, its readings row-major JSON written by orjson, decoded in plain SQL by the views
+``readings`` and ``pulses`` (one row per reading) and by the library straight into numpy. The
+block insert is compiled once for the database's dialect and goes straight to the driver: over
+a million committed readings/s (``benchmarks/bench_store_throughput.py``), portable.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import socket
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,12 +27,27 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.sql import text
 
 from hil import __version__
 from hil.errors import ConfigError
+from hil.store import blocks
+from hil.store.blocks import PULSES, READINGS, Layout
 from hil.store.faults import StoreFault, cause, describe, is_locked, read_only_fault
 from hil.store.models import (
     RUN_STATUSES,
@@ -39,8 +55,7 @@ from hil.store.models import (
     Base,
     Checkpoint,
     Event,
-    PulseRecord,
-    Reading,
+    ReadingBlock,
     Run,
     utcnow,
 )
@@ -60,14 +75,10 @@ END_EVENTS = frozenset({"error", "safe-state"})
 
 DEFAULT_DB = "rram-hil.sqlite"
 
-READING_COLUMNS = (
-    "run_id", "seq", "kind", "array", "row", "col", "voltage_V", "current_A", "conductance_S", "t_s",
-    "cycle", "pulse", "step",
-)  # fmt: skip
-PULSE_COLUMNS = (
-    "run_id", "seq", "purpose", "array", "row", "col", "amplitude_V", "width_s", "count", "t_s",
-    "cycle", "pulse", "step",
-)  # fmt: skip
+#: the columns of ``readings`` (the view) and of ``readings_df``, in order
+READING_COLUMNS = READINGS.columns
+#: the columns of ``pulses`` (the view) and of ``pulses_df``, in order
+PULSE_COLUMNS = PULSES.columns
 
 
 def database_exists(db: str | Path) -> bool:
@@ -142,10 +153,10 @@ def database_info(db: str | Path) -> DatabaseInfo:
             runs = readings = 0
             if "runs" in state.tables:
                 runs = int(conn.execute(select(func.count()).select_from(Run.__table__)).scalar() or 0)
-            if "readings" in state.tables:
-                readings = int(
-                    conn.execute(select(func.count()).select_from(Reading.__table__)).scalar() or 0
-                )
+            if READINGS.table in state.tables:  # schema 0003 on: blocks
+                readings = int(conn.execute(select(func.sum(ReadingBlock.n))).scalar() or 0)
+            elif "readings" in state.tables:  # an older schema: the narrow table
+                readings = int(conn.execute(text("SELECT count(*) FROM readings")).scalar() or 0)
             size: int | None = None
             if engine.dialect.name == "sqlite":
                 name = engine.url.database or ""
@@ -213,7 +224,9 @@ class Store:
         reap_stale: mark runs left ``running`` by dead processes of this host ``interrupted``.
     """
 
-    def __init__(self, db: str | Path = DEFAULT_DB, reap_stale: bool = True, must_exist: bool = False) -> None:
+    def __init__(
+        self, db: str | Path = DEFAULT_DB, reap_stale: bool = True, must_exist: bool = False
+    ) -> None:
         """Open (or, unless ``must_exist``, create) the database ``db``: a file path or a URL.
 
         Raises:
@@ -230,7 +243,8 @@ class Store:
         self.engine: Engine = create_engine(real)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._conn: Connection | None = None
-        self._sql: dict[str, tuple[str, tuple[str, ...] | None]] = {}
+        self._sql: dict[str, tuple[str, tuple[int, ...] | None, tuple[str, ...]]] = {}
+        self._checkpoint_stmts: tuple[Any, ...] = ()
         self._batch_depth = 0
         self.busy_timeout_s: float | None = None  # SQLite's (s); a server has its own settings
         if self.is_sqlite:
@@ -505,7 +519,12 @@ class Store:
 
     def runs_df(self) -> pd.DataFrame:
         """Every run with its reading count, newest last."""
-        counts = select(Reading.run_id, func.count().label("readings")).group_by(Reading.run_id).subquery()
+        blocks_tab = ReadingBlock.__table__
+        counts = (
+            select(blocks_tab.c.run_id, func.sum(blocks_tab.c.n).label("readings"))
+            .group_by(blocks_tab.c.run_id)
+            .subquery()
+        )
         stmt = (
             select(
                 Run.id, Run.protocol, Run.status, Run.backend, Run.station_name, Run.seed,
@@ -517,67 +536,126 @@ class Store:
         return _naive_utc(pd.read_sql_query(stmt, self.conn), ("started_at", "ended_at"))
 
     # ------------------------------------------------------------------ bulk logging
-    def _compiled(self, table: str) -> tuple[str, tuple[str, ...] | None]:
-        if table not in self._sql:
-            tab = Base.metadata.tables[table]
-            cols = READING_COLUMNS if table == "readings" else PULSE_COLUMNS
-            compiled = insert(tab).values({c: None for c in cols}).compile(dialect=self.engine.dialect)
-            order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
-            self._sql[table] = (str(compiled), order)
-        return self._sql[table]
+    def _compiled(self, layout: Layout) -> tuple[str, tuple[int, ...] | None, tuple[str, ...]]:
+        """The block insert of ``layout`` compiled once for this database's dialect: SQL text,
+        for positional drivers the index into a block row of each parameter, the column names."""
+        if layout.table not in self._sql:
+            tab = Base.metadata.tables[layout.table]
+            names = layout.block_columns
+            compiled = insert(tab).values({c: None for c in names}).compile(dialect=self.engine.dialect)
+            order = None
+            if compiled.positional and compiled.positiontup:
+                order = tuple(names.index(c) for c in compiled.positiontup)
+            self._sql[layout.table] = (str(compiled), order, names)
+        return self._sql[layout.table]
 
-    def _bulk(self, table: str, columns: Mapping[str, Any], names: tuple[str, ...]) -> int:
-        n = _column_length(columns)
-        if n == 0:
+    def _add_blocks(self, layout: Layout, columns: Mapping[str, Any]) -> int:
+        rows = blocks.encode(layout, columns)
+        if not rows:
             return 0
-        unknown = set(columns) - set(names)
-        if unknown:
-            raise ValueError(f"{table}: unknown columns {sorted(unknown)} (known: {', '.join(names)})")
-        lists = {name: _as_list(columns.get(name), n) for name in names}
-        sql, order = self._compiled(table)
-        params: list[Any]
-        if order is not None:
-            params = list(zip(*(lists[c] for c in order), strict=True))
+        sql, order, names = self._compiled(layout)
+        params: Sequence[Any]
+        if order is None:
+            params = [dict(zip(names, row, strict=True)) for row in rows]
+        elif order == tuple(range(len(names))):
+            params = rows
         else:
-            keys = list(names)
-            params = [
-                dict(zip(keys, vals, strict=True)) for vals in zip(*(lists[c] for c in keys), strict=True)
-            ]
-        self.conn.exec_driver_sql(sql, params)
+            params = [tuple(row[i] for i in order) for row in rows]
+        self._driver_execute(sql, params)
         self._commit()
-        return n
+        return sum(int(row[2]) for row in rows)
+
+    def _driver_execute(self, sql: str, params: Sequence[Any]) -> None:
+        """Run ``sql`` once per parameter set on the driver's own cursor, inside this connection's
+        transaction (begun here when none is, so that :meth:`_commit` commits it): the logging
+        path without SQLAlchemy's per-statement bookkeeping (~30 us a statement here). Driver
+        errors are raised as SQLAlchemy's (``IntegrityError`` for a doubled seq, ...)."""
+        conn = self.conn
+        if not conn.in_transaction():
+            conn.begin()
+        dbapi = self.engine.dialect.loaded_dbapi
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            if len(params) == 1:
+                cursor.execute(sql, params[0])
+            else:
+                cursor.executemany(sql, params)
+        except dbapi.Error as exc:
+            raise DBAPIError.instance(sql, params, exc, dbapi.Error, dialect=self.engine.dialect) from exc
+        finally:
+            cursor.close()
 
     def add_readings(self, columns: Mapping[str, Any]) -> int:
         """Insert and commit readings given column-wise (numpy arrays, lists or scalars).
 
         Required: ``run_id, seq, array, row, col, voltage_V, current_A, t_s``; optional:
         ``kind`` (default ``read``), ``conductance_S``, ``cycle``, ``pulse``, ``step``.
-        Returns the number of rows written.
+        Stored as blocks of consecutive ``seq`` (:mod:`hil.store.blocks`). Returns the number of
+        readings written.
+
+        Raises:
+            ValueError: an unknown column, columns of different lengths, a required column
+                missing or null.
+            sqlalchemy.exc.IntegrityError: a ``(run_id, seq)`` already stored, an unknown run.
         """
-        cols = dict(columns)
-        cols.setdefault("kind", "read")
-        return self._bulk("readings", cols, READING_COLUMNS)
+        return self._add_blocks(READINGS, columns)
 
     def add_pulses(self, columns: Mapping[str, Any]) -> int:
-        """Insert and commit pulse records given column-wise (see :class:`hil.store.models.PulseRecord`)."""
-        cols = dict(columns)
-        cols.setdefault("purpose", "pulse")
-        return self._bulk("pulses", cols, PULSE_COLUMNS)
+        """Insert and commit pulse records given column-wise (columns: :data:`PULSE_COLUMNS`;
+        required ``run_id, seq, array, row, col, amplitude_V, width_s, count, t_s``)."""
+        return self._add_blocks(PULSES, columns)
 
     def relabel_readings(self, run_id: int, kind: str, new_kind: str, cycle: int | None = None) -> int:
-        """Change the ``kind`` of a run's readings (optionally of one cycle); nothing is deleted."""
-        tab = Reading.__table__
-        stmt = update(tab).where(tab.c.run_id == run_id, tab.c.kind == kind)
+        """Change the ``kind`` of a run's readings (optionally of one cycle); nothing is deleted.
+        Returns the number of readings relabelled. A block holding readings of several cycles is
+        split (same readings, same ``seq``), so that the relabelled ones get blocks of their own."""
+        tab = ReadingBlock.__table__
+        where = [tab.c.run_id == run_id, tab.c.kind == kind]
+        whole = [*where] if cycle is None else [*where, tab.c.cycle == cycle]
+        total = select(func.coalesce(func.sum(tab.c.n), 0)).where(*whole)
+        changed = int(self.conn.execute(total).scalar() or 0)
+        self.conn.execute(update(tab).where(*whole).values(kind=new_kind))
         if cycle is not None:
-            stmt = stmt.where(tab.c.cycle == cycle)
-        result = self.conn.execute(stmt.values(kind=new_kind))
+            bit = 1 << READINGS.numeric.index("cycle")
+            mixed = self.conn.execute(
+                select(tab.c.id, *(tab.c[c] for c in _BLOCK_READ))
+                .where(*where, tab.c.cycle.is_(None), tab.c.has_value.op("&")(bit) != 0)
+                .order_by(tab.c.seq_first)
+            ).all()
+            for row in mixed:
+                changed += self._relabel_block(tab, run_id, row, cycle, new_kind)
         self._commit()
-        return int(result.rowcount or 0)
+        return changed
+
+    def _relabel_block(self, tab: Table, run_id: int, row: Any, cycle: int, new_kind: str) -> int:
+        """Relabel the readings of ``cycle`` in one block of several cycles: the block is
+        replaced by blocks of the same readings, split where the label changes (one transaction)."""
+        every = [True] * len(READINGS.numeric)
+        frame = blocks.decode(READINGS, run_id, [tuple(row[1:])], blocks.frame_dtypes(READINGS, every, every))
+        hit = frame["cycle"].to_numpy() == cycle
+        if not hit.any():
+            return 0
+        columns: dict[str, Any] = {c: frame[c].to_numpy() for c in READING_COLUMNS}
+        columns["kind"] = np.where(hit, new_kind, frame["kind"].to_numpy(dtype=object)).astype(object)
+        self.conn.execute(delete(tab).where(tab.c.id == row[0]))
+        depth = self._batch_depth
+        self._batch_depth = depth + 1  # the caller commits
+        try:
+            self._add_blocks(READINGS, columns)
+        finally:
+            self._batch_depth = depth
+        return int(hit.sum())
 
     def max_seq(self, run_id: int, table: str = "readings") -> int:
-        """Largest ``seq`` logged for a run in ``readings`` or ``pulses`` (-1 when none)."""
-        model = Reading if table == "readings" else PulseRecord
-        value = self.conn.execute(select(func.max(model.seq)).where(model.run_id == run_id)).scalar()
+        """Largest ``seq`` logged for a run in ``readings`` or ``pulses`` (-1 when none): the end
+        of the run's last block, found on the ``(run_id, seq_first)`` index."""
+        tab = Base.metadata.tables[_layout(table).table]
+        value = self.conn.execute(
+            select(tab.c.seq_first + tab.c.n - 1)
+            .where(tab.c.run_id == run_id)
+            .order_by(tab.c.seq_first.desc())
+            .limit(1)
+        ).scalar()
         return -1 if value is None else int(value)
 
     def add_event(
@@ -594,12 +672,47 @@ class Store:
         self._commit()
 
     def save_checkpoint(self, run_id: int, state: Mapping[str, Any]) -> None:
-        """Replace the run's checkpoint (committed at once)."""
-        tab = Checkpoint.__table__
-        values = {"state": dict(state), "updated_at": utcnow()}
-        done = self.conn.execute(update(tab).where(tab.c.run_id == run_id).values(**values))
-        if not done.rowcount:
-            self.conn.execute(insert(tab).values(run_id=run_id, **values))
+        """Replace the run's checkpoint (committed at once). On the logging path (once per pulse
+        train of a cycling run): the update and insert are built once; on SQLite they go to the
+        driver with the values converted by the columns' own bind processors (JSON text, the
+        timestamp as SQLAlchemy stores it), elsewhere through SQLAlchemy (whose driver converts
+        JSON itself)."""
+        if not self._checkpoint_stmts:
+            tab = Checkpoint.__table__
+            values = {
+                "state": bindparam("state", type_=tab.c.state.type),
+                "updated_at": bindparam("updated_at"),
+            }
+            update_stmt = update(tab).where(tab.c.run_id == bindparam("run")).values(**values)
+            insert_stmt = insert(tab).values(run_id=bindparam("run"), **values)
+            dialect = self.engine.dialect
+            state_bind = tab.c.state.type.bind_processor(dialect)
+            at_bind = tab.c.updated_at.type.bind_processor(dialect)
+            driver = None
+            if self.is_sqlite and state_bind is not None:
+                driver = (
+                    _driver_statement(update_stmt, dialect),
+                    _driver_statement(insert_stmt, dialect),
+                    state_bind,
+                    at_bind or (lambda value: value),
+                )
+            self._checkpoint_stmts = (update_stmt, insert_stmt, driver)
+        update_stmt, insert_stmt, driver = self._checkpoint_stmts
+        params = {"run": run_id, "state": dict(state), "updated_at": utcnow()}
+        if driver is not None:
+            (up_sql, up_order), (in_sql, in_order), state_bind, at_bind = driver
+            raw = {
+                "run": run_id,
+                "state": state_bind(params["state"]),
+                "updated_at": at_bind(params["updated_at"]),
+            }
+            done = self.conn.exec_driver_sql(up_sql, _params(raw, up_order))
+            if not done.rowcount:
+                self.conn.exec_driver_sql(in_sql, _params(raw, in_order))
+        else:
+            done = self.conn.execute(update_stmt, params)
+            if not done.rowcount:
+                self.conn.execute(insert_stmt, params)
         self._commit()
 
     def load_checkpoint(self, run_id: int) -> dict[str, Any] | None:
@@ -618,95 +731,95 @@ class Store:
 
     # ------------------------------------------------------------------ reading back
     def readings_df(self, run_id: int) -> pd.DataFrame:
-        """Every reading of a run, in ``seq`` order, as a DataFrame."""
-        tab = Reading.__table__
-        stmt = select(*(tab.c[c] for c in READING_COLUMNS)).where(tab.c.run_id == run_id).order_by(tab.c.seq)
-        return pd.read_sql_query(stmt, self.conn)
+        """Every reading of a run, in ``seq`` order, as a DataFrame: the columns
+        :data:`READING_COLUMNS` with the dtypes a narrow table gave (see :meth:`iter_readings`)."""
+        return self._whole(READINGS, run_id)
+
+    def pulses_df(self, run_id: int) -> pd.DataFrame:
+        """Every pulse record of a run, in ``seq`` order (columns :data:`PULSE_COLUMNS`)."""
+        return self._whole(PULSES, run_id)
 
     def count_readings(self, run_id: int) -> int:
-        """How many readings a run has: one ``count(*)`` on the ``(run_id, seq)`` index, without
-        reading a row (milliseconds at millions of readings)."""
-        return self._count(Reading, run_id)
+        """How many readings a run has: the sum of its blocks' sizes on the ``(run_id, seq_first)``
+        index, without decoding a reading (milliseconds at millions of readings)."""
+        return self._count(READINGS, run_id)
 
     def count_pulses(self, run_id: int) -> int:
-        """How many pulse records a run has (``count(*)`` on the index, like :meth:`count_readings`)."""
-        return self._count(PulseRecord, run_id)
+        """How many pulse records a run has (like :meth:`count_readings`)."""
+        return self._count(PULSES, run_id)
 
-    def _count(self, model: type[Reading] | type[PulseRecord], run_id: int) -> int:
-        value = self.conn.execute(
-            select(func.count()).select_from(model).where(model.run_id == run_id)
-        ).scalar()
+    def _count(self, layout: Layout, run_id: int) -> int:
+        tab = Base.metadata.tables[layout.table]
+        value = self.conn.execute(select(func.sum(tab.c.n)).where(tab.c.run_id == run_id)).scalar()
         return int(value or 0)
 
     def iter_readings(self, run_id: int, chunk_rows: int = 100_000) -> Iterator[pd.DataFrame]:
         """A run's readings in ``seq`` order, ``chunk_rows`` at a time, streamed from the database.
 
         Every chunk has exactly :meth:`readings_df`'s columns and dtypes (decided for the whole
-        run in SQL first: an integer column with a null anywhere in the run is ``float64`` in every
-        chunk, as in ``readings_df``), so concatenated chunks equal ``readings_df(run_id)`` and their
-        CSVs written one after another are the same bytes. Memory stays at one chunk whatever the
-        run's size. Nothing is yielded for a run without readings.
+        run in SQL first, from the blocks' ``has_null``/``has_value`` masks: an integer column with
+        a null anywhere in the run is ``float64`` in every chunk, as in ``readings_df``), so
+        concatenated chunks equal ``readings_df(run_id)`` and their CSVs written one after another
+        are the same bytes. Memory stays at one chunk (plus one block) whatever the run's size.
+        Nothing is yielded for a run without readings.
         """
-        yield from self._iter_table("readings", READING_COLUMNS, run_id, chunk_rows)
+        yield from self._iter_layout(READINGS, run_id, chunk_rows)
 
     def iter_pulses(self, run_id: int, chunk_rows: int = 100_000) -> Iterator[pd.DataFrame]:
         """A run's pulse records in ``seq`` order in chunks, with :meth:`pulses_df`'s columns and
         dtypes (see :meth:`iter_readings`)."""
-        yield from self._iter_table("pulses", PULSE_COLUMNS, run_id, chunk_rows)
+        yield from self._iter_layout(PULSES, run_id, chunk_rows)
 
-    def _iter_table(
-        self, table: str, names: tuple[str, ...], run_id: int, chunk_rows: int
-    ) -> Iterator[pd.DataFrame]:
+    def _dtypes(self, layout: Layout, run_id: int) -> dict[str, Any] | None:
+        """The run's column dtypes from one aggregate over its blocks' masks; None without blocks."""
+        tab = Base.metadata.tables[layout.table]
+        k = len(layout.numeric)
+        bits = [1 << i for i in range(k)]
+        row = self.conn.execute(
+            select(
+                func.count(),
+                *(func.max(tab.c.has_null.op("&")(b)) for b in bits),
+                *(func.max(tab.c.has_value.op("&")(b)) for b in bits),
+            ).where(tab.c.run_id == run_id)
+        ).one()
+        if not row[0]:
+            return None
+        nulls = [bool(v) for v in row[1 : 1 + k]]
+        values = [bool(v) for v in row[1 + k :]]
+        return blocks.frame_dtypes(layout, nulls, values)
+
+    def _blocks_stmt(self, layout: Layout, run_id: int) -> Any:
+        tab = Base.metadata.tables[layout.table]
+        cols = ("seq_first", "n", layout.label, "array", *layout.numeric, "data")
+        return select(*(tab.c[c] for c in cols)).where(tab.c.run_id == run_id).order_by(tab.c.seq_first)
+
+    def _whole(self, layout: Layout, run_id: int) -> pd.DataFrame:
+        dtypes = self._dtypes(layout, run_id)
+        if dtypes is None:
+            return blocks.empty_frame(layout)
+        rows = self.conn.execute(self._blocks_stmt(layout, run_id)).all()
+        return blocks.decode(layout, run_id, rows, dtypes)
+
+    def _iter_layout(self, layout: Layout, run_id: int, chunk_rows: int) -> Iterator[pd.DataFrame]:
         if chunk_rows < 1:
             raise ValueError(f"chunk_rows: {chunk_rows} must be at least 1")
-        tab = Base.metadata.tables[table]
-        dtypes = self._frame_dtypes(table, names, run_id)
+        dtypes = self._dtypes(layout, run_id)
         if dtypes is None:
             return
-        stmt = (
-            select(*(tab.c[c] for c in names))
-            .where(tab.c.run_id == run_id)
-            .order_by(tab.c.seq)
-            .execution_options(stream_results=True, max_row_buffer=chunk_rows)
-        )
-        # the same query as readings_df/pulses_df (same order, same conversion), fetched in chunks
-        for chunk in pd.read_sql_query(stmt, self.conn, chunksize=chunk_rows):
-            for name, dtype in dtypes.items():
-                if chunk[name].dtype != dtype:
-                    chunk[name] = chunk[name].astype(dtype)
-            yield chunk
-
-    def _frame_dtypes(self, table: str, names: tuple[str, ...], run_id: int) -> dict[str, Any] | None:
-        """The dtypes ``pd.read_sql_query`` gives a whole run's rows of ``table``, from one
-        aggregate query (rows, non-null values per column); None when the run has no rows.
-
-        An integer column without nulls is ``int64``, with some ``float64``; a real column with a
-        value is ``float64``; text is pandas' string dtype; a column with no value at all is ``object``."""
-        tab = Base.metadata.tables[table]
-        counts = self.conn.execute(
-            select(func.count(), *(func.count(tab.c[c]) for c in names)).where(tab.c.run_id == run_id)
-        ).one()
-        rows = int(counts[0])
-        if rows == 0:
-            return None
-        text = pd.Series(["text"]).dtype  # pandas' inferred string dtype (object before pandas 3)
-        dtypes: dict[str, Any] = {}
-        for name, present in zip(names, counts[1:], strict=True):
-            python_type = tab.c[name].type.python_type
-            if present == 0:
-                dtypes[name] = np.dtype(object)
-            elif python_type is str:
-                dtypes[name] = text
-            elif python_type is int:
-                dtypes[name] = np.dtype("int64" if present == rows else "float64")
-            else:
-                dtypes[name] = np.dtype("float64")
-        return dtypes
-
-    def pulses_df(self, run_id: int) -> pd.DataFrame:
-        tab = PulseRecord.__table__
-        stmt = select(*(tab.c[c] for c in PULSE_COLUMNS)).where(tab.c.run_id == run_id).order_by(tab.c.seq)
-        return pd.read_sql_query(stmt, self.conn)
+        stmt = self._blocks_stmt(layout, run_id).execution_options(stream_results=True, max_row_buffer=64)
+        pending: list[Any] = []  # block rows not decoded yet
+        pending_rows = 0
+        left: pd.DataFrame | None = None  # decoded readings not yielded yet
+        for row in self.conn.execute(stmt):
+            pending.append(row)
+            pending_rows += int(row[1])
+            if pending_rows + (0 if left is None else len(left)) >= chunk_rows:
+                left = yield from _chunks(layout, run_id, pending, dtypes, left, chunk_rows)
+                pending, pending_rows = [], 0
+        if pending:
+            left = yield from _chunks(layout, run_id, pending, dtypes, left, chunk_rows)
+        if left is not None and len(left):
+            yield left
 
     def events_df(self, run_id: int) -> pd.DataFrame:
         tab = Event.__table__
@@ -758,31 +871,54 @@ def _sqlite_listener(timeout_s: float) -> Any:
 def _sqlite_settings(dbapi_connection: Any, timeout_s: float) -> None:
     cur = dbapi_connection.cursor()
     cur.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")  # first: the others may wait for a lock
+    # 16 KiB pages for a new database (no effect on an existing one): a block of 50,000 readings
+    # (~3 MB) commits in a quarter of the WAL frames of 4 KiB pages, twice as fast; a small one
+    # costs ~20 us more (docs/schema.md). WAL is switched on once the file is known to be ours.
+    cur.execute("PRAGMA page_size=16384")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA wal_autocheckpoint=10000")
+    cur.execute("PRAGMA wal_autocheckpoint=2500")  # pages: a WAL of ~40 MB at 16 KiB pages
     cur.close()
 
 
-def _column_length(columns: Mapping[str, Any]) -> int:
-    n = None
-    for name, value in columns.items():
-        if isinstance(value, np.ndarray | list | tuple) and np.ndim(value) > 0:
-            m = len(value)
-            if n is None:
-                n = m
-            elif m != n:
-                raise ValueError(f"column '{name}' has {m} values, others have {n}")
-    return 1 if n is None else n
+#: the block columns ``relabel_readings`` decodes (as :meth:`Store._blocks_stmt` reads them)
+_BLOCK_READ = ("seq_first", "n", "kind", "array", *READINGS.numeric, "data")
 
 
-def _as_list(value: Any, n: int) -> Iterable[Any]:
-    if value is None:
-        return itertools.repeat(None, n)
-    if isinstance(value, np.ndarray):
-        return value.reshape(-1).tolist()
-    if isinstance(value, list | tuple):
-        return list(value)
-    if isinstance(value, np.generic):
-        value = value.item()
-    return itertools.repeat(value, n)
+def _layout(table: str) -> Layout:
+    if table == "readings":
+        return READINGS
+    if table == "pulses":
+        return PULSES
+    raise ValueError(f"table: '{table}' is not one of readings, pulses")
+
+
+def _chunks(
+    layout: Layout,
+    run_id: int,
+    rows: list[Any],
+    dtypes: dict[str, Any],
+    left: pd.DataFrame | None,
+    chunk_rows: int,
+) -> Generator[pd.DataFrame, None, pd.DataFrame]:
+    """Yield the full chunks of ``left`` followed by the decoded ``rows``; return the rest."""
+    frame = blocks.decode(layout, run_id, rows, dtypes)
+    if left is not None and len(left):
+        frame = pd.concat([left, frame], ignore_index=True)
+    start = 0
+    while len(frame) - start >= chunk_rows:
+        yield frame.iloc[start : start + chunk_rows].reset_index(drop=True)
+        start += chunk_rows
+    return frame.iloc[start:].reset_index(drop=True)
+
+
+def _driver_statement(stmt: Any, dialect: Any) -> tuple[str, tuple[str, ...] | None]:
+    """``stmt`` compiled once for ``dialect``: its SQL and, for positional drivers, the order of
+    its bound parameters' names (None: the driver takes a dict)."""
+    compiled = stmt.compile(dialect=dialect)
+    order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
+    return str(compiled), order
+
+
+def _params(values: Mapping[str, Any], order: tuple[str, ...] | None) -> Any:
+    return dict(values) if order is None else tuple(values[name] for name in order)

@@ -61,48 +61,58 @@ class Run(Base):
     resumes: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class Reading(Base):
-    """One measured reading of one cell. ``cycle``/``pulse``/``step`` are the protocol's own indices."""
+class ReadingBlock(Base):
+    """A batch of consecutive readings of one run (``hil.store.blocks``; the view ``readings`` has
+    one row per reading). The numeric columns hold the value every reading of the block shares,
+    NULL when they differ; ``data`` holds the readings, row-major JSON."""
 
-    __tablename__ = "readings"
-    __table_args__ = (Index("ix_readings_run_seq", "run_id", "seq", unique=True),)  # schema 0002
+    __tablename__ = "reading_blocks"
+    __table_args__ = (Index("ix_reading_blocks_run_seq", "run_id", "seq_first", unique=True),)  # schema 0003
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
-    seq: Mapped[int] = mapped_column(Integer)
+    seq_first: Mapped[int] = mapped_column(Integer)
+    n: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(32), default="read")
     array: Mapped[str] = mapped_column(String(64))
-    row: Mapped[int] = mapped_column(Integer)
-    col: Mapped[int] = mapped_column(Integer)
-    voltage_V: Mapped[float] = mapped_column(Float)
-    current_A: Mapped[float] = mapped_column(Float)
+    row: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    col: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    voltage_V: Mapped[float | None] = mapped_column(Float, nullable=True)
+    current_A: Mapped[float | None] = mapped_column(Float, nullable=True)
     conductance_S: Mapped[float | None] = mapped_column(Float, nullable=True)
-    t_s: Mapped[float] = mapped_column(Float)
+    t_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     cycle: Mapped[int | None] = mapped_column(Integer, nullable=True)
     pulse: Mapped[int | None] = mapped_column(Integer, nullable=True)
     step: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    has_null: Mapped[int] = mapped_column(Integer)
+    has_value: Mapped[int] = mapped_column(Integer)
+    data: Mapped[str] = mapped_column(Text)
 
 
-class PulseRecord(Base):
-    """Pulses applied to one cell: ``count`` identical pulses starting at ``t_s``."""
+class PulseBlock(Base):
+    """A batch of consecutive pulse records of one run (view ``pulses``; as :class:`ReadingBlock`)."""
 
-    __tablename__ = "pulses"
-    __table_args__ = (Index("ix_pulses_run_seq", "run_id", "seq", unique=True),)  # schema 0002
+    __tablename__ = "pulse_blocks"
+    __table_args__ = (Index("ix_pulse_blocks_run_seq", "run_id", "seq_first", unique=True),)  # schema 0003
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
-    seq: Mapped[int] = mapped_column(Integer)
+    seq_first: Mapped[int] = mapped_column(Integer)
+    n: Mapped[int] = mapped_column(Integer)
     purpose: Mapped[str] = mapped_column(String(32), default="pulse")
     array: Mapped[str] = mapped_column(String(64))
-    row: Mapped[int] = mapped_column(Integer)
-    col: Mapped[int] = mapped_column(Integer)
-    amplitude_V: Mapped[float] = mapped_column(Float)
-    width_s: Mapped[float] = mapped_column(Float)
-    count: Mapped[int] = mapped_column(Integer)
-    t_s: Mapped[float] = mapped_column(Float)
+    row: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    col: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    amplitude_V: Mapped[float | None] = mapped_column(Float, nullable=True)
+    width_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    t_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     cycle: Mapped[int | None] = mapped_column(Integer, nullable=True)
     pulse: Mapped[int | None] = mapped_column(Integer, nullable=True)
     step: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    has_null: Mapped[int] = mapped_column(Integer)
+    has_value: Mapped[int] = mapped_column(Integer)
+    data: Mapped[str] = mapped_column(Text)
 
 
 class Event(Base):

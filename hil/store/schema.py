@@ -38,6 +38,7 @@ from sqlalchemy import (
 )
 
 from hil.errors import ConfigError
+from hil.store import blocks
 from hil.store.models import Base
 from hil.store.urls import shown
 
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 #: every schema version, oldest first (``versions/``; a test holds them to Alembic's history)
-REVISIONS = ("0001", "0002")
+REVISIONS = ("0001", "0002", "0003")
 HEAD = REVISIONS[-1]
 #: the version written by rram-hil 0.1.0, whose databases carry no version
 UNVERSIONED = REVISIONS[0]
@@ -171,10 +172,19 @@ def _stamp(conn: Connection, version: str) -> None:
     conn.execute(_version_table.insert().values(version_num=version))
 
 
+#: the tables rram-hil 0.1.0 created (schema 0001); an unversioned database is completed to these
+TABLES_0001 = (
+    "runs", "readings", "pulses", "events", "checkpoints", "artifacts", "epochs", "epoch_arrays",
+    "snapshots", "tracked_synapses", "weight_errors",
+)  # fmt: skip
+
+
 def _create(conn: Connection) -> None:
-    """The head schema in an empty database: the models' tables, stamped at :data:`HEAD`
-    (a test holds this to running every migration from nothing)."""
+    """The head schema in an empty database: the models' tables, the block triggers and the
+    ``readings``/``pulses`` views (:mod:`hil.store.blocks`), stamped at :data:`HEAD` (a test
+    holds this to running every migration from nothing)."""
     Base.metadata.create_all(conn)
+    blocks.create_views_and_triggers(conn.exec_driver_sql, conn.dialect.name)
     _stamp(conn, HEAD)
 
 
@@ -234,9 +244,11 @@ def upgrade(engine: Engine, db: str | Path) -> Upgrade:
         if state.version == HEAD:
             return Upgrade(HEAD, HEAD)
         if state.version is None:
-            missing = [t for t in Base.metadata.sorted_tables if t.name not in state.tables]
             if "runs" not in state.tables:
                 check(state, db)
+            missing = [
+                t for t in Base.metadata.sorted_tables if t.name in TABLES_0001 and t.name not in state.tables
+            ]
             Base.metadata.create_all(conn, tables=missing)  # 0.1.0 always made them all; never hurts
             _stamp(conn, UNVERSIONED)
         command.upgrade(alembic_config(conn), HEAD)

@@ -18,6 +18,8 @@ from sqlalchemy.exc import IntegrityError
 
 from hil.store import (
     HEAD,
+    PULSE_COLUMNS,
+    READING_COLUMNS,
     MigrationBlocked,
     SchemaError,
     SchemaOutdated,
@@ -44,11 +46,24 @@ def legacy(tmp_path: Path, name: str = "legacy.sqlite") -> Path:
     return path
 
 
+#: readings and pulses, narrow tables up to 0002 and views from 0003 on, by their documented columns
+#: (the narrow tables' surrogate ``id`` went with them), in (run_id, seq) order
+LOGGED = {"readings": READING_COLUMNS, "pulses": PULSE_COLUMNS}
+
+
 def rows(path: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table of the store, in primary-key order."""
+    """Every row of every table of the store, in primary-key order (readings and pulses: every
+    value of every documented column, in seq order)."""
     con = sqlite3.connect(path)
     try:
-        return {t: con.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall() for t in TABLES}
+        out = {}
+        for t in TABLES:
+            if t in LOGGED:
+                cols = ", ".join(f'"{c}"' for c in LOGGED[t])
+                out[t] = con.execute(f"SELECT {cols} FROM {t} ORDER BY run_id, seq").fetchall()
+            else:
+                out[t] = con.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall()
+        return out
     finally:
         con.close()
 
@@ -263,7 +278,7 @@ def test_four_processes_upgrade_one_old_database_at_once(tmp_path: Path) -> None
     results = released_together(UPGRADER, path)
     assert all(code == 0 for code, _, _ in results), [err for _, _, err in results]
     outcomes = sorted(out.split()[0] for _, out, _ in results)
-    assert outcomes == ["0002", "0002", "0002", "None"]  # one migrated it, three found it done
+    assert outcomes == [HEAD, HEAD, HEAD, "None"]  # one migrated it, three found it done
     assert rows(path) == before and version(path) == [HEAD]
 
 
@@ -271,3 +286,45 @@ def _fresh(tmp_path: Path) -> str:
     path = tmp_path / "fresh-reference.sqlite"
     Store(path).close()
     return str(path)
+
+
+def test_readings_df_after_the_upgrade_is_what_0_1_0_read(tmp_path: Path) -> None:
+    """readings_df/pulses_df of a migrated database equal the old narrow tables read the way
+    rram-hil 0.1.0 read them (same columns, dtypes, values, order), and their counts."""
+    import pandas as pd
+
+    path = legacy(tmp_path)
+    url = f"sqlite:///{path}"
+    old = {
+        (table, run_id): pd.read_sql_query(
+            f"SELECT {', '.join(chr(34) + c + chr(34) for c in cols)} FROM {table} WHERE run_id = {run_id} "
+            "ORDER BY seq",
+            url,
+        )
+        for table, cols in LOGGED.items()
+        for run_id in (1, 2, 3)
+    }
+    upgrade_database(path)
+    with Store(path) as store:
+        for run_id in (1, 2, 3):
+            pd.testing.assert_frame_equal(store.readings_df(run_id), old["readings", run_id])
+            pd.testing.assert_frame_equal(store.pulses_df(run_id), old["pulses", run_id])
+            assert store.count_readings(run_id) == len(old["readings", run_id])
+            assert store.max_seq(run_id) == old["readings", run_id]["seq"].max()
+    assert database_info(path).readings == 872
+
+
+def test_a_downgrade_to_0002_gives_the_narrow_tables_back(tmp_path: Path) -> None:
+    path = legacy(tmp_path)
+    before = rows(path)
+    upgrade_database(path)
+    engine = create_engine(f"sqlite:///{path}")
+    with locked(engine) as conn:
+        command.downgrade(alembic_config(conn), "0002")
+    engine.dispose()
+    assert version(path) == ["0002"] and rows(path) == before
+    types = {name: kind for kind, name, _ in schema(path)}
+    assert types["readings"] == types["pulses"] == "table"
+    assert "reading_blocks" not in types and "pulse_blocks" not in types
+    upgrade_database(path)
+    assert rows(path) == before

@@ -52,7 +52,9 @@ def test_file_is_plain_sqlite_with_wal_and_documented_tables(tmp_path: Path) -> 
     store.close()
     con = sqlite3.connect(path)
     tables = {r[0] for r in con.execute("select name from sqlite_master where type='table'")}
-    assert {"runs", "readings", "pulses", "events", "checkpoints", "artifacts"} <= tables
+    assert {"runs", "reading_blocks", "pulse_blocks", "events", "checkpoints", "artifacts"} <= tables
+    views = {r[0] for r in con.execute("select name from sqlite_master where type='view'")}
+    assert {"readings", "pulses"} <= views  # one row per reading, in plain SQL (schema 0003)
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     cols = [r[1] for r in con.execute("PRAGMA table_info(readings)")]
     for c in (
@@ -170,3 +172,142 @@ def test_live_runs_are_not_reaped(tmp_path: Path) -> None:
     assert b.run(run_id).status == "running"
     a.close()
     b.close()
+
+
+# ---------------------------------------------------------------------- blocks and the plain-SQL views
+def _mixed_readings(run_id: int, start: int = 0) -> dict[str, object]:
+    """Readings a block layout must not simplify away: kinds and arrays changing inside the
+    batch, a seq gap, NULLs in some columns, shared values in others, a column never set."""
+    n = 40
+    seq = np.concatenate([np.arange(start, start + 25), np.arange(start + 30, start + 45)])
+    v = np.where(np.arange(n) % 9 == 0, 0.0, 0.2)
+    i = np.linspace(1e-7, 3e-6, n) * np.where(v == 0, 1.0, 1.0)
+    g = [None if vv == 0 else ii / vv for vv, ii in zip(v.tolist(), i.tolist(), strict=True)]
+    return {
+        "run_id": run_id, "seq": seq, "kind": ["a"] * 10 + ["b"] * 20 + ["a"] * 10,
+        "array": ["A"] * 35 + ["B"] * 5, "row": np.arange(n) % 3, "col": 7, "voltage_V": v,
+        "current_A": i, "conductance_S": g, "t_s": np.arange(n) * 1e-3 + 1 / 3,
+        "cycle": [None] * 5 + [1] * 35, "pulse": np.arange(n), "step": None,
+    }  # fmt: skip
+
+
+def test_the_views_give_every_reading_as_readings_df_does(tmp_path: Path) -> None:
+    """Plain SQL through the views (what sqlite3 and datasette see) and the library's own block
+    decoding give the same rows, values and dtypes; blocks split where kind, array or seq change."""
+    import pandas as pd
+
+    path = tmp_path / "views.sqlite"
+    with Store(path) as store:
+        run_id = _run(store)
+        assert store.add_readings(_mixed_readings(run_id)) == 40
+        store.add_readings(_mixed_readings(run_id, start=100))
+        store.add_pulses({"run_id": run_id, "seq": np.arange(6), "purpose": ["reset"] * 3 + ["set"] * 3,
+                          "array": "A", "row": np.arange(6), "col": 0, "amplitude_V": -4.0,
+                          "width_s": 1e-4, "count": 5, "t_s": np.arange(6) * 0.5})  # fmt: skip
+        whole = store.readings_df(run_id)
+        pulses = store.pulses_df(run_id)
+        blocks_n = store.conn.exec_driver_sql("SELECT count(*) FROM reading_blocks").scalar()
+    assert blocks_n == 2 * 5  # kind a|b|a, the seq gap inside b, array A|B: five blocks per batch
+    for table, frame in (("readings", whole), ("pulses", pulses)):
+        plain = pd.read_sql_query(
+            f"SELECT {', '.join(chr(34) + c + chr(34) for c in frame.columns)} FROM {table} "
+            f"WHERE run_id = {run_id} ORDER BY seq",
+            f"sqlite:///{path}",
+        )
+        pd.testing.assert_frame_equal(frame, plain)
+    assert len(whole) == 80 and whole["seq"].is_monotonic_increasing
+    assert whole["step"].isna().all() and whole["step"].dtype == object  # never set: as a narrow table
+    assert whole["cycle"].dtype == np.float64 and whole["row"].dtype == np.int64
+    assert whole["conductance_S"].isna().sum() == 2 * 5  # NULL at 0 V, kept NULL
+    assert list(whole["kind"][:12]) == ["a"] * 10 + ["b"] * 2
+
+
+def test_values_are_exact_through_the_view_and_the_library(tmp_path: Path) -> None:
+    """Every float survives the JSON round trip bit for bit, in plain SQL as in readings_df."""
+    rng = np.random.default_rng(7)
+    n = 3000
+    g = np.concatenate(
+        [rng.uniform(1e-7, 1e-5, n // 3), np.exp(rng.normal(0, 40, n // 3)), rng.normal(size=n // 3)]
+    )
+    path = tmp_path / "exact.sqlite"
+    with Store(path) as store:
+        run_id = _run(store)
+        store.add_readings({"run_id": run_id, "seq": np.arange(n), "array": "A", "row": 0, "col": 0,
+                            "voltage_V": g[::-1].copy(), "current_A": g * 0.2, "conductance_S": g,
+                            "t_s": np.arange(n) / 7})  # fmt: skip
+        df = store.readings_df(run_id)
+    assert np.array_equal(df["conductance_S"].to_numpy(), g)
+    assert np.array_equal(df["current_A"].to_numpy(), g * 0.2)
+    con = sqlite3.connect(path)
+    plain = np.array(
+        con.execute("SELECT conductance_S, voltage_V, t_s FROM readings ORDER BY seq").fetchall()
+    )
+    con.close()
+    assert np.array_equal(plain[:, 0], g) and np.array_equal(plain[:, 1], g[::-1])
+    assert np.array_equal(plain[:, 2], np.arange(n) / 7)
+
+
+def test_overlapping_seq_ranges_are_refused_in_plain_sql_too(tmp_path: Path) -> None:
+    """(run_id, seq) is unique across blocks: a block that starts elsewhere but overlaps another
+    is refused (trigger), by the store and by a plain sqlite3 INSERT alike; gaps are fine."""
+    from sqlalchemy.exc import IntegrityError
+
+    path = tmp_path / "overlap.sqlite"
+    with Store(path) as store:
+        run_id = _run(store)
+        cols = {"run_id": run_id, "array": "A", "row": 0, "col": 0, "voltage_V": 0.2, "current_A": 1e-6,
+                "t_s": 0.0}  # fmt: skip
+        store.add_readings({**cols, "seq": np.arange(10, 20)})
+        store.add_readings({**cols, "seq": np.arange(30, 40)})
+        for seq in (np.arange(15, 25), np.arange(5, 11), np.arange(0, 50), np.arange(19, 20)):
+            with pytest.raises(IntegrityError):
+                store.add_readings({**cols, "seq": seq})
+            store.conn.rollback()
+        store.add_readings({**cols, "seq": np.arange(20, 30)})  # exactly the gap
+        store.add_readings({**cols, "seq": np.arange(0, 10)})
+        assert store.count_readings(run_id) == 40 and store.max_seq(run_id) == 39
+        assert list(store.readings_df(run_id)["seq"]) == list(range(40))
+    con = sqlite3.connect(path)
+    with pytest.raises(sqlite3.IntegrityError, match="overlaps"):
+        con.execute(
+            "INSERT INTO reading_blocks (run_id, seq_first, n, kind, array, has_null, has_value, data) "
+            "VALUES (?, 35, 10, 'read', 'A', 0, 0, '[]')",
+            (run_id,),
+        )
+    con.close()
+
+
+def test_relabel_splits_a_block_of_several_cycles(store: Store) -> None:
+    run_id = _run(store)
+    n = 30
+    store.add_readings({"run_id": run_id, "seq": np.arange(n), "kind": "potentiation", "array": "A",
+                        "row": 0, "col": 0, "voltage_V": 0.2, "current_A": np.arange(n) * 1e-7,
+                        "t_s": np.arange(n) * 1.0, "cycle": np.arange(n) // 10})  # fmt: skip
+    store.add_readings({"run_id": run_id, "seq": np.arange(n, n + 10), "kind": "potentiation", "array": "A",
+                        "row": 0, "col": 0, "voltage_V": 0.2, "current_A": 1e-6, "t_s": 1.0, "cycle": 1})  # fmt: skip
+    before = store.readings_df(run_id)
+    assert store.relabel_readings(run_id, "potentiation", "potentiation-interrupted", cycle=1) == 20
+    after = store.readings_df(run_id)
+    expected = before.copy()
+    expected.loc[expected["cycle"] == 1, "kind"] = "potentiation-interrupted"
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(after, expected)  # same readings, same seq, only those relabelled
+    assert store.relabel_readings(run_id, "potentiation", "x", cycle=7) == 0
+    assert store.relabel_readings(run_id, "potentiation", "other") == 20
+    assert set(store.readings_df(run_id)["kind"]) == {"other", "potentiation-interrupted"}
+
+
+def test_bad_values_are_refused_in_one_line(store: Store) -> None:
+    run_id = _run(store)
+    base = {"run_id": run_id, "seq": np.arange(3), "array": "A", "row": 0, "col": 0, "voltage_V": 0.2,
+            "t_s": 0.0}  # fmt: skip
+    with pytest.raises(ValueError, match="'current_A' is required"):
+        store.add_readings(base)
+    with pytest.raises(ValueError, match="'current_A' is required and may not be null"):
+        store.add_readings({**base, "current_A": [1e-6, None, 1e-6]})
+    with pytest.raises(ValueError, match="beyond 2\\*\\*53"):
+        store.add_readings({**base, "current_A": 1e-6, "cycle": np.array([0, 2**60, 1])})
+    with pytest.raises(ValueError, match="'seq' needs one value per reading"):
+        store.add_readings({**base, "seq": 0, "current_A": np.ones(3)})
+    assert store.count_readings(run_id) == 0 and store.readings_df(run_id).empty
