@@ -28,13 +28,14 @@ from hil.types import (
     SafeStateReport,
     as_cells,
 )
-from sim_backend import physics
+from sim_backend import kernels, physics
 from sim_backend.array_model import TwinArray, TwinTiming
 from sim_backend.devices import SimArray, make_array
 from sim_backend.preset import DevicePreset
 
-#: A 1-D drive with at most this fraction of non-zero inputs is multiplied row-sparse.
-_SPARSE_FRACTION = 0.5
+#: No read-noise variance (for the kernels; never written).
+_NO_NOISE = np.zeros(0, dtype=np.float32)
+_NO_NOISE_2D = np.zeros((0, 0), dtype=np.float32)
 
 
 @dataclass
@@ -203,7 +204,7 @@ class TwinBackend(Backend):
         (row-major) are those of the dense outer product.
         """
         spec = self.spec(array)
-        idx, counts = sparse_outer_counts(np.asarray(r, dtype=float), np.asarray(c, dtype=float), spec.cols)
+        idx, counts = kernels.outer_counts(np.asarray(r, dtype=float), np.asarray(c, dtype=float), spec.cols)
         return self._program_flat(array, spec, idx, counts, pulse)
 
     def _program_flat(
@@ -252,8 +253,8 @@ class TwinBackend(Backend):
                 var = v_part if var is None else var + v_part
         assert current is not None
         if var is not None:
-            rng = self._models[names[0]].read_rng
-            current = current + np.sqrt(var.astype(float)) * rng.standard_normal(current.shape)
+            draws = _synapse_array(self._models[names[0]]).read_normals.take(current.size)
+            current = current + np.sqrt(var.astype(float)) * draws.reshape(current.shape)
         self._t += self.timing.read_time_s
         return current
 
@@ -325,11 +326,9 @@ class TwinBackend(Backend):
             rel2 = model.preset.read_noise_rel**2
             for group, sign in targets:
                 flat = group.combined.reshape(-1)
-                flat_sq = None if group.noise_sq is None or rel2 == 0 else group.noise_sq.reshape(-1)
+                flat_sq = _NO_NOISE if group.noise_sq is None or rel2 == 0 else group.noise_sq.reshape(-1)
                 for _, idx, g_before, g_after in pending:
-                    flat[idx] += sign * (g_after - g_before)
-                    if flat_sq is not None:
-                        flat_sq[idx] += rel2 * (g_after * g_after - g_before * g_before)
+                    kernels.apply_changes(flat, flat_sq, idx, g_before, g_after, sign, rel2)
             entry.versions[name] = model.version
         return True
 
@@ -396,24 +395,19 @@ def _synapse_array(model: SimArray) -> TwinArray:
 
 def _multiply(v: np.ndarray, group: _IVGroup, direction: str) -> tuple[np.ndarray, np.ndarray | None]:
     """``f(v) @ C`` (forward) or ``f(v) @ C.T`` (backward), and the same with ``f(v)**2`` and the
-    noise matrix; a mostly-zero 1-D drive only touches its non-zero lines (``f(0) = 0``)."""
+    noise matrix. A 1-D drive is one compiled pass (:func:`sim_backend.kernels.vmm_vector`) that
+    only touches its non-zero lines (``f(0) = 0``)."""
     combined, noise_sq = group.combined, group.noise_sq
     if v.ndim == 1:
-        nz = np.flatnonzero(v)
-        if nz.size <= _SPARSE_FRACTION * v.size:
-            fz = physics.iv_shape(v[nz], group.read_reference_V, group.iv_v0_V)
-            f2 = (fz * fz).astype(np.float32)
-            if direction == "forward":
-                cur = fz @ combined[nz]
-                var = None if noise_sq is None else f2 @ noise_sq[nz]
-            else:
-                cur = combined[:, nz] @ fz
-                var = None if noise_sq is None else noise_sq[:, nz] @ f2
-            return cur, var
+        cur, var1 = kernels.vmm_vector(
+            v, combined, _NO_NOISE_2D if noise_sq is None else noise_sq, direction == "forward",
+            group.read_reference_V, 0.0 if group.iv_v0_V is None else group.iv_v0_V,
+        )  # fmt: skip
+        return cur, None if noise_sq is None else var1
     f = physics.iv_shape(v, group.read_reference_V, group.iv_v0_V)
     mat = combined if direction == "forward" else combined.T
     cur = f @ mat
-    var = None
+    var: np.ndarray | None = None
     if noise_sq is not None:
         sq = noise_sq if direction == "forward" else noise_sq.T
         var = (f * f).astype(np.float32) @ sq

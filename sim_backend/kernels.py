@@ -1,0 +1,388 @@
+"""Compiled kernels of the twin's hot paths, each next to the pure-numpy reference it must equal.
+
+In-situ training programs a few hundred cells per image, in four programming calls, and reads
+the arrays through three VMMs; at that size numpy's per-call overhead, not arithmetic, sets the
+pace. The kernels here do one call's work in one pass (numba, compiled once and cached on disk):
+
+- :func:`outer_counts`: the cells and pulse counts of an outer-product update,
+  ``rint(r_i c_j)``, row-major, without the outer product (reference:
+  :func:`sim_backend.twin.sparse_outer_counts`);
+- :func:`program_flat`: programming of a list of cells of a formed array: retention drift to
+  now, cycle-to-cycle variability, the closed-form potentiation or depression, the stored state
+  and the cached conductances (reference: :func:`program_flat_reference`);
+- :func:`apply_changes`: a fused read-out's signed conductance sum (and read-noise variance)
+  brought up to date by one programming change;
+- :func:`vmm_vector`: a differential read-out of one drive vector, only its non-zero lines,
+  with the read noise added (reference: :func:`vmm_vector_reference`).
+
+The random draws are not made here: callers pass the Gaussian draws (one per cell, one per
+sensed line) taken from the array's own streams, so the kernels and the references consume the
+same numbers and give the same results to rounding.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from sim_backend import physics
+
+# ---------------------------------------------------------------------------------------- counts
+
+
+@njit(cache=True, nogil=True)
+def outer_counts(r: np.ndarray, c: np.ndarray, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flat row-major indices and counts of the non-zero entries of ``rint(outer(r, c))``.
+
+    ``r`` and ``c`` are non-negative. Columns that can receive a pulse are sorted by ``c``
+    (descending) once; each row then walks them until ``r_i c_j`` falls below one half, so the
+    work is the rows plus the cells programmed. A row's cells are put back in column order.
+    """
+    r_max = 0.0
+    for i in range(r.size):
+        if r[i] > r_max:
+            r_max = r[i]
+    c_max = 0.0
+    for j in range(c.size):
+        if c[j] > c_max:
+            c_max = c[j]
+    if not (r_max > 0.0 and c_max > 0.0):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    margin = 1.0 - 1e-9  # generous candidate bounds; exact counts decide
+    n_cand = 0
+    cand = np.empty(c.size, np.int64)
+    for j in range(c.size):
+        if c[j] * r_max > 0.5 * margin:
+            cand[n_cand] = j
+            n_cand += 1
+    cand = cand[:n_cand]
+    order = np.argsort(-c[cand], kind="mergesort")
+    cols = cand[order]
+    c_desc = c[cols]
+    cap = 1024
+    idx = np.empty(cap, np.int64)
+    cnt = np.empty(cap, np.int64)
+    n = 0
+    for i in range(r.size):
+        ri = r[i]
+        if not ri * c_max > 0.5 * margin:
+            continue
+        start = n
+        for k in range(n_cand):
+            v = np.rint(ri * c_desc[k])
+            if v <= 0.0:
+                if ri * c_desc[k] < 0.5 * margin:
+                    break
+                continue
+            if n == cap:
+                cap *= 2
+                idx2 = np.empty(cap, np.int64)
+                cnt2 = np.empty(cap, np.int64)
+                idx2[:n] = idx[:n]
+                cnt2[:n] = cnt[:n]
+                idx, cnt = idx2, cnt2
+            # insertion into the row's run, kept in column order
+            col = cols[k]
+            p = n
+            while p > start and idx[p - 1] > i * n_cols + col:
+                idx[p] = idx[p - 1]
+                cnt[p] = cnt[p - 1]
+                p -= 1
+            idx[p] = i * n_cols + col
+            cnt[p] = np.int64(v)
+            n += 1
+    return idx[:n].copy(), cnt[:n].copy()
+
+
+# ---------------------------------------------------------------------------------- programming
+
+#: The fields of a cell record of :attr:`sim_backend.array_model.TwinArray.cells`, in order:
+#: normalised state at the last programming, time of the last programming (s), cached
+#: conductance (S), Gmin (S), Gmax - Gmin (S).
+CELL_FIELDS = ("x", "t_prog", "g", "g_lo", "g_span")
+X, T, G, LO, SPAN = range(len(CELL_FIELDS))
+N_FIELDS = len(CELL_FIELDS)
+
+
+@njit(cache=True, nogil=True)
+def program_flat(
+    idx: np.ndarray,
+    counts: np.ndarray,
+    cells: np.ndarray,
+    stuck: np.ndarray,
+    z: np.ndarray,
+    t: float,
+    tau: float,
+    s: float,
+    set_polarity: bool,
+    sigma: float,
+    nu: float,
+    n_states: float,
+    has_t: bool,
+    has_cache: bool,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Program the cells ``idx`` (flat) of a formed array with ``counts`` pulses of ``s`` steps.
+
+    In place on the cell records ``cells`` (``(n, N_FIELDS)``, fields :data:`CELL_FIELDS`):
+    the state, the time of last programming (``has_t``: the preset has retention drift) and the
+    cached conductance (``has_cache``). ``z`` holds one Gaussian draw per cell (read only when
+    ``sigma > 0``). Returns each cell's conductance before and after (S, at ``t``) and how many
+    cells were frozen (stuck, or no pulse). The arithmetic of :func:`program_flat_reference`.
+    """
+    m_cells = idx.size
+    g_before = np.empty(m_cells)
+    g_after = np.empty(m_cells)
+    denom = -math.expm1(-nu) if nu != 0.0 else 1.0
+    frozen_n = 0
+    for k in range(m_cells):
+        i = idx[k]
+        m = counts[k]
+        rec = cells[i]
+        xs = rec[X]
+        lo = rec[LO]
+        span = rec[SPAN]
+        if stuck[i] or m == 0:
+            # frozen: stuck cells keep their stored state, others drift
+            x0 = xs if stuck[i] or not has_t else xs * math.exp(-(t - rec[T]) / tau)
+            g = lo + x0 * span
+            g_before[k] = g
+            g_after[k] = g
+            if has_cache:
+                rec[G] = g
+            frozen_n += 1
+            continue
+        x0 = xs * math.exp(-(t - rec[T]) / tau) if has_t else xs
+        g_before[k] = lo + x0 * span
+        n = m * s
+        if sigma > 0.0:
+            n = n * (1.0 + sigma * z[k] / math.sqrt(max(float(m), 1.0)))
+        xi = x0 if set_polarity else 1.0 - x0
+        if nu == 0.0:
+            out = xi + n / n_states
+        else:
+            an = math.exp(-nu * n / n_states)
+            out = an * xi + (1.0 - an) / denom
+        out = min(max(out, 0.0), 1.0)
+        xn = out if set_polarity else 1.0 - out
+        rec[X] = xn
+        if has_t:
+            rec[T] = t
+        g = lo + xn * span
+        g_after[k] = g
+        if has_cache:
+            rec[G] = g
+    return g_before, g_after, frozen_n
+
+
+def program_flat_reference(
+    idx: np.ndarray,
+    counts: np.ndarray,
+    cells: np.ndarray,
+    stuck: np.ndarray,
+    z: np.ndarray,
+    t: float,
+    tau: float,
+    s: float,
+    set_polarity: bool,
+    sigma: float,
+    nu: float,
+    n_states: float,
+    has_t: bool,
+    has_cache: bool,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """:func:`program_flat` in plain numpy, through :mod:`sim_backend.physics` (the reference)."""
+    rec = cells[idx]
+    x_stored = rec[:, X]
+    st = stuck[idx]
+    m = counts.astype(float)
+    frozen = st | (counts == 0)
+    x0 = x_stored
+    if has_t:
+        x0 = np.where(st, x_stored, physics.retention_decay(x_stored, t - rec[:, T], tau))
+    n = m * s
+    if sigma > 0:
+        n = n * (1.0 + sigma * z / np.sqrt(np.maximum(m, 1.0)))
+    if set_polarity:
+        x_new = physics.potentiate(x0, n, nu, int(n_states))
+    else:
+        x_new = physics.depress(x0, n, nu, int(n_states))
+    lo, span = rec[:, LO], rec[:, SPAN]
+    g_before = lo + x0 * span
+    g_after = lo + np.where(frozen, x0, x_new) * span
+    live = idx[~frozen]
+    cells[live, X] = x_new[~frozen]
+    if has_t:
+        cells[live, T] = t
+    if has_cache:
+        cells[idx, G] = g_after
+    return g_before, g_after, int(frozen.sum())
+
+
+@njit(cache=True, nogil=True)
+def program_all(
+    cells: np.ndarray,
+    stuck: np.ndarray,
+    count: int,
+    z: np.ndarray,
+    t: float,
+    tau: float,
+    s: float,
+    set_polarity: bool,
+    sigma: float,
+    nu: float,
+    n_states: float,
+    has_t: bool,
+) -> None:
+    """``count`` pulses of ``s`` steps on every cell of a formed array, in place on ``cells``,
+    with the cached conductance of every cell set at ``t``: :func:`program_flat` for all cells
+    with one count (``count >= 1``; one draw of ``z`` per cell)."""
+    denom = -math.expm1(-nu) if nu != 0.0 else 1.0
+    root = math.sqrt(max(float(count), 1.0))
+    n0 = count * s
+    for i in range(cells.shape[0]):
+        rec = cells[i]
+        if stuck[i]:
+            rec[G] = rec[LO] + rec[X] * rec[SPAN]
+            continue
+        x0 = rec[X] * math.exp(-(t - rec[T]) / tau) if has_t else rec[X]
+        n = n0 * (1.0 + sigma * z[i] / root) if sigma > 0.0 else n0
+        xi = x0 if set_polarity else 1.0 - x0
+        if nu == 0.0:
+            out = xi + n / n_states
+        else:
+            an = math.exp(-nu * n / n_states)
+            out = an * xi + (1.0 - an) / denom
+        out = min(max(out, 0.0), 1.0)
+        xn = out if set_polarity else 1.0 - out
+        rec[X] = xn
+        if has_t:
+            rec[T] = t
+        rec[G] = rec[LO] + xn * rec[SPAN]
+
+
+# ------------------------------------------------------------------------------------- read-outs
+
+
+@njit(cache=True, nogil=True)
+def apply_changes(
+    combined: np.ndarray,
+    noise_sq: np.ndarray,
+    idx: np.ndarray,
+    g_before: np.ndarray,
+    g_after: np.ndarray,
+    sign: float,
+    rel2: float,
+) -> None:
+    """``combined[idx] += sign (G_after - G_before)`` and, when ``noise_sq`` is not empty,
+    ``noise_sq[idx] += rel2 (G_after^2 - G_before^2)`` (flat arrays, in place)."""
+    has_sq = noise_sq.size > 0
+    for k in range(idx.size):
+        i = idx[k]
+        ga = g_after[k]
+        gb = g_before[k]
+        combined[i] += sign * (ga - gb)
+        if has_sq:
+            noise_sq[i] += rel2 * (ga * ga - gb * gb)
+
+
+@njit(cache=True, nogil=True)
+def vmm_vector(
+    v: np.ndarray,
+    combined: np.ndarray,
+    noise_sq: np.ndarray,
+    forward: bool,
+    read_reference_V: float,
+    v0_V: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Noise-free current ``f(v) @ C`` (forward, ``C`` of shape (rows, cols)) or ``C @ f(v)``
+    (backward) and, when ``noise_sq`` is not empty, its variance ``f(v)^2 @ S`` (else zeros).
+
+    ``f`` is :func:`physics.iv_shape` (``v0_V <= 0``: ohmic). Zero drives are skipped.
+    """
+    rows, cols = combined.shape
+    has_sq = noise_sq.size > 0
+    ohmic = v0_V <= 0.0
+    norm = 0.0 if ohmic else read_reference_V / math.sinh(read_reference_V / v0_V)
+    n_out = cols if forward else rows
+    cur = np.zeros(n_out)
+    var = np.zeros(n_out)
+    if forward:
+        for r in range(rows):
+            vr = v[r]
+            if vr == 0.0:
+                continue
+            f = vr if ohmic else norm * math.sinh(vr / v0_V)
+            crow = combined[r]
+            for j in range(cols):
+                cur[j] += f * crow[j]
+            if has_sq:
+                f2 = f * f
+                srow = noise_sq[r]
+                for j in range(cols):
+                    var[j] += f2 * srow[j]
+    else:
+        fs = np.empty(cols)
+        for j in range(cols):
+            vj = v[j]
+            fs[j] = vj if ohmic or vj == 0.0 else norm * math.sinh(vj / v0_V)
+        for i in range(rows):
+            crow = combined[i]
+            acc = 0.0
+            for j in range(cols):
+                acc += fs[j] * crow[j]
+            cur[i] = acc
+            if has_sq:
+                srow = noise_sq[i]
+                acc2 = 0.0
+                for j in range(cols):
+                    acc2 += fs[j] * fs[j] * srow[j]
+                var[i] = acc2
+    return cur, var
+
+
+def vmm_vector_reference(
+    v: np.ndarray, combined: np.ndarray, noise_sq: np.ndarray | None, forward: bool,
+    read_reference_V: float, v0_V: float | None,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """:func:`vmm_vector` in plain numpy (the reference)."""
+    f = physics.iv_shape(v, read_reference_V, v0_V)
+    mat = combined if forward else combined.T
+    cur = f @ mat
+    if noise_sq is None:
+        return cur, np.zeros_like(cur)
+    sq = noise_sq if forward else noise_sq.T
+    return cur, (f * f) @ sq.astype(float)
+
+
+class NormalStream:
+    """Standard-normal draws of a generator taken in blocks and handed out in order.
+
+    The numbers handed out are exactly the generator's own ``standard_normal`` sequence (numpy
+    draws them one after another whatever the request sizes), so drawing in bulk changes no
+    result; it only spares a generator call per small request. Every draw from the generator
+    must go through the stream, or the order would change.
+    """
+
+    def __init__(self, rng: np.random.Generator, block: int = 1 << 16) -> None:
+        self.rng = rng
+        self.block = block
+        self._buf = np.zeros(0)
+        self._pos = 0
+
+    def take(self, n: int) -> np.ndarray:
+        """The next ``n`` draws (a fresh array, or a read-only view of the block)."""
+        pos = self._pos
+        end = pos + n
+        if end <= self._buf.size:
+            self._pos = end
+            return self._buf[pos:end]
+        rest = self._buf[pos:]
+        if n - rest.size >= self.block:
+            self._buf, self._pos = np.zeros(0), 0
+            return np.concatenate((rest, self.rng.standard_normal(n - rest.size)))
+        buf = np.concatenate((rest, self.rng.standard_normal(self.block)))
+        buf.flags.writeable = False
+        self._buf, self._pos = buf, n
+        return buf[:n]
