@@ -191,6 +191,9 @@ class TwinArray:
             if idx is not None and isinstance(count, np.ndarray) and count.shape == idx.shape:
                 self._apply_to_formed(idx, amplitude_V, width_s, count, t)
                 return
+            if idx is not None and isinstance(count, int | np.integer):
+                self._apply_to_formed(idx, amplitude_V, width_s, np.full(idx.shape, int(count)), t)
+                return
             if idx is None and isinstance(count, int | np.integer) and count >= 1:
                 self._apply_to_all(amplitude_V, width_s, int(count), t)
                 return
@@ -257,7 +260,7 @@ class TwinArray:
         if self._cache_t is not None and not self.cache_valid(self._cache_t, t):
             self._cache_t = None
         tau = p.retention_tau_s
-        g_before, g_after, _ = kernels.program_flat(
+        g_before, g_after, _ = kernels.active.program_flat(
             idx, count.astype(np.int64, copy=False), self._records, self.stuck.reshape(-1), z, float(t),
             math.inf if tau is None else float(tau), float(s), polarity == "set", float(p.c2c_sigma_over_mu),
             float(self._nu(polarity)), float(p.n_states), tau is not None, self._cache_t is not None,
@@ -278,7 +281,7 @@ class TwinArray:
         n = self.spec.rows * self.spec.cols
         z = self.prog_normals.take(n) if p.c2c_sigma_over_mu > 0 else _NO_DRAWS
         tau = p.retention_tau_s
-        kernels.program_all(
+        kernels.active.program_all(
             self._records, self.stuck.reshape(-1), count, z, float(t), math.inf if tau is None else float(tau),
             float(s), polarity == "set", float(p.c2c_sigma_over_mu), float(self._nu(polarity)),
             float(p.n_states), tau is not None,

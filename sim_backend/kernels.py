@@ -23,6 +23,9 @@ same numbers and give the same results to rounding.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
@@ -33,8 +36,9 @@ from sim_backend import physics
 
 
 @njit(cache=True, nogil=True)
-def outer_counts(r: np.ndarray, c: np.ndarray, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
-    """Flat row-major indices and counts of the non-zero entries of ``rint(outer(r, c))``.
+def outer_counts(r: np.ndarray, c: np.ndarray, n_cols: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Flat row-major indices and counts of the non-zero entries of ``rint(outer(r, c))``, and
+    the counts' sum and largest value.
 
     ``r`` and ``c`` are non-negative. Columns that can receive a pulse are sorted by ``c``
     (descending) once; each row then walks them until ``r_i c_j`` falls below one half, so the
@@ -49,7 +53,7 @@ def outer_counts(r: np.ndarray, c: np.ndarray, n_cols: int) -> tuple[np.ndarray,
         if c[j] > c_max:
             c_max = c[j]
     if not (r_max > 0.0 and c_max > 0.0):
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), 0, 0
     margin = 1.0 - 1e-9  # generous candidate bounds; exact counts decide
     n_cand = 0
     cand = np.empty(c.size, np.int64)
@@ -65,6 +69,8 @@ def outer_counts(r: np.ndarray, c: np.ndarray, n_cols: int) -> tuple[np.ndarray,
     idx = np.empty(cap, np.int64)
     cnt = np.empty(cap, np.int64)
     n = 0
+    total = 0
+    largest = 0
     for i in range(r.size):
         ri = r[i]
         if not ri * c_max > 0.5 * margin:
@@ -91,9 +97,12 @@ def outer_counts(r: np.ndarray, c: np.ndarray, n_cols: int) -> tuple[np.ndarray,
                 cnt[p] = cnt[p - 1]
                 p -= 1
             idx[p] = i * n_cols + col
-            cnt[p] = np.int64(v)
+            cv = int(v)
+            cnt[p] = cv
+            total += cv
+            largest = max(largest, cv)
             n += 1
-    return idx[:n].copy(), cnt[:n].copy()
+    return idx[:n].copy(), cnt[:n].copy(), total, largest
 
 
 # ---------------------------------------------------------------------------------- programming
@@ -343,17 +352,79 @@ def vmm_vector(
 
 
 def vmm_vector_reference(
-    v: np.ndarray, combined: np.ndarray, noise_sq: np.ndarray | None, forward: bool,
-    read_reference_V: float, v0_V: float | None,
+    v: np.ndarray, combined: np.ndarray, noise_sq: np.ndarray, forward: bool, read_reference_V: float,
+    v0_V: float,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """:func:`vmm_vector` in plain numpy (the reference)."""
-    f = physics.iv_shape(v, read_reference_V, v0_V)
+    f = physics.iv_shape(v, read_reference_V, None if v0_V <= 0 else v0_V)
     mat = combined if forward else combined.T
     cur = f @ mat
-    if noise_sq is None:
+    if noise_sq.size == 0:
         return cur, np.zeros_like(cur)
     sq = noise_sq if forward else noise_sq.T
     return cur, (f * f) @ sq.astype(float)
+
+
+def apply_changes_reference(
+    combined: np.ndarray, noise_sq: np.ndarray, idx: np.ndarray, g_before: np.ndarray, g_after: np.ndarray,
+    sign: float, rel2: float,
+) -> None:  # fmt: skip
+    """:func:`apply_changes` in plain numpy (the reference; ``idx`` distinct)."""
+    combined[idx] += sign * (g_after - g_before)
+    if noise_sq.size:
+        noise_sq[idx] += rel2 * (g_after * g_after - g_before * g_before)
+
+
+def outer_counts_reference(r: np.ndarray, c: np.ndarray, n_cols: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """:func:`outer_counts` from the dense outer product (the reference)."""
+    dense = np.rint(np.multiply.outer(r, c)).astype(np.int64).reshape(-1)
+    idx = np.flatnonzero(dense)
+    counts = dense[idx]
+    return idx, counts, int(counts.sum()), int(counts.max()) if counts.size else 0
+
+
+def program_all_reference(
+    cells: np.ndarray, stuck: np.ndarray, count: int, z: np.ndarray, t: float, tau: float, s: float,
+    set_polarity: bool, sigma: float, nu: float, n_states: float, has_t: bool,
+) -> None:  # fmt: skip
+    """:func:`program_all` in plain numpy: :func:`program_flat_reference` of every cell."""
+    n = cells.shape[0]
+    program_flat_reference(
+        np.arange(n), np.full(n, count, dtype=np.int64), cells, stuck, z, t, tau, s, set_polarity, sigma, nu,
+        n_states, has_t, True,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """One implementation of every kernel: the compiled one or the numpy reference."""
+
+    outer_counts: Callable[..., tuple[np.ndarray, np.ndarray, int, int]]
+    program_flat: Callable[..., tuple[np.ndarray, np.ndarray, int]]
+    program_all: Callable[..., None]
+    apply_changes: Callable[..., None]
+    vmm_vector: Callable[..., tuple[np.ndarray, np.ndarray]]
+
+
+COMPILED = Implementation(outer_counts, program_flat, program_all, apply_changes, vmm_vector)
+REFERENCE = Implementation(
+    outer_counts_reference, program_flat_reference, program_all_reference, apply_changes_reference,
+    vmm_vector_reference,
+)  # fmt: skip
+#: the implementation the twin uses (:func:`use_reference` switches to the numpy one)
+active: Implementation = COMPILED
+
+
+@contextmanager
+def use_reference() -> Iterator[None]:
+    """Run the twin on the numpy reference implementations inside the block (for tests)."""
+    global active
+    before = active
+    active = REFERENCE
+    try:
+        yield
+    finally:
+        active = before
 
 
 class NormalStream:

@@ -204,18 +204,25 @@ class TwinBackend(Backend):
         (row-major) are those of the dense outer product.
         """
         spec = self.spec(array)
-        idx, counts = kernels.outer_counts(np.asarray(r, dtype=float), np.asarray(c, dtype=float), spec.cols)
-        return self._program_flat(array, spec, idx, counts, pulse)
+        idx, counts, total, largest = kernels.active.outer_counts(
+            np.asarray(r, dtype=float), np.asarray(c, dtype=float), spec.cols
+        )
+        return self._program_flat(array, spec, idx, counts, pulse, (total, largest))
 
     def _program_flat(
-        self, array: str, spec: ArraySpec, idx: np.ndarray, counts: np.ndarray, pulse: Pulse
-    ) -> ProgramResult:
-        max_count = int(counts.max()) if counts.size else 0
+        self, array: str, spec: ArraySpec, idx: np.ndarray, counts: np.ndarray, pulse: Pulse,
+        totals: tuple[int, int] | None = None,
+    ) -> ProgramResult:  # fmt: skip
+        """Program ``counts`` pulses on the flat cells ``idx``; ``totals``: the counts' sum and
+        largest value, when the caller has them."""
+        if totals is None:
+            totals = (int(counts.sum()), int(counts.max())) if counts.size else (0, 0)
+        total, max_count = totals
         if counts.size:
             self._models[array].apply_pulses(idx, pulse.amplitude_V, pulse.width_s, counts, self._t)
         duration = max_count * (pulse.width_s + self.timing.pulse_gap_s)
         self._t += duration
-        return ProgramResult(array, pulse, int(counts.sum()), int(counts.size), max_count, duration)
+        return ProgramResult(array, pulse, int(total), int(counts.size), int(max_count), duration)
 
     def vmm(
         self,
@@ -328,7 +335,7 @@ class TwinBackend(Backend):
                 flat = group.combined.reshape(-1)
                 flat_sq = _NO_NOISE if group.noise_sq is None or rel2 == 0 else group.noise_sq.reshape(-1)
                 for _, idx, g_before, g_after in pending:
-                    kernels.apply_changes(flat, flat_sq, idx, g_before, g_after, sign, rel2)
+                    kernels.active.apply_changes(flat, flat_sq, idx, g_before, g_after, sign, rel2)
             entry.versions[name] = model.version
         return True
 
@@ -399,7 +406,7 @@ def _multiply(v: np.ndarray, group: _IVGroup, direction: str) -> tuple[np.ndarra
     only touches its non-zero lines (``f(0) = 0``)."""
     combined, noise_sq = group.combined, group.noise_sq
     if v.ndim == 1:
-        cur, var1 = kernels.vmm_vector(
+        cur, var1 = kernels.active.vmm_vector(
             v, combined, _NO_NOISE_2D if noise_sq is None else noise_sq, direction == "forward",
             group.read_reference_V, 0.0 if group.iv_v0_V is None else group.iv_v0_V,
         )  # fmt: skip
