@@ -81,6 +81,8 @@ class TwinArray:
         #: conductance and window share a cache line, so programming a scattered few hundred
         #: cells reads one line per cell instead of one per quantity
         self.cells = np.zeros(shape + (kernels.N_FIELDS,))
+        #: cached conductances (S), valid at :attr:`_cache_t` (contiguous, for whole-array reads)
+        self._g = np.zeros(shape)
         span_nom = hi_nom - lo_nom
         self.cells[..., kernels.LO] = np.maximum(lo_nom * (1.0 + preset.d2d_sigma * z_lo), 0.05 * lo_nom)
         self.cells[..., kernels.SPAN] = np.maximum(
@@ -93,7 +95,7 @@ class TwinArray:
         #: every cell formed (kept by :meth:`_form`): programming then skips the forming checks
         self.all_formed = bool(self.formed.all())
         self._strengths: dict[tuple[float, float], tuple[str, float]] = {}
-        #: simulated time of the cached conductances (column G of :attr:`cells`); None: no cache
+        #: simulated time of the cached conductances :attr:`_g`; None: no valid cache
         self._cache_t: float | None = None
         #: incremented on every change of state; with :attr:`changes` it lets fused read-out
         #: caches (see :class:`sim_backend.twin.TwinBackend`) follow the array incrementally
@@ -166,9 +168,9 @@ class TwinArray:
         ``1e-6`` (never, without retention).
         """
         if self._cache_t is None or not self.cache_valid(self._cache_t, t):
-            self.cells[..., kernels.G] = self.conductance(t).reshape(self.spec.shape)
+            self._g[...] = self.conductance(t).reshape(self.spec.shape)
             self._cache_t = t
-        view = self.cells[..., kernels.G]
+        view = self._g.view()
         view.flags.writeable = False
         return view
 
@@ -261,9 +263,10 @@ class TwinArray:
             self._cache_t = None
         tau = p.retention_tau_s
         g_before, g_after, _ = kernels.active.program_flat(
-            idx, count.astype(np.int64, copy=False), self._records, self.stuck.reshape(-1), z, float(t),
-            math.inf if tau is None else float(tau), float(s), polarity == "set", float(p.c2c_sigma_over_mu),
-            float(self._nu(polarity)), float(p.n_states), tau is not None, self._cache_t is not None,
+            idx, count.astype(np.int64, copy=False), self._records, self._g.reshape(-1), self.stuck.reshape(-1),
+            z, float(t), math.inf if tau is None else float(tau), float(s), polarity == "set",
+            float(p.c2c_sigma_over_mu), float(self._nu(polarity)), float(p.n_states), tau is not None,
+            self._cache_t is not None,
         )  # fmt: skip
         self.version += 1
         self.changes.append((self.version, idx, g_before, g_after))
@@ -279,12 +282,14 @@ class TwinArray:
             return
         p = self.preset
         n = self.spec.rows * self.spec.cols
-        z = self.prog_normals.take(n) if p.c2c_sigma_over_mu > 0 else _NO_DRAWS
+        sigma, nu = float(p.c2c_sigma_over_mu), float(self._nu(polarity))
+        z = self.prog_normals.take(n) if sigma > 0 else _NO_DRAWS
+        an = kernels.step_factors(count, z, float(s), sigma, nu, float(p.n_states)) if sigma > 0 and nu else _NO_DRAWS
         tau = p.retention_tau_s
         kernels.active.program_all(
-            self._records, self.stuck.reshape(-1), count, z, float(t), math.inf if tau is None else float(tau),
-            float(s), polarity == "set", float(p.c2c_sigma_over_mu), float(self._nu(polarity)),
-            float(p.n_states), tau is not None,
+            self._records, self._g.reshape(-1), self.stuck.reshape(-1), count, z, float(t),
+            math.inf if tau is None else float(tau), float(s), polarity == "set", sigma, nu, float(p.n_states),
+            tau is not None, an,
         )  # fmt: skip
         self.version += 1
         self.changes.clear()
@@ -345,7 +350,7 @@ class TwinArray:
             if self.cache_valid(self._cache_t, t):
                 # the touched cells were just programmed: their value at t is exact, and the
                 # others stay within the drift tolerance of the cache's time
-                rec[idx, kernels.G] = g_after
+                self._g.reshape(-1)[idx] = g_after
             else:
                 self._cache_t = None
         self.changes.append((self.version, idx, g_before, g_after))
@@ -370,14 +375,20 @@ class TwinArray:
     # ------------------------------------------------------------------ measurement
     def read_current(self, idx: FlatIndex, voltage_V: float, t: float) -> np.ndarray:
         """Measured current (A) at ``voltage_V`` of the cells ``idx``, read noise included (flat)."""
+        return self.read_both(idx, voltage_V, t)[0]
+
+    def read_both(self, idx: FlatIndex, voltage_V: float, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`read_current` and the conductance it gives, ``I / V`` (S), in one pass (flat)."""
         p = self.preset
-        g = self.conductance_matrix(t) if idx is None else self.conductance(t, idx)
-        i = (g * float(physics.iv_shape(voltage_V, p.read_reference_V, p.iv_v0_V))).reshape(-1)
-        if p.read_noise_rel > 0:
-            noise = self.read_normals.take(i.size).reshape(i.shape) * p.read_noise_rel
-            noise += 1.0
-            i = i * noise
-        return i
+        if idx is None:
+            self.conductance_matrix(t)  # brings the cached conductances up to date
+            g = self._g.reshape(-1)
+        else:
+            g = self.conductance(t, idx)
+        f = float(physics.iv_shape(voltage_V, p.read_reference_V, p.iv_v0_V))
+        rel = float(p.read_noise_rel)
+        z = self.read_normals.take(g.size) if rel > 0 else _NO_DRAWS
+        return kernels.active.read_cells(g, f, rel, z, float(voltage_V))
 
     def vmm(self, voltages_V: np.ndarray, direction: str, t: float) -> tuple[np.ndarray, np.ndarray | None]:
         """Noise-free sensed currents (A) and, if the preset has read noise, their variance (A^2).

@@ -10,10 +10,16 @@ pace. The kernels here do one call's work in one pass (numba, compiled once and 
 - :func:`program_flat`: programming of a list of cells of a formed array: retention drift to
   now, cycle-to-cycle variability, the closed-form potentiation or depression, the stored state
   and the cached conductances (reference: :func:`program_flat_reference`);
+- :func:`program_all`: the same for every cell of an array at once, with the nonlinear step
+  factors computed beforehand by numpy's vectorised exponential (:func:`step_factors`);
 - :func:`apply_changes`: a fused read-out's signed conductance sum (and read-noise variance)
   brought up to date by one programming change;
-- :func:`vmm_vector`: a differential read-out of one drive vector, only its non-zero lines,
-  with the read noise added (reference: :func:`vmm_vector_reference`).
+- :func:`vmm_vector`: a differential read-out of one drive vector, only its non-zero lines
+  (reference: :func:`vmm_vector_reference`);
+- :func:`read_cells`: read currents with read noise, and the conductances they give.
+
+Every kernel has a numpy reference beside it (``*_reference``); :func:`use_reference` runs the
+twin on them (the tests compare the two, kernel by kernel and over a training run).
 
 The random draws are not made here: callers pass the Gaussian draws (one per cell, one per
 sensed line) taken from the array's own streams, so the kernels and the references consume the
@@ -108,10 +114,10 @@ def outer_counts(r: np.ndarray, c: np.ndarray, n_cols: int) -> tuple[np.ndarray,
 # ---------------------------------------------------------------------------------- programming
 
 #: The fields of a cell record of :attr:`sim_backend.array_model.TwinArray.cells`, in order:
-#: normalised state at the last programming, time of the last programming (s), cached
-#: conductance (S), Gmin (S), Gmax - Gmin (S).
-CELL_FIELDS = ("x", "t_prog", "g", "g_lo", "g_span")
-X, T, G, LO, SPAN = range(len(CELL_FIELDS))
+#: normalised state at the last programming, time of the last programming (s), Gmin (S),
+#: Gmax - Gmin (S): 32 bytes, so a record never straddles two cache lines.
+CELL_FIELDS = ("x", "t_prog", "g_lo", "g_span")
+X, T, LO, SPAN = range(len(CELL_FIELDS))
 N_FIELDS = len(CELL_FIELDS)
 
 
@@ -120,6 +126,7 @@ def program_flat(
     idx: np.ndarray,
     counts: np.ndarray,
     cells: np.ndarray,
+    cache: np.ndarray,
     stuck: np.ndarray,
     z: np.ndarray,
     t: float,
@@ -135,8 +142,8 @@ def program_flat(
     """Program the cells ``idx`` (flat) of a formed array with ``counts`` pulses of ``s`` steps.
 
     In place on the cell records ``cells`` (``(n, N_FIELDS)``, fields :data:`CELL_FIELDS`):
-    the state, the time of last programming (``has_t``: the preset has retention drift) and the
-    cached conductance (``has_cache``). ``z`` holds one Gaussian draw per cell (read only when
+    the state and the time of last programming (``has_t``: the preset has retention drift);
+    and on ``cache`` (flat cached conductances, S) when ``has_cache``. ``z`` holds one Gaussian draw per cell (read only when
     ``sigma > 0``). Returns each cell's conductance before and after (S, at ``t``) and how many
     cells were frozen (stuck, or no pulse). The arithmetic of :func:`program_flat_reference`.
     """
@@ -159,7 +166,7 @@ def program_flat(
             g_before[k] = g
             g_after[k] = g
             if has_cache:
-                rec[G] = g
+                cache[i] = g
             frozen_n += 1
             continue
         x0 = xs * math.exp(-(t - rec[T]) / tau) if has_t else xs
@@ -181,7 +188,7 @@ def program_flat(
         g = lo + xn * span
         g_after[k] = g
         if has_cache:
-            rec[G] = g
+            cache[i] = g
     return g_before, g_after, frozen_n
 
 
@@ -189,6 +196,7 @@ def program_flat_reference(
     idx: np.ndarray,
     counts: np.ndarray,
     cells: np.ndarray,
+    cache: np.ndarray,
     stuck: np.ndarray,
     z: np.ndarray,
     t: float,
@@ -225,13 +233,14 @@ def program_flat_reference(
     if has_t:
         cells[live, T] = t
     if has_cache:
-        cells[idx, G] = g_after
+        cache[idx] = g_after
     return g_before, g_after, int(frozen.sum())
 
 
 @njit(cache=True, nogil=True)
 def program_all(
     cells: np.ndarray,
+    cache: np.ndarray,
     stuck: np.ndarray,
     count: int,
     z: np.ndarray,
@@ -243,32 +252,58 @@ def program_all(
     nu: float,
     n_states: float,
     has_t: bool,
+    an: np.ndarray,
 ) -> None:
     """``count`` pulses of ``s`` steps on every cell of a formed array, in place on ``cells``,
-    with the cached conductance of every cell set at ``t``: :func:`program_flat` for all cells
-    with one count (``count >= 1``; one draw of ``z`` per cell)."""
+    with the cached conductance of every cell (``cache``, flat) set at ``t``: :func:`program_flat`
+    for all cells with one count (``count >= 1``; one draw of ``z`` per cell).
+
+    ``an``: each cell's ``exp(-nu n / N)`` for its step count ``n``, computed beforehand by
+    :func:`step_factors` (vectorised), or empty to compute it here.
+    """
     denom = -math.expm1(-nu) if nu != 0.0 else 1.0
     root = math.sqrt(max(float(count), 1.0))
     n0 = count * s
+    given = an.size > 0
+    # cells last programmed together share their drift factor: computed once per time
+    t_last = math.nan
+    decay = 1.0
     for i in range(cells.shape[0]):
         rec = cells[i]
         if stuck[i]:
-            rec[G] = rec[LO] + rec[X] * rec[SPAN]
+            cache[i] = rec[LO] + rec[X] * rec[SPAN]
             continue
-        x0 = rec[X] * math.exp(-(t - rec[T]) / tau) if has_t else rec[X]
-        n = n0 * (1.0 + sigma * z[i] / root) if sigma > 0.0 else n0
+        x0 = rec[X]
+        if has_t:
+            if rec[T] != t_last:
+                t_last = rec[T]
+                decay = math.exp(-(t - t_last) / tau)
+            x0 = x0 * decay
         xi = x0 if set_polarity else 1.0 - x0
         if nu == 0.0:
+            n = n0 * (1.0 + sigma * z[i] / root) if sigma > 0.0 else n0
             out = xi + n / n_states
         else:
-            an = math.exp(-nu * n / n_states)
-            out = an * xi + (1.0 - an) / denom
+            if given:
+                a = an[i]
+            else:
+                n = n0 * (1.0 + sigma * z[i] / root) if sigma > 0.0 else n0
+                a = math.exp(-nu * n / n_states)
+            out = a * xi + (1.0 - a) / denom
         out = min(max(out, 0.0), 1.0)
         xn = out if set_polarity else 1.0 - out
         rec[X] = xn
         if has_t:
             rec[T] = t
-        rec[G] = rec[LO] + xn * rec[SPAN]
+        cache[i] = rec[LO] + xn * rec[SPAN]
+
+
+def step_factors(count: int, z: np.ndarray, s: float, sigma: float, nu: float, n_states: float) -> np.ndarray:
+    """``exp(-nu n / N)`` with ``n = count s (1 + sigma z / sqrt(count))`` for every draw ``z``,
+    vectorised (numpy's SIMD exponential): the nonlinear part of :func:`program_all`."""
+    n = (count * s) * (1.0 + (sigma / math.sqrt(max(float(count), 1.0))) * z)
+    n *= -nu / n_states
+    return np.exp(n, out=n)
 
 
 # ------------------------------------------------------------------------------------- read-outs
@@ -351,6 +386,32 @@ def vmm_vector(
     return cur, var
 
 
+@njit(cache=True, nogil=True)
+def read_cells(g: np.ndarray, f: float, rel: float, z: np.ndarray, voltage_V: float) -> tuple[np.ndarray, np.ndarray]:
+    """Read currents ``I = G f (1 + rel z)`` (A) and conductances ``I / V`` (S) of the conductances
+    ``g`` (1-D, any stride; ``z``: one draw per cell, ignored when ``rel == 0``)."""
+    n = g.size
+    cur = np.empty(n)
+    cond = np.empty(n)
+    for k in range(n):
+        i = g[k] * f
+        if rel > 0.0:
+            i = i * (z[k] * rel + 1.0)
+        cur[k] = i
+        cond[k] = i / voltage_V
+    return cur, cond
+
+
+def read_cells_reference(g: np.ndarray, f: float, rel: float, z: np.ndarray, voltage_V: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`read_cells` in plain numpy (the reference)."""
+    i = g * f
+    if rel > 0:
+        noise = z * rel
+        noise += 1.0
+        i = i * noise
+    return i, i / voltage_V
+
+
 def vmm_vector_reference(
     v: np.ndarray, combined: np.ndarray, noise_sq: np.ndarray, forward: bool, read_reference_V: float,
     v0_V: float,
@@ -384,13 +445,13 @@ def outer_counts_reference(r: np.ndarray, c: np.ndarray, n_cols: int) -> tuple[n
 
 
 def program_all_reference(
-    cells: np.ndarray, stuck: np.ndarray, count: int, z: np.ndarray, t: float, tau: float, s: float,
-    set_polarity: bool, sigma: float, nu: float, n_states: float, has_t: bool,
+    cells: np.ndarray, cache: np.ndarray, stuck: np.ndarray, count: int, z: np.ndarray, t: float, tau: float,
+    s: float, set_polarity: bool, sigma: float, nu: float, n_states: float, has_t: bool, an: np.ndarray,
 ) -> None:  # fmt: skip
     """:func:`program_all` in plain numpy: :func:`program_flat_reference` of every cell."""
     n = cells.shape[0]
     program_flat_reference(
-        np.arange(n), np.full(n, count, dtype=np.int64), cells, stuck, z, t, tau, s, set_polarity, sigma, nu,
+        np.arange(n), np.full(n, count, dtype=np.int64), cells, cache, stuck, z, t, tau, s, set_polarity, sigma, nu,
         n_states, has_t, True,
     )  # fmt: skip
 
@@ -404,12 +465,13 @@ class Implementation:
     program_all: Callable[..., None]
     apply_changes: Callable[..., None]
     vmm_vector: Callable[..., tuple[np.ndarray, np.ndarray]]
+    read_cells: Callable[..., tuple[np.ndarray, np.ndarray]]
 
 
-COMPILED = Implementation(outer_counts, program_flat, program_all, apply_changes, vmm_vector)
+COMPILED = Implementation(outer_counts, program_flat, program_all, apply_changes, vmm_vector, read_cells)
 REFERENCE = Implementation(
     outer_counts_reference, program_flat_reference, program_all_reference, apply_changes_reference,
-    vmm_vector_reference,
+    vmm_vector_reference, read_cells_reference,
 )  # fmt: skip
 #: the implementation the twin uses (:func:`use_reference` switches to the numpy one)
 active: Implementation = COMPILED
@@ -451,8 +513,11 @@ class NormalStream:
             return self._buf[pos:end]
         rest = self._buf[pos:]
         if n - rest.size >= self.block:
+            out = np.empty(n)
+            out[: rest.size] = rest
+            self.rng.standard_normal(out=out[rest.size :])
             self._buf, self._pos = np.zeros(0), 0
-            return np.concatenate((rest, self.rng.standard_normal(n - rest.size)))
+            return out
         buf = np.concatenate((rest, self.rng.standard_normal(self.block)))
         buf.flags.writeable = False
         self._buf, self._pos = buf, n

@@ -141,12 +141,17 @@ class TwinBackend(Backend):
     def read(self, array: str, cells: CellsLike = None, voltage_V: float = DEFAULT_READ_VOLTAGE_V) -> Readout:
         spec, arr, idx = self._index(array, cells)
         t = self._t
-        current = self._models[array].read_current(idx, voltage_V, t)
+        model = self._models[array]
+        if isinstance(model, TwinArray):
+            current, conductance = model.read_both(idx, voltage_V, t)
+        else:
+            current = model.read_current(idx, voltage_V, t)
+            conductance = current / voltage_V
         n_reads = spec.rows if idx is None else len(arr)
         self._t += n_reads * self.timing.read_time_s
         if idx is None:
-            current = current.reshape(spec.shape)
-        return Readout(array, arr, float(voltage_V), current / voltage_V, current, t)
+            current, conductance = current.reshape(spec.shape), conductance.reshape(spec.shape)
+        return Readout(array, arr, float(voltage_V), conductance, current, t)
 
     def pulse(
         self,

@@ -26,30 +26,31 @@ from tests.helpers import make_twin
 AREA = ArraySpec.area_from_diameter(1e-6)
 
 
-def _records(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _records(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     cells = np.zeros((n, kernels.N_FIELDS))
     cells[:, kernels.X] = rng.random(n)
     cells[:, kernels.T] = rng.random(n) * 5.0
-    cells[:, kernels.G] = rng.random(n)
     cells[:, kernels.LO] = 1e-6 * (1 + 0.1 * rng.random(n))
     cells[:, kernels.SPAN] = 1e-5 * (1 + 0.1 * rng.random(n))
     stuck = rng.random(n) < 0.05
-    return cells, stuck
+    return cells, rng.random(n), stuck
 
 
 @pytest.mark.parametrize("set_polarity", [True, False])
 @pytest.mark.parametrize(("nu", "sigma", "has_t"), [(0.5, 0.34, True), (0.0, 0.0, False), (2.0, 1.5, True)])
 def test_program_flat_equals_reference(set_polarity: bool, nu: float, sigma: float, has_t: bool) -> None:
     rng = np.random.default_rng(1)
-    cells, stuck = _records(500, rng)
+    cells, cache, stuck = _records(500, rng)
     idx = np.sort(rng.choice(500, 200, replace=False))
     counts = rng.integers(0, 6, 200)
     z = rng.standard_normal(200)
-    a, b = cells.copy(), cells.copy()
+    a, b, ca, cb = cells.copy(), cells.copy(), cache.copy(), cache.copy()
     args = (stuck, z, 7.0, 1e3, 0.8, set_polarity, sigma, nu, 50.0, has_t, True)
-    gb_k, ga_k, frozen_k = kernels.program_flat(idx, counts, a, *args)
-    gb_r, ga_r, frozen_r = kernels.program_flat_reference(idx, counts, b, *args)
+    gb_k, ga_k, frozen_k = kernels.program_flat(idx, counts, a, ca, *args)
+    gb_r, ga_r, frozen_r = kernels.program_flat_reference(idx, counts, b, cb, *args)
     np.testing.assert_allclose(a, b, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(ca, cb, rtol=1e-12, atol=0)
+    assert np.array_equal(ca[idx], ga_k) and np.array_equal(np.delete(ca, idx), np.delete(cache, idx))
     np.testing.assert_allclose(gb_k, gb_r, rtol=1e-12)
     np.testing.assert_allclose(ga_k, ga_r, rtol=1e-12)
     assert frozen_k == frozen_r == int(np.sum(stuck[idx] | (counts == 0)))
@@ -64,13 +65,18 @@ def test_program_flat_equals_reference(set_polarity: bool, nu: float, sigma: flo
 @pytest.mark.parametrize("set_polarity", [True, False])
 def test_program_all_equals_reference(set_polarity: bool) -> None:
     rng = np.random.default_rng(2)
-    cells, stuck = _records(1000, rng)
+    cells, cache, stuck = _records(1000, rng)
+    cells[::2, kernels.T] = 4.0  # cells programmed together share a drift factor
     z = rng.standard_normal(1000)
-    a, b = cells.copy(), cells.copy()
+    b, cb = cells.copy(), cache.copy()
     args = (stuck, 3, z, 9.0, 1e4, 0.6, set_polarity, 0.34, 0.5, 50.0, True)
-    kernels.program_all(a, *args)
-    kernels.program_all_reference(b, *args)
-    np.testing.assert_allclose(a, b, rtol=1e-12, atol=0)
+    kernels.program_all_reference(b, cb, *args, np.zeros(0))
+    # the nonlinear factors computed in the kernel, or beforehand by numpy: the same states
+    for an in (np.zeros(0), kernels.step_factors(3, z, 0.6, 0.34, 0.5, 50.0)):
+        a, ca = cells.copy(), cache.copy()
+        kernels.program_all(a, ca, *args, an)
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=0)
+        np.testing.assert_allclose(ca, cb, rtol=1e-12, atol=0)
 
 
 @settings(max_examples=60, deadline=None)
@@ -105,6 +111,18 @@ def test_vmm_vector_equals_reference(forward: bool, v0: float) -> None:
         ref_cur, ref_var = kernels.vmm_vector_reference(v, combined, sq, forward, 0.5, v0)
         np.testing.assert_allclose(cur, ref_cur, rtol=1e-12, atol=1e-25)
         np.testing.assert_allclose(var, ref_var, rtol=1e-6, atol=1e-30)
+
+
+@pytest.mark.parametrize("rel", [0.0, 0.002])
+def test_read_cells_equals_reference(rel: float) -> None:
+    rng = np.random.default_rng(7)
+    g = rng.random(600)[::3]  # a strided view, as the twin passes a column
+    z = rng.standard_normal(g.size)
+    cur, cond = kernels.read_cells(g, 0.5, rel, z, 0.5)
+    ref_cur, ref_cond = kernels.read_cells_reference(g, 0.5, rel, z, 0.5)
+    np.testing.assert_allclose(cur, ref_cur, rtol=1e-15)
+    np.testing.assert_allclose(cond, ref_cond, rtol=1e-15)
+    assert (np.std(cond / g) > 0) == (rel > 0)
 
 
 def test_apply_changes_equals_reference() -> None:
@@ -142,7 +160,7 @@ def test_the_twin_runs_the_same_on_the_reference_implementation() -> None:
                 twin.pulse("A", [(0, 0), (3, 3)], Pulse(-4.0, 100e-6), 5)
                 twin.pulse("A", None, Pulse(2.0, 100e-6), 1)
             out.append(twin.vmm("A", rng.random(30) * 0.4 * (rng.random(30) < 0.5)))
-        return twin.model("A").cells.copy(), np.array(out)
+        return np.concatenate([twin.model("A").cells.reshape(-1), twin.read("A").conductance_S.reshape(-1)]), np.array(out)
 
     spec = [ArraySpec("A", 30, 20, AREA)]
     cells_c, vmm_c = drive(make_twin(spec, seed=8, stuck_fraction=0.05))
