@@ -29,6 +29,10 @@ _CACHE_DRIFT_TOLERANCE = 1e-6
 #: An empty float array: no draws, no cache, no retention clock (for the kernels; never written).
 _NO_DRAWS = np.zeros(0)
 
+#: A pulse shape's physics for the programming kernel: ``(tau_s, steps per pulse, set polarity,
+#: sigma/mu, nonlinearity, states, retention)``.
+_KernelArgs = tuple[float, float, bool, float, float, float, bool]
+
 #: Incremental changes remembered for fused read-out caches (older ones force a rebuild).
 _MAX_CHANGES = 64
 
@@ -83,12 +87,17 @@ class TwinArray:
         self.cells = np.zeros(shape + (kernels.N_FIELDS,))
         #: cached conductances (S), valid at :attr:`_cache_t` (contiguous, for whole-array reads)
         self._g = np.zeros(shape)
+        self._flat_records = self.cells.reshape(-1, kernels.N_FIELDS)
+        self._flat_g = self._g.reshape(-1)
+        #: the physics of each pulse shape as the programming kernel takes it
+        self._kernel_args: dict[tuple[float, float], _KernelArgs | None] = {}
         span_nom = hi_nom - lo_nom
         self.cells[..., kernels.LO] = np.maximum(lo_nom * (1.0 + preset.d2d_sigma * z_lo), 0.05 * lo_nom)
         self.cells[..., kernels.SPAN] = np.maximum(
             span_nom * (1.0 + preset.d2d_range_sigma * z_span), 0.05 * span_nom
         )
         self.stuck = u_stuck < preset.stuck_fraction
+        self._flat_stuck = self.stuck.reshape(-1)  # a view: wear marks cells stuck in place
         self.stuck_x = np.where(u_stuck_on < preset.stuck_on_fraction, 1.0, 0.0)
         self.cells[..., kernels.X] = np.where(self.stuck, self.stuck_x, 0.0)
         self.formed = np.full(shape, preset.forming_free, dtype=bool)
@@ -254,19 +263,22 @@ class TwinArray:
         (:func:`sim_backend.kernels.program_flat`): this is the update step of in-situ training,
         a few hundred cells at a time.
         """
-        polarity, s = self._strength(amplitude_V, width_s)
-        if polarity == "none" or s == 0.0:
+        key = (amplitude_V, width_s)
+        if key in self._kernel_args:
+            shape = self._kernel_args[key]
+        else:
+            shape = self._pulse_kernel_args(amplitude_V, width_s)
+            if len(self._kernel_args) < 256:
+                self._kernel_args[key] = shape
+        if shape is None:
             return
-        p = self.preset
-        z = self.prog_normals.take(idx.size) if p.c2c_sigma_over_mu > 0 else _NO_DRAWS
+        tau, s, set_polarity, sigma, nu, n_states, has_t = shape
+        z = self.prog_normals.take(idx.size) if sigma > 0 else _NO_DRAWS
         if self._cache_t is not None and not self.cache_valid(self._cache_t, t):
             self._cache_t = None
-        tau = p.retention_tau_s
         g_before, g_after, _ = kernels.active.program_flat(
-            idx, count.astype(np.int64, copy=False), self._records, self._g.reshape(-1), self.stuck.reshape(-1),
-            z, float(t), math.inf if tau is None else float(tau), float(s), polarity == "set",
-            float(p.c2c_sigma_over_mu), float(self._nu(polarity)), float(p.n_states), tau is not None,
-            self._cache_t is not None,
+            idx, count.astype(np.int64, copy=False), self._flat_records, self._flat_g, self._flat_stuck, z,
+            float(t), tau, s, set_polarity, sigma, nu, n_states, has_t, self._cache_t is not None,
         )  # fmt: skip
         self.version += 1
         self.changes.append((self.version, idx, g_before, g_after))
@@ -294,6 +306,19 @@ class TwinArray:
         self.version += 1
         self.changes.clear()
         self._cache_t = float(t)
+
+    def _pulse_kernel_args(self, amplitude_V: float, width_s: float) -> _KernelArgs | None:
+        """A pulse shape's physics as :func:`kernels.program_flat` takes it, or None when the
+        pulse does nothing."""
+        polarity, s = self._strength(amplitude_V, width_s)
+        if polarity == "none" or s == 0.0:
+            return None
+        p = self.preset
+        tau = p.retention_tau_s
+        return (
+            math.inf if tau is None else float(tau), float(s), polarity == "set", float(p.c2c_sigma_over_mu),
+            float(self._nu(polarity)), float(p.n_states), tau is not None,
+        )  # fmt: skip
 
     def _nu(self, polarity: str) -> float:
         p = self.preset

@@ -14,8 +14,8 @@ pace. The kernels here do one call's work in one pass (numba, compiled once and 
   factors computed beforehand by numpy's vectorised exponential (:func:`step_factors`);
 - :func:`apply_changes`: a fused read-out's signed conductance sum (and read-noise variance)
   brought up to date by one programming change;
-- :func:`vmm_vector`: a differential read-out of one drive vector, only its non-zero lines
-  (reference: :func:`vmm_vector_reference`);
+- :func:`vmm_vector` / :func:`vmm_noisy`: a differential read-out of one drive vector, only its
+  non-zero lines, without or with its read noise (reference: :func:`vmm_vector_reference`);
 - :func:`read_cells`: read currents with read noise, and the conductances they give.
 
 Every kernel has a numpy reference beside it (``*_reference``); :func:`use_reference` runs the
@@ -387,6 +387,34 @@ def vmm_vector(
 
 
 @njit(cache=True, nogil=True)
+def vmm_noisy(
+    v: np.ndarray,
+    combined: np.ndarray,
+    noise_sq: np.ndarray,
+    forward: bool,
+    read_reference_V: float,
+    v0_V: float,
+    z: np.ndarray,
+) -> np.ndarray:
+    """:func:`vmm_vector` with its read noise added: ``I + sqrt(var) z`` (``z``: one draw per
+    sensed line; no noise when ``noise_sq`` is empty)."""
+    cur, var = vmm_vector(v, combined, noise_sq, forward, read_reference_V, v0_V)
+    if noise_sq.size > 0:
+        for j in range(cur.size):
+            cur[j] = cur[j] + math.sqrt(var[j]) * z[j]
+    return cur
+
+
+def vmm_noisy_reference(
+    v: np.ndarray, combined: np.ndarray, noise_sq: np.ndarray, forward: bool, read_reference_V: float,
+    v0_V: float, z: np.ndarray,
+) -> np.ndarray:  # fmt: skip
+    """:func:`vmm_noisy` in plain numpy (the reference)."""
+    cur, var = vmm_vector_reference(v, combined, noise_sq, forward, read_reference_V, v0_V)
+    return cur + np.sqrt(var) * z if noise_sq.size else cur
+
+
+@njit(cache=True, nogil=True)
 def read_cells(g: np.ndarray, f: float, rel: float, z: np.ndarray, voltage_V: float) -> tuple[np.ndarray, np.ndarray]:
     """Read currents ``I = G f (1 + rel z)`` (A) and conductances ``I / V`` (S) of the conductances
     ``g`` (1-D, any stride; ``z``: one draw per cell, ignored when ``rel == 0``)."""
@@ -466,12 +494,15 @@ class Implementation:
     apply_changes: Callable[..., None]
     vmm_vector: Callable[..., tuple[np.ndarray, np.ndarray]]
     read_cells: Callable[..., tuple[np.ndarray, np.ndarray]]
+    vmm_noisy: Callable[..., np.ndarray]
 
 
-COMPILED = Implementation(outer_counts, program_flat, program_all, apply_changes, vmm_vector, read_cells)
+COMPILED = Implementation(
+    outer_counts, program_flat, program_all, apply_changes, vmm_vector, read_cells, vmm_noisy
+)  # fmt: skip
 REFERENCE = Implementation(
     outer_counts_reference, program_flat_reference, program_all_reference, apply_changes_reference,
-    vmm_vector_reference, read_cells_reference,
+    vmm_vector_reference, read_cells_reference, vmm_noisy_reference,
 )  # fmt: skip
 #: the implementation the twin uses (:func:`use_reference` switches to the numpy one)
 active: Implementation = COMPILED

@@ -36,6 +36,7 @@ from sim_backend.preset import DevicePreset
 #: No read-noise variance (for the kernels; never written).
 _NO_NOISE = np.zeros(0, dtype=np.float32)
 _NO_NOISE_2D = np.zeros((0, 0), dtype=np.float32)
+_NO_DRAWS = np.zeros(0)
 
 
 @dataclass
@@ -256,6 +257,20 @@ class TwinBackend(Backend):
             if not all(isinstance(self._models[n], TwinArray) for n in names):
                 return self._vmm_per_array(names, weights, v, direction)
         fused = self._fused_readout(names, weights)
+        if v.ndim == 1 and len(fused.groups) == 1:
+            # one I-V shape and one drive vector: the read-out and its noise in one compiled pass
+            group = fused.groups[0]
+            noise_sq = group.noise_sq
+            n_out = group.combined.shape[1 if direction == "forward" else 0]
+            draws = _NO_DRAWS
+            if noise_sq is not None:
+                draws = _synapse_array(self._models[names[0]]).read_normals.take(n_out)
+            sensed = kernels.active.vmm_noisy(
+                v, group.combined, _NO_NOISE_2D if noise_sq is None else noise_sq, direction == "forward",
+                group.read_reference_V, 0.0 if group.iv_v0_V is None else group.iv_v0_V, draws,
+            )  # fmt: skip
+            self._t += self.timing.read_time_s
+            return sensed
         current: np.ndarray | None = None
         var: np.ndarray | None = None
         for group in fused.groups:

@@ -111,6 +111,11 @@ def test_vmm_vector_equals_reference(forward: bool, v0: float) -> None:
         ref_cur, ref_var = kernels.vmm_vector_reference(v, combined, sq, forward, 0.5, v0)
         np.testing.assert_allclose(cur, ref_cur, rtol=1e-12, atol=1e-25)
         np.testing.assert_allclose(var, ref_var, rtol=1e-6, atol=1e-30)
+        z = rng.standard_normal(cur.size)
+        noisy = kernels.vmm_noisy(v, combined, sq, forward, 0.5, v0, z)
+        np.testing.assert_allclose(noisy, kernels.vmm_noisy_reference(v, combined, sq, forward, 0.5, v0, z),
+                                   rtol=1e-6, atol=1e-25)  # fmt: skip
+        assert (np.abs(noisy - cur).max() > 0) == (sq.size > 0)
 
 
 @pytest.mark.parametrize("rel", [0.0, 0.002])
