@@ -316,7 +316,8 @@ class ArrayNetwork:
             scale = lr / (lay.alpha * self.count_step(lay, kind))
             if r_max * d_peak * scale < 0.5:
                 continue  # no cell would receive a pulse
-            c = np.maximum(direction * delta, 0.0) * scale
+            c = np.multiply(delta, direction * scale)
+            np.maximum(c, 0.0, out=c)
             limit = min(lay.states[kind], self.max_count) / r_max
             if d_peak * scale > limit:
                 c = np.minimum(c, limit)

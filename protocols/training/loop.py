@@ -180,7 +180,10 @@ class TrainingRun:
         if not self.p.bias:
             return x
         if x.ndim == 1:
-            return np.append(x, 1.0)
+            out = np.empty(x.size + 1)
+            out[:-1] = x
+            out[-1] = 1.0
+            return out
         return np.concatenate([x, np.ones((x.shape[0], 1))], axis=1)
 
     def _output_delta(self, z: np.ndarray, out: np.ndarray, target: np.ndarray) -> np.ndarray:
