@@ -302,7 +302,7 @@ class TrainingRun:
                     net.update(layers[idx], xs[idx], deltas[idx], phase, epoch, s, nonneg[idx])
             for li in range(n_layers):
                 if s + 1 >= next_check[li]:
-                    counters.resets += net.check_saturation(phase, epoch, s, [layers[li]])
+                    counters.resets += net.check_saturation(phase, epoch, s, [layers[li]], incremental=True)
                     frac = layers[li].last_reset_fraction
                     if frac > 0.01:
                         every[li] = max(max(4, longest[li] // 16), every[li] // 2)
