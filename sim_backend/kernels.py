@@ -520,6 +520,32 @@ def use_reference() -> Iterator[None]:
         active = before
 
 
+_WARM = False
+
+
+def warm_up() -> None:
+    """Load every compiled kernel (from numba's on-disk cache, or compile it) by one tiny call, so
+    that the first real call of a run does not pay it. Once per process."""
+    global _WARM
+    if _WARM:
+        return
+    cells = np.zeros((4, N_FIELDS))
+    g, stuck, z = np.zeros(4), np.zeros(4, dtype=bool), np.zeros(4)
+    idx, counts = np.arange(2, dtype=np.int64), np.ones(2, dtype=np.int64)
+    outer_counts(np.ones(2), np.ones(2), 2)
+    frozen = z.copy()
+    frozen.flags.writeable = False  # draws come as read-only views of the stream's block
+    m, sq = np.zeros((2, 2)), np.zeros((2, 2), dtype=np.float32)
+    for draws in (z, frozen):
+        program_flat(idx, counts, cells, g, stuck, draws, 1.0, 1.0, 1.0, True, 0.1, 0.5, 10.0, True, True)
+        program_all(cells, g, stuck, 1, draws, 1.0, 1.0, 1.0, True, 0.1, 0.5, 10.0, True, np.zeros(0))
+        vmm_noisy(np.ones(2), m, sq, True, 0.5, 1.0, draws[:2])
+        read_cells(g, 0.5, 0.1, draws, 0.5)
+    apply_changes(np.zeros(4), np.zeros(4, dtype=np.float32), idx, z[:2], z[:2], 1.0, 1.0)
+    vmm_noisy(np.ones(2), m, np.zeros((0, 0), dtype=np.float32), True, 0.5, 1.0, np.zeros(0))
+    _WARM = True
+
+
 class NormalStream:
     """Standard-normal draws of a generator taken in blocks and handed out in order.
 

@@ -93,6 +93,7 @@ class TwinBackend(Backend):
         self._models: dict[str, SimArray] = {
             a.name: make_array(a, overrides.get(a.name, preset), self.seed) for a in arrays
         }
+        kernels.warm_up()  # compiled kernels loaded now, not inside the first measurement
         self._fused: dict[tuple[tuple[str, ...], tuple[float, ...]], _FusedReadout] = {}
         self._all_cells: dict[str, np.ndarray] = {}
         self._t = 0.0
