@@ -187,6 +187,10 @@ class SafeBackend(Backend):
     def __init__(self, inner: Backend, limits: SafetyLimits) -> None:
         self.inner = inner
         self.limits = limits
+        #: pulse shapes already found inside the limits
+        self._pulses_ok: set[Pulse] = set()
+        #: inputs of each read-out structure already checked (arrays, direction, signs given)
+        self._vmm_inputs: dict[tuple[tuple[str, ...], str, int | None], int] = {}
 
     # description is forwarded unchanged
     @property
@@ -204,10 +208,16 @@ class SafeBackend(Backend):
         return self.inner.now()
 
     def _check_shape(self, pulse: Pulse) -> None:
+        # a pulse (frozen: its values cannot change) found inside the limits is remembered, so
+        # the hot path checks each distinct pulse shape once; every new shape is checked
+        if pulse in self._pulses_ok:
+            return
         self.limits.check_voltage(pulse.amplitude_V)
         self.limits.check_width(pulse.width_s)
         if pulse.compliance_A is not None:
             self.limits.check_compliance(pulse.compliance_A)
+        if type(pulse) is Pulse and len(self._pulses_ok) < 1024:
+            self._pulses_ok.add(pulse)
 
     # checked commands
     def read(self, array: str, cells: CellsLike = None, voltage_V: float = DEFAULT_READ_VOLTAGE_V) -> Readout:
@@ -226,7 +236,7 @@ class SafeBackend(Backend):
         read_voltage_V: float = DEFAULT_READ_VOLTAGE_V,
     ) -> PulseTrainResult:
         spec = self.spec(array)
-        checked = as_cells(cells, spec)
+        checked = None if cells is None else as_cells(cells, spec)  # None: every cell, all valid
         self.limits.check_pulse(pulse, count)
         if read_after:
             self.limits.check_read_voltage(read_voltage_V)
@@ -245,7 +255,9 @@ class SafeBackend(Backend):
         checked_counts = self.limits.check_counts(counts, (n,), shape_is="one count per cell")
         if n > 1:
             flat = checked[:, 0] * spec.cols + checked[:, 1]
-            if np.unique(flat).size != n:
+            # a strictly increasing list (row-major, as the protocols give it) is distinct
+            # without sorting; any other order is checked by sorting
+            if not bool(np.all(flat[1:] > flat[:-1])) and np.unique(flat).size != n:
                 raise LimitError("cells", "repeated cells", "distinct (row, col) pairs")
         self._check_shape(pulse)
         return self.inner.program_cells(array, checked, checked_counts, pulse)
@@ -260,7 +272,7 @@ class SafeBackend(Backend):
                 raise LimitError(f"{name}.shape", vec.shape, f"({n},)")
             if vec.size:
                 # NaN fails both comparisons, +-inf one of them: two reductions check it all
-                lo, hi = float(vec.min()), float(vec.max())
+                lo, hi = float(np.minimum.reduce(vec)), float(np.maximum.reduce(vec))
                 if not (lo >= 0.0 and hi < math.inf):
                     raise LimitError(name, "negative or non-finite entries", "finite values >= 0")
                 peaks.append(hi)
@@ -284,17 +296,14 @@ class SafeBackend(Backend):
         signs: Sequence[float] | None = None,
     ) -> np.ndarray:
         names = [arrays] if isinstance(arrays, str) else list(arrays)
-        if not names:
-            raise LimitError("arrays", "[]", "at least one array")
-        specs = [self.spec(n) for n in names]
-        if any(s.shape != specs[0].shape for s in specs):
-            raise LimitError("arrays", names, "arrays of one shape")
-        if direction not in ("forward", "backward"):
-            raise LimitError("direction", direction, "'forward' or 'backward'")
-        if signs is not None and len(signs) != len(names):
-            raise LimitError("signs", len(signs), f"one sign per array ({len(names)})")
+        # the read-out's structure (arrays, shapes, signs, direction) is checked once and
+        # remembered; its voltages are checked on every call
+        key = (tuple(names), direction, None if signs is None else len(signs))
+        n_in = self._vmm_inputs.get(key)
+        if n_in is None:
+            n_in = self._check_vmm_structure(names, direction, signs)
+            self._vmm_inputs[key] = n_in
         v = np.asarray(voltages_V, dtype=float)
-        n_in = specs[0].rows if direction == "forward" else specs[0].cols
         if v.ndim not in (1, 2) or v.shape[-1] != n_in:
             raise LimitError("voltages_V.shape", v.shape, f"(..., {n_in})")
         if v.size:
@@ -305,6 +314,19 @@ class SafeBackend(Backend):
                 lim = self.limits.max_read_voltage_V
                 raise LimitError("voltages_V (max |V|)", peak, f"[{-lim:g}, {lim:g}] V", "max_read_voltage_V")
         return self.inner.vmm(names if len(names) > 1 else names[0], v, direction, signs)
+
+    def _check_vmm_structure(self, names: list[str], direction: str, signs: Sequence[float] | None) -> int:
+        """Check a read-out's arrays, shapes, direction and signs; returns its number of inputs."""
+        if not names:
+            raise LimitError("arrays", "[]", "at least one array")
+        specs = [self.spec(n) for n in names]
+        if any(s.shape != specs[0].shape for s in specs):
+            raise LimitError("arrays", names, "arrays of one shape")
+        if direction not in ("forward", "backward"):
+            raise LimitError("direction", direction, "'forward' or 'backward'")
+        if signs is not None and len(signs) != len(names):
+            raise LimitError("signs", len(signs), f"one sign per array ({len(names)})")
+        return specs[0].rows if direction == "forward" else specs[0].cols
 
     def iv_sweep(
         self,

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from hil.types import ArraySpec
-from sim_backend import physics
+from sim_backend import kernels, physics
+from sim_backend.kernels import NormalStream
 from sim_backend.preset import DevicePreset
 
 #: Flat cell index: ``None`` addresses every cell.
@@ -24,6 +25,13 @@ FlatIndex = np.ndarray | None
 
 #: Relative drift below which a cached conductance matrix stays valid (retention only).
 _CACHE_DRIFT_TOLERANCE = 1e-6
+
+#: An empty float array: no draws, no cache, no retention clock (for the kernels; never written).
+_NO_DRAWS = np.zeros(0)
+
+#: A pulse shape's physics for the programming kernel: ``(tau_s, steps per pulse, set polarity,
+#: sigma/mu, nonlinearity, states, retention)``.
+_KernelArgs = tuple[float, float, bool, float, float, float, bool]
 
 #: Incremental changes remembered for fused read-out caches (older ones force a rebuild).
 _MAX_CHANGES = 64
@@ -62,6 +70,9 @@ class TwinArray:
         self.spec = spec
         self.preset = preset
         fab, self.prog_rng, self.read_rng = _streams(seed, spec.name)
+        #: every draw of the programming and read streams, in bulk and in the streams' order
+        self.prog_normals = NormalStream(self.prog_rng)
+        self.read_normals = NormalStream(self.read_rng)
         shape = spec.shape
         lo_nom, hi_nom = preset.g_range_S(spec.device_area_m2)
         # Fabrication draws happen in a fixed order whatever the parameter values, so changing
@@ -70,18 +81,31 @@ class TwinArray:
         z_span = fab.standard_normal(shape)
         u_stuck = fab.random(shape)
         u_stuck_on = fab.random(shape)
-        self.g_lo = np.maximum(lo_nom * (1.0 + preset.d2d_sigma * z_lo), 0.05 * lo_nom)
+        #: one record per cell (see :data:`kernels.CELL_FIELDS`): a cell's state, clock, cached
+        #: conductance and window share a cache line, so programming a scattered few hundred
+        #: cells reads one line per cell instead of one per quantity
+        self.cells = np.zeros(shape + (kernels.N_FIELDS,))
+        #: cached conductances (S), valid at :attr:`_cache_t` (contiguous, for whole-array reads)
+        self._g = np.zeros(shape)
+        self._flat_records = self.cells.reshape(-1, kernels.N_FIELDS)
+        self._flat_g = self._g.reshape(-1)
+        #: the physics of each pulse shape as the programming kernel takes it
+        self._kernel_args: dict[tuple[float, float], _KernelArgs | None] = {}
         span_nom = hi_nom - lo_nom
-        self.g_span = np.maximum(span_nom * (1.0 + preset.d2d_range_sigma * z_span), 0.05 * span_nom)
+        self.cells[..., kernels.LO] = np.maximum(lo_nom * (1.0 + preset.d2d_sigma * z_lo), 0.05 * lo_nom)
+        self.cells[..., kernels.SPAN] = np.maximum(
+            span_nom * (1.0 + preset.d2d_range_sigma * z_span), 0.05 * span_nom
+        )
         self.stuck = u_stuck < preset.stuck_fraction
+        self._flat_stuck = self.stuck.reshape(-1)  # a view: wear marks cells stuck in place
         self.stuck_x = np.where(u_stuck_on < preset.stuck_on_fraction, 1.0, 0.0)
-        self.x = np.where(self.stuck, self.stuck_x, 0.0)
+        self.cells[..., kernels.X] = np.where(self.stuck, self.stuck_x, 0.0)
         self.formed = np.full(shape, preset.forming_free, dtype=bool)
         #: every cell formed (kept by :meth:`_form`): programming then skips the forming checks
         self.all_formed = bool(self.formed.all())
         self._strengths: dict[tuple[float, float], tuple[str, float]] = {}
-        self.t_prog: np.ndarray | None = None if preset.retention_tau_s is None else np.zeros(shape)
-        self._cache: tuple[float, np.ndarray] | None = None
+        #: simulated time of the cached conductances :attr:`_g`; None: no valid cache
+        self._cache_t: float | None = None
         #: incremented on every change of state; with :attr:`changes` it lets fused read-out
         #: caches (see :class:`sim_backend.twin.TwinBackend`) follow the array incrementally
         self.version = 0
@@ -90,6 +114,32 @@ class TwinArray:
         self.changes: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
 
     # ------------------------------------------------------------------ state
+    @property
+    def x(self) -> np.ndarray:
+        """``(rows, cols)`` normalised state at the last programming of each cell (a view)."""
+        return self.cells[..., kernels.X]
+
+    @property
+    def g_lo(self) -> np.ndarray:
+        """``(rows, cols)`` per-device Gmin (S), device-to-device spread included (a view)."""
+        return self.cells[..., kernels.LO]
+
+    @property
+    def g_span(self) -> np.ndarray:
+        """``(rows, cols)`` per-device Gmax - Gmin (S) (a view)."""
+        return self.cells[..., kernels.SPAN]
+
+    @property
+    def t_prog(self) -> np.ndarray | None:
+        """``(rows, cols)`` simulated time of each cell's last programming (s) (a view), or None
+        when the preset has no retention drift."""
+        return None if self.preset.retention_tau_s is None else self.cells[..., kernels.T]
+
+    @property
+    def _records(self) -> np.ndarray:
+        """The cell records, flat: ``(rows * cols, fields)``."""
+        return self.cells.reshape(-1, kernels.N_FIELDS)
+
     def _flat(self, a: np.ndarray, idx: FlatIndex) -> np.ndarray:
         flat = a.reshape(-1)
         return flat if idx is None else flat[idx]
@@ -126,15 +176,10 @@ class TwinArray:
         matrix is recomputed once retention drift since it was computed could exceed a relative
         ``1e-6`` (never, without retention).
         """
-        if self._cache is not None:
-            t_cached, g = self._cache
-            if self.cache_valid(t_cached, t):
-                view = g.view()
-                view.flags.writeable = False
-                return view
-        g = self.conductance(t).reshape(self.spec.shape)
-        self._cache = (t, g)
-        view = g.view()
+        if self._cache_t is None or not self.cache_valid(self._cache_t, t):
+            self._g[...] = self.conductance(t).reshape(self.spec.shape)
+            self._cache_t = t
+        view = self._g.view()
         view.flags.writeable = False
         return view
 
@@ -153,9 +198,16 @@ class TwinArray:
         Stuck and unformed cells do not change, except that an unformed cell forms under a
         pulse of at least the forming voltage.
         """
-        if idx is not None and self.all_formed and isinstance(count, np.ndarray) and count.shape == idx.shape:
-            self._apply_to_formed(idx, amplitude_V, width_s, count, t)
-            return
+        if self.all_formed:
+            if idx is not None and isinstance(count, np.ndarray) and count.shape == idx.shape:
+                self._apply_to_formed(idx, amplitude_V, width_s, count, t)
+                return
+            if idx is not None and isinstance(count, int | np.integer):
+                self._apply_to_formed(idx, amplitude_V, width_s, np.full(idx.shape, int(count)), t)
+                return
+            if idx is None and isinstance(count, int | np.integer) and count >= 1:
+                self._apply_to_all(amplitude_V, width_s, int(count), t)
+                return
         p = self.preset
         x_stored = self._flat(self.x, idx)
         if isinstance(count, np.ndarray) and count.shape == x_stored.shape:
@@ -182,8 +234,8 @@ class TwinArray:
             return
         # conductances at t before and after (for the caches): a touched cell was just
         # programmed (no drift yet), a frozen one keeps its drifted state
-        g_lo = self.g_lo.reshape(-1)[idx]
-        span = self.g_span.reshape(-1)[idx]
+        g_lo = self._records[idx, kernels.LO]
+        span = self._records[idx, kernels.SPAN]
         g_before = g_lo + x0 * span
         g_after = g_lo + (np.where(frozen, x0, x_new) if any_frozen else x_new) * span
         if not all_formed:
@@ -207,27 +259,70 @@ class TwinArray:
     ) -> None:
         """:meth:`apply_pulses` for a list of cells of a fully formed array, one count per cell.
 
-        The same physics and the same random draws as the general path, in fewer array
-        operations: this is the update step of in-situ training, a few hundred cells at a time.
+        The same physics and the same random draws as the general path, in one compiled pass
+        (:func:`sim_backend.kernels.program_flat`): this is the update step of in-situ training,
+        a few hundred cells at a time.
         """
+        key = (amplitude_V, width_s)
+        if key in self._kernel_args:
+            shape = self._kernel_args[key]
+        else:
+            shape = self._pulse_kernel_args(amplitude_V, width_s)
+            if len(self._kernel_args) < 256:
+                self._kernel_args[key] = shape
+        if shape is None:
+            return
+        tau, s, set_polarity, sigma, nu, n_states, has_t = shape
+        z = self.prog_normals.take(idx.size) if sigma > 0 else _NO_DRAWS
+        if self._cache_t is not None and not self.cache_valid(self._cache_t, t):
+            self._cache_t = None
+        g_before, g_after, _ = kernels.active.program_flat(
+            idx, count.astype(np.int64, copy=False), self._flat_records, self._flat_g, self._flat_stuck, z,
+            float(t), tau, s, set_polarity, sigma, nu, n_states, has_t, self._cache_t is not None,
+        )  # fmt: skip
+        self.version += 1
+        self.changes.append((self.version, idx, g_before, g_after))
+        if len(self.changes) > _MAX_CHANGES:
+            del self.changes[0]
+
+    def _apply_to_all(self, amplitude_V: float, width_s: float, count: int, t: float) -> None:
+        """:meth:`apply_pulses` of ``count`` pulses on every cell of a fully formed array, in one
+        compiled pass (:func:`sim_backend.kernels.program_all`); the cached conductances are
+        then those at ``t``, and fused read-outs rebuild."""
         polarity, s = self._strength(amplitude_V, width_s)
         if polarity == "none" or s == 0.0:
             return
-        x_stored = self.x.reshape(-1)[idx]
-        stuck = self.stuck.reshape(-1)[idx]
-        frozen = stuck | (count == 0)
-        any_frozen = bool(frozen.any())
-        # stuck cells are frozen: only where some cell is frozen can one be stuck
-        x0 = self._drifted(x_stored, stuck if any_frozen else None, t, idx)
-        x_new = self._stepped(x0, count, polarity, s)
-        g_lo = self.g_lo.reshape(-1)[idx]
-        span = self.g_span.reshape(-1)[idx]
-        g_before = g_lo + x0 * span
-        if any_frozen:
-            g_after = g_lo + np.where(frozen, x0, x_new) * span
-            self._store(idx, np.where(frozen, x_stored, x_new), t, ~frozen, g_before, g_after)
-        else:
-            self._store(idx, x_new, t, None, g_before, g_lo + x_new * span)
+        p = self.preset
+        n = self.spec.rows * self.spec.cols
+        sigma, nu = float(p.c2c_sigma_over_mu), float(self._nu(polarity))
+        z = self.prog_normals.take(n) if sigma > 0 else _NO_DRAWS
+        an = kernels.step_factors(count, z, float(s), sigma, nu, float(p.n_states)) if sigma > 0 and nu else _NO_DRAWS
+        tau = p.retention_tau_s
+        kernels.active.program_all(
+            self._records, self._g.reshape(-1), self.stuck.reshape(-1), count, z, float(t),
+            math.inf if tau is None else float(tau), float(s), polarity == "set", sigma, nu, float(p.n_states),
+            tau is not None, an,
+        )  # fmt: skip
+        self.version += 1
+        self.changes.clear()
+        self._cache_t = float(t)
+
+    def _pulse_kernel_args(self, amplitude_V: float, width_s: float) -> _KernelArgs | None:
+        """A pulse shape's physics as :func:`kernels.program_flat` takes it, or None when the
+        pulse does nothing."""
+        polarity, s = self._strength(amplitude_V, width_s)
+        if polarity == "none" or s == 0.0:
+            return None
+        p = self.preset
+        tau = p.retention_tau_s
+        return (
+            math.inf if tau is None else float(tau), float(s), polarity == "set", float(p.c2c_sigma_over_mu),
+            float(self._nu(polarity)), float(p.n_states), tau is not None,
+        )  # fmt: skip
+
+    def _nu(self, polarity: str) -> float:
+        p = self.preset
+        return p.nonlinearity_potentiation if polarity == "set" else p.nonlinearity_depression
 
     def _stepped(self, x0: np.ndarray, m: np.ndarray, polarity: str, s: float) -> np.ndarray:
         """States after ``m`` pulses (per cell) of ``s`` nominal steps each, from ``x0``.
@@ -238,7 +333,7 @@ class TwinArray:
         p = self.preset
         n = m * s
         if p.c2c_sigma_over_mu > 0:
-            z = self.prog_rng.standard_normal(x0.shape)
+            z = self.prog_normals.take(x0.size).reshape(x0.shape)
             n = n * (1.0 + p.c2c_sigma_over_mu * z / np.sqrt(np.maximum(m, 1.0)))
         if polarity == "set":
             return physics.potentiate(x0, n, p.nonlinearity_potentiation, p.n_states)
@@ -262,36 +357,34 @@ class TwinArray:
         g_after: np.ndarray | None = None,
     ) -> None:
         """Commit new states; a change of some cells updates the caches in place, of all clears them."""
-        flat_x = self.x.reshape(-1)
+        rec = self._records
         if idx is None:
-            flat_x[:] = x_new
+            rec[:, kernels.X] = x_new
         else:
-            flat_x[idx] = x_new
+            rec[idx, kernels.X] = x_new
         if self.t_prog is not None:
-            flat_t = self.t_prog.reshape(-1)
             if idx is None:
-                flat_t[slice(None) if touched is None else touched] = t
+                rec[slice(None) if touched is None else touched, kernels.T] = t
             else:
-                flat_t[idx if touched is None else idx[touched]] = t
+                rec[idx if touched is None else idx[touched], kernels.T] = t
         self.version += 1
         if idx is None or g_before is None or g_after is None:
             self._invalidate()
             return
-        if self._cache is not None:
-            t_cached, g = self._cache
-            if self.cache_valid(t_cached, t):
+        if self._cache_t is not None:
+            if self.cache_valid(self._cache_t, t):
                 # the touched cells were just programmed: their value at t is exact, and the
-                # others stay within the drift tolerance of t_cached
-                g.reshape(-1)[idx] = g_after
+                # others stay within the drift tolerance of the cache's time
+                self._g.reshape(-1)[idx] = g_after
             else:
-                self._cache = None
+                self._cache_t = None
         self.changes.append((self.version, idx, g_before, g_after))
         if len(self.changes) > _MAX_CHANGES:
             del self.changes[0]
 
     def _invalidate(self) -> None:
         """Forget every cached conductance (a change of the whole array)."""
-        self._cache = None
+        self._cache_t = None
         self.changes.clear()
 
     def _form(self, idx: FlatIndex, hit: np.ndarray) -> None:
@@ -307,15 +400,20 @@ class TwinArray:
     # ------------------------------------------------------------------ measurement
     def read_current(self, idx: FlatIndex, voltage_V: float, t: float) -> np.ndarray:
         """Measured current (A) at ``voltage_V`` of the cells ``idx``, read noise included (flat)."""
+        return self.read_both(idx, voltage_V, t)[0]
+
+    def read_both(self, idx: FlatIndex, voltage_V: float, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`read_current` and the conductance it gives, ``I / V`` (S), in one pass (flat)."""
         p = self.preset
-        g = self.conductance_matrix(t).reshape(-1) if idx is None else self.conductance(t, idx)
-        i = g * float(physics.iv_shape(voltage_V, p.read_reference_V, p.iv_v0_V))
-        if p.read_noise_rel > 0:
-            noise = self.read_rng.standard_normal(i.shape)
-            noise *= p.read_noise_rel
-            noise += 1.0
-            i = i * noise
-        return i
+        if idx is None:
+            self.conductance_matrix(t)  # brings the cached conductances up to date
+            g = self._g.reshape(-1)
+        else:
+            g = self.conductance(t, idx)
+        f = float(physics.iv_shape(voltage_V, p.read_reference_V, p.iv_v0_V))
+        rel = float(p.read_noise_rel)
+        z = self.read_normals.take(g.size) if rel > 0 else _NO_DRAWS
+        return kernels.active.read_cells(g, f, rel, z, float(voltage_V))
 
     def vmm(self, voltages_V: np.ndarray, direction: str, t: float) -> tuple[np.ndarray, np.ndarray | None]:
         """Noise-free sensed currents (A) and, if the preset has read noise, their variance (A^2).
@@ -346,4 +444,4 @@ class TwinArray:
         p = self.preset
         if p.read_noise_rel == 0:
             return current
-        return current * (1.0 + p.read_noise_rel * float(self.read_rng.standard_normal()))
+        return current * (1.0 + p.read_noise_rel * float(self.read_normals.take(1)[0]))

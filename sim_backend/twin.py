@@ -28,13 +28,15 @@ from hil.types import (
     SafeStateReport,
     as_cells,
 )
-from sim_backend import physics
+from sim_backend import kernels, physics
 from sim_backend.array_model import TwinArray, TwinTiming
 from sim_backend.devices import SimArray, make_array
 from sim_backend.preset import DevicePreset
 
-#: A 1-D drive with at most this fraction of non-zero inputs is multiplied row-sparse.
-_SPARSE_FRACTION = 0.5
+#: No read-noise variance (for the kernels; never written).
+_NO_NOISE = np.zeros(0, dtype=np.float32)
+_NO_NOISE_2D = np.zeros((0, 0), dtype=np.float32)
+_NO_DRAWS = np.zeros(0)
 
 
 @dataclass
@@ -91,6 +93,7 @@ class TwinBackend(Backend):
         self._models: dict[str, SimArray] = {
             a.name: make_array(a, overrides.get(a.name, preset), self.seed) for a in arrays
         }
+        kernels.warm_up()  # compiled kernels loaded now, not inside the first measurement
         self._fused: dict[tuple[tuple[str, ...], tuple[float, ...]], _FusedReadout] = {}
         self._all_cells: dict[str, np.ndarray] = {}
         self._t = 0.0
@@ -140,12 +143,17 @@ class TwinBackend(Backend):
     def read(self, array: str, cells: CellsLike = None, voltage_V: float = DEFAULT_READ_VOLTAGE_V) -> Readout:
         spec, arr, idx = self._index(array, cells)
         t = self._t
-        current = self._models[array].read_current(idx, voltage_V, t)
+        model = self._models[array]
+        if isinstance(model, TwinArray):
+            current, conductance = model.read_both(idx, voltage_V, t)
+        else:
+            current = model.read_current(idx, voltage_V, t)
+            conductance = current / voltage_V
         n_reads = spec.rows if idx is None else len(arr)
         self._t += n_reads * self.timing.read_time_s
         if idx is None:
-            current = current.reshape(spec.shape)
-        return Readout(array, arr, float(voltage_V), current / voltage_V, current, t)
+            current, conductance = current.reshape(spec.shape), conductance.reshape(spec.shape)
+        return Readout(array, arr, float(voltage_V), conductance, current, t)
 
     def pulse(
         self,
@@ -203,18 +211,25 @@ class TwinBackend(Backend):
         (row-major) are those of the dense outer product.
         """
         spec = self.spec(array)
-        idx, counts = sparse_outer_counts(np.asarray(r, dtype=float), np.asarray(c, dtype=float), spec.cols)
-        return self._program_flat(array, spec, idx, counts, pulse)
+        idx, counts, total, largest = kernels.active.outer_counts(
+            np.asarray(r, dtype=float), np.asarray(c, dtype=float), spec.cols
+        )
+        return self._program_flat(array, spec, idx, counts, pulse, (total, largest))
 
     def _program_flat(
-        self, array: str, spec: ArraySpec, idx: np.ndarray, counts: np.ndarray, pulse: Pulse
-    ) -> ProgramResult:
-        max_count = int(counts.max()) if counts.size else 0
+        self, array: str, spec: ArraySpec, idx: np.ndarray, counts: np.ndarray, pulse: Pulse,
+        totals: tuple[int, int] | None = None,
+    ) -> ProgramResult:  # fmt: skip
+        """Program ``counts`` pulses on the flat cells ``idx``; ``totals``: the counts' sum and
+        largest value, when the caller has them."""
+        if totals is None:
+            totals = (int(counts.sum()), int(counts.max())) if counts.size else (0, 0)
+        total, max_count = totals
         if counts.size:
             self._models[array].apply_pulses(idx, pulse.amplitude_V, pulse.width_s, counts, self._t)
         duration = max_count * (pulse.width_s + self.timing.pulse_gap_s)
         self._t += duration
-        return ProgramResult(array, pulse, int(counts.sum()), int(counts.size), max_count, duration)
+        return ProgramResult(array, pulse, int(total), int(counts.size), int(max_count), duration)
 
     def vmm(
         self,
@@ -243,6 +258,20 @@ class TwinBackend(Backend):
             if not all(isinstance(self._models[n], TwinArray) for n in names):
                 return self._vmm_per_array(names, weights, v, direction)
         fused = self._fused_readout(names, weights)
+        if v.ndim == 1 and len(fused.groups) == 1:
+            # one I-V shape and one drive vector: the read-out and its noise in one compiled pass
+            group = fused.groups[0]
+            noise_sq = group.noise_sq
+            n_out = group.combined.shape[1 if direction == "forward" else 0]
+            draws = _NO_DRAWS
+            if noise_sq is not None:
+                draws = _synapse_array(self._models[names[0]]).read_normals.take(n_out)
+            sensed = kernels.active.vmm_noisy(
+                v, group.combined, _NO_NOISE_2D if noise_sq is None else noise_sq, direction == "forward",
+                group.read_reference_V, 0.0 if group.iv_v0_V is None else group.iv_v0_V, draws,
+            )  # fmt: skip
+            self._t += self.timing.read_time_s
+            return sensed
         current: np.ndarray | None = None
         var: np.ndarray | None = None
         for group in fused.groups:
@@ -252,8 +281,8 @@ class TwinBackend(Backend):
                 var = v_part if var is None else var + v_part
         assert current is not None
         if var is not None:
-            rng = self._models[names[0]].read_rng
-            current = current + np.sqrt(var.astype(float)) * rng.standard_normal(current.shape)
+            draws = _synapse_array(self._models[names[0]]).read_normals.take(current.size)
+            current = current + np.sqrt(var.astype(float)) * draws.reshape(current.shape)
         self._t += self.timing.read_time_s
         return current
 
@@ -325,11 +354,9 @@ class TwinBackend(Backend):
             rel2 = model.preset.read_noise_rel**2
             for group, sign in targets:
                 flat = group.combined.reshape(-1)
-                flat_sq = None if group.noise_sq is None or rel2 == 0 else group.noise_sq.reshape(-1)
+                flat_sq = _NO_NOISE if group.noise_sq is None or rel2 == 0 else group.noise_sq.reshape(-1)
                 for _, idx, g_before, g_after in pending:
-                    flat[idx] += sign * (g_after - g_before)
-                    if flat_sq is not None:
-                        flat_sq[idx] += rel2 * (g_after * g_after - g_before * g_before)
+                    kernels.active.apply_changes(flat, flat_sq, idx, g_before, g_after, sign, rel2)
             entry.versions[name] = model.version
         return True
 
@@ -396,24 +423,19 @@ def _synapse_array(model: SimArray) -> TwinArray:
 
 def _multiply(v: np.ndarray, group: _IVGroup, direction: str) -> tuple[np.ndarray, np.ndarray | None]:
     """``f(v) @ C`` (forward) or ``f(v) @ C.T`` (backward), and the same with ``f(v)**2`` and the
-    noise matrix; a mostly-zero 1-D drive only touches its non-zero lines (``f(0) = 0``)."""
+    noise matrix. A 1-D drive is one compiled pass (:func:`sim_backend.kernels.vmm_vector`) that
+    only touches its non-zero lines (``f(0) = 0``)."""
     combined, noise_sq = group.combined, group.noise_sq
     if v.ndim == 1:
-        nz = np.flatnonzero(v)
-        if nz.size <= _SPARSE_FRACTION * v.size:
-            fz = physics.iv_shape(v[nz], group.read_reference_V, group.iv_v0_V)
-            f2 = (fz * fz).astype(np.float32)
-            if direction == "forward":
-                cur = fz @ combined[nz]
-                var = None if noise_sq is None else f2 @ noise_sq[nz]
-            else:
-                cur = combined[:, nz] @ fz
-                var = None if noise_sq is None else noise_sq[:, nz] @ f2
-            return cur, var
+        cur, var1 = kernels.active.vmm_vector(
+            v, combined, _NO_NOISE_2D if noise_sq is None else noise_sq, direction == "forward",
+            group.read_reference_V, 0.0 if group.iv_v0_V is None else group.iv_v0_V,
+        )  # fmt: skip
+        return cur, None if noise_sq is None else var1
     f = physics.iv_shape(v, group.read_reference_V, group.iv_v0_V)
     mat = combined if direction == "forward" else combined.T
     cur = f @ mat
-    var = None
+    var: np.ndarray | None = None
     if noise_sq is not None:
         sq = noise_sq if direction == "forward" else noise_sq.T
         var = (f * f).astype(np.float32) @ sq

@@ -102,6 +102,10 @@ def verify_pulses(shortfall_S: np.ndarray, step_S: float, iteration: int, most: 
     )
 
 
+#: An incremental saturation check reads a cell list while at most this fraction of cells moved.
+_INCREMENTAL_MOST = 0.25
+
+
 class ArrayNetwork:
     """The network on the backend's arrays; every operation is a backend call."""
 
@@ -121,6 +125,11 @@ class ArrayNetwork:
         #: passes use conductances read from the arrays, re-read only after an array is programmed
         self.native_vmm = self.backend.capabilities.native_vmm
         self._read_cache: dict[str, np.ndarray] = {}
+        #: per (layer, active + array): the cells programmed since that layer's last saturation
+        #: check (a superset), so the next in-epoch check reads only those; absent: read all
+        self._touched: dict[tuple[int, str], np.ndarray] = {}
+        #: per array: its conductances at the last saturation check, patched by incremental ones (S)
+        self._last_check_g: dict[str, np.ndarray] = {}
 
     # ------------------------------------------------------------------ programming (invalidates reads)
     def _program(self, name: str, counts: np.ndarray, pulse: Pulse) -> ProgramResult:
@@ -296,6 +305,7 @@ class ArrayNetwork:
                 continue
             counts = sub[rr, cc]
             rr = rows[rr]
+            self._mark(lay, plus, (rr, cc))
             name = lay.names[kind]
             self._account(
                 lay, kind, self._program_cells(name, np.column_stack((rr, cc)), counts, self.set_pulse)
@@ -316,12 +326,19 @@ class ArrayNetwork:
             scale = lr / (lay.alpha * self.count_step(lay, kind))
             if r_max * d_peak * scale < 0.5:
                 continue  # no cell would receive a pulse
-            c = np.maximum(direction * delta, 0.0) * scale
+            c = np.multiply(delta, direction * scale)
+            np.maximum(c, 0.0, out=c)
             limit = min(lay.states[kind], self.max_count) / r_max
             if d_peak * scale > limit:
                 c = np.minimum(c, limit)
             name = lay.names[kind]
             self._account(lay, kind, self._program_outer(name, x, c, self.set_pulse))
+            mask = self._touched.get((lay.index, plus))
+            if mask is not None:
+                # every cell with round(r_i c_j) >= 1 lies in this block of rows and columns
+                half = 0.5 * (1.0 - 1e-9)
+                c_top = min(d_peak * scale, limit)
+                mask[np.ix_(np.flatnonzero(x * c_top >= half), np.flatnonzero(c * r_max >= half))] = True
             if self.p.log_pulses:
                 counts = np.rint(np.multiply.outer(x, c)).astype(np.int64)
                 rr, cc = np.nonzero(counts)
@@ -359,31 +376,76 @@ class ArrayNetwork:
         biggest = max(lay.rows * lay.cols for lay in self.layers)
         return [max(1, round(self.p.reset_interval * lay.rows * lay.cols / biggest)) for lay in self.layers]
 
-    def hot_pairs(self, lay: Layer, plus: str, minus: str, gp: np.ndarray, gm: np.ndarray) -> np.ndarray:
+    def hot_pairs(self, lay: Layer, plus: str, minus: str, gp: np.ndarray, gm: np.ndarray,
+                  at: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:  # fmt: skip
         """Pairs to reset: one device above ``reset_level`` of its window and the other above
         ``1 - reset_level``, so that a reset frees room (a pair whose *weight* fills the window
-        stays as it is: resetting it would only re-program the same state)."""
-        xp = (gp - lay.gmin[plus]) / (lay.gmax[plus] - lay.gmin[plus])
-        xm = (gm - lay.gmin[minus]) / (lay.gmax[minus] - lay.gmin[minus])
+        stays as it is: resetting it would only re-program the same state). ``gp``, ``gm``: the
+        whole arrays, or the cells ``at`` (rows, cols)."""
+        sel = (slice(None),) if at is None else at
+        lo_p, lo_m = lay.gmin[plus][sel], lay.gmin[minus][sel]
+        xp = (gp - lo_p) / (lay.gmax[plus][sel] - lo_p)
+        xm = (gm - lo_m) / (lay.gmax[minus][sel] - lo_m)
         level = self.p.reset_level
         return (np.maximum(xp, xm) >= level) & (np.minimum(xp, xm) >= 1.0 - level)
 
-    def check_saturation(self, phase: str, epoch: int, sample: int, layers: list[Layer] | None = None) -> int:
-        """Reset the active pairs that near saturation (Burr et al. 2015); returns the pairs reset."""
+    def _mark(self, lay: Layer, plus: str, at: tuple[np.ndarray, np.ndarray]) -> None:
+        """Note cells ``at`` (rows, cols) of the pair whose + array is ``plus`` as programmed since
+        the layer's last saturation check (when its checks are incremental)."""
+        mask = self._touched.get((lay.index, plus))
+        if mask is not None:
+            mask[at] = True
+
+    def check_saturation(
+        self, phase: str, epoch: int, sample: int, layers: list[Layer] | None = None, incremental: bool = False
+    ) -> int:
+        """Reset the active pairs that near saturation (Burr et al. 2015); returns the pairs reset.
+
+        A full check reads both arrays of the active pair. An ``incremental`` check reads only
+        the cells programmed since the layer's last check (a pair nobody programmed has not
+        moved towards saturation: retention only lowers conductance) and, where no check of the
+        pair has happened yet, everything.
+        """
         plus, minus = active_pair(phase)
         total = 0
         for lay in self.layers if layers is None else layers:
-            gp, gm = self.read(lay.names[plus]), self.read(lay.names[minus])
+            key = (lay.index, plus)
+            names = (lay.names[plus], lay.names[minus])
+            mask = self._touched.get(key) if incremental else None
+            at: tuple[np.ndarray, np.ndarray] | None = None
+            if mask is not None:
+                rows_at, cols_at = np.nonzero(mask)
+                # most cells moved: one whole-array read is cheaper than a cell list
+                if rows_at.size <= _INCREMENTAL_MOST * mask.size:
+                    at = (rows_at, cols_at)
+            if at is None:
+                gp = np.array(self.read(names[0]))
+                gm = np.array(self.read(names[1]))
+                self._last_check_g[names[0]], self._last_check_g[names[1]] = gp, gm
+                gp_at, gm_at = gp, gm
+                hot = self.hot_pairs(lay, plus, minus, gp, gm)
+            else:
+                cells_at = np.column_stack(at)
+                gp_at, gm_at = np.zeros(len(cells_at)), np.zeros(len(cells_at))
+                if len(cells_at):
+                    gp_at = self.backend.read(names[0], cells_at, self.p.read_voltage_V).conductance_S
+                    gm_at = self.backend.read(names[1], cells_at, self.p.read_voltage_V).conductance_S
+                gp, gm = self._last_check_g[names[0]], self._last_check_g[names[1]]
+                gp[at], gm[at] = gp_at, gm_at
+                hot = self.hot_pairs(lay, plus, minus, gp_at, gm_at, at)
             lay.g_mean[plus], lay.g_mean[minus] = float(gp.mean()), float(gm.mean())
-            hot = self.hot_pairs(lay, plus, minus, gp, gm)
-            lay.last_reset_fraction = float(hot.mean())
-            if not hot.any():
+            n_hot = int(np.count_nonzero(hot))
+            lay.last_reset_fraction = n_hot / (lay.rows * lay.cols)
+            fresh = np.zeros((lay.rows, lay.cols), dtype=bool)
+            self._touched[key] = fresh
+            if not n_hot:
                 continue
-            cells = np.argwhere(hot)
-            net = (gp - gm)[hot]
-            for kind, g in ((plus, gp), (minus, gm)):
+            cells = np.argwhere(hot) if at is None else np.column_stack((at[0][hot], at[1][hot]))
+            net = (gp_at - gm_at)[hot]
+            for kind, g in ((plus, gp_at), (minus, gm_at)):
                 self._strong_reset(lay, kind, cells, g[hot], epoch, sample)
             self.write_verify_pair(lay, plus, minus, cells, net, epoch, sample)
+            fresh[cells[:, 0], cells[:, 1]] = True  # reset and re-programmed since this check
             total += len(cells)
         return total
 
@@ -407,6 +469,7 @@ class ArrayNetwork:
 
         Pulses per pass are :func:`verify_pulses`' (conservative, so passes converge from below).
         """
+        self._mark(lay, plus, (cells[:, 0], cells[:, 1]))
         for iteration in range(self.p.verify_iterations):
             gp = self.backend.read(lay.names[plus], cells, self.p.read_voltage_V).conductance_S
             gm = self.backend.read(lay.names[minus], cells, self.p.read_voltage_V).conductance_S

@@ -180,7 +180,10 @@ class TrainingRun:
         if not self.p.bias:
             return x
         if x.ndim == 1:
-            return np.append(x, 1.0)
+            out = np.empty(x.size + 1)
+            out[:-1] = x
+            out[-1] = 1.0
+            return out
         return np.concatenate([x, np.ones((x.shape[0], 1))], axis=1)
 
     def _output_delta(self, z: np.ndarray, out: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -299,7 +302,7 @@ class TrainingRun:
                     net.update(layers[idx], xs[idx], deltas[idx], phase, epoch, s, nonneg[idx])
             for li in range(n_layers):
                 if s + 1 >= next_check[li]:
-                    counters.resets += net.check_saturation(phase, epoch, s, [layers[li]])
+                    counters.resets += net.check_saturation(phase, epoch, s, [layers[li]], incremental=True)
                     frac = layers[li].last_reset_fraction
                     if frac > 0.01:
                         every[li] = max(max(4, longest[li] // 16), every[li] // 2)

@@ -263,3 +263,35 @@ def test_safe_state_and_context_manager_forward() -> None:
     with pytest.raises(RuntimeError), SafeBackend(inner, SafetyLimits()):
         raise RuntimeError("boom")
     assert inner.safe_calls == 2
+
+
+def test_checks_remembered_once_never_let_a_new_value_through() -> None:
+    """What the hot path remembers (pulse shapes found inside the limits, the structure of a
+    read-out) never stands in for a check of a new value: after allowed commands, each command
+    that differs in an out-of-limit value is still refused before reaching the backend."""
+    inner = recording()
+    safe = SafeBackend(inner, SafetyLimits(max_abs_voltage_V=5.0, max_read_voltage_V=1.0, max_pulses_per_call=10))
+    ok = Pulse(2.0, 1e-4)
+    for _ in range(3):
+        safe.program_outer("A", np.ones(4), np.ones(5), ok)
+        safe.vmm(["A", "B"], np.full(4, 0.5), "forward", [1.0, -1.0])
+    before = len(inner.calls)
+    refused = [
+        lambda: safe.program_outer("A", np.ones(4), np.ones(5), Pulse(6.0, 1e-4)),
+        lambda: safe.program_outer("A", np.ones(4), np.ones(5), Pulse(2.0, 1.0)),
+        lambda: safe.program_outer("A", np.ones(4), np.full(5, 11.0), ok),
+        lambda: safe.program_outer("A", np.ones(4), np.array([1.0, np.nan, 1.0, 1.0, 1.0]), ok),
+        lambda: safe.vmm(["A", "B"], np.full(4, 1.5), "forward", [1.0, -1.0]),
+        lambda: safe.vmm(["A", "B"], np.full(5, 0.5), "forward", [1.0, -1.0]),
+        lambda: safe.vmm(["A", "C"], np.full(4, 0.5), "forward", [1.0, -1.0]),
+        lambda: safe.program_cells("A", [(1, 1), (0, 2), (1, 1)], np.array([1, 1, 1]), ok),
+        lambda: safe.program_cells("A", [(0, 1), (1, 1)], np.array([1, 11]), ok),
+    ]
+    for command in refused:
+        with pytest.raises(LimitError):
+            command()
+    assert len(inner.calls) == before
+    # a sorted list of distinct cells, and an unsorted one, are both accepted
+    safe.program_cells("A", [(0, 1), (1, 1), (2, 0)], np.array([1, 2, 3]), ok)
+    safe.program_cells("A", [(2, 0), (0, 1)], np.array([1, 2]), ok)
+    assert len(inner.calls) == before + 2
