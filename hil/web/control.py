@@ -25,7 +25,7 @@ from hil.errors import ConfigError
 from hil.protocol import get_protocol
 from hil.station import Station
 from hil.store import validation_store
-from hil.web.runner import RUN_ID_PREFIX
+from hil.web.runner import ABORT_SIGNAL, RUN_ID_PREFIX
 
 #: how long a runner may take to record its run before the start is reported as failed
 START_TIMEOUT_S = 120.0
@@ -142,8 +142,8 @@ class RunManager:
         return job is not None and job.process.poll() is None
 
     def abort(self, run_id: int, origin: Mapping[str, Any], timeout_s: float = 60.0) -> str:
-        """Interrupt a run this server started: SIGTERM to its process, which the engine turns
-        into an interrupt (safe state, readings kept, run ``interrupted``); returns the status."""
+        """Interrupt a run this server started: the runner's abort signal, which the engine
+        handles as Ctrl-C (safe state, readings kept, run ``interrupted``); returns the status."""
         from hil.store import Store
 
         job = self.jobs.get(run_id)
@@ -154,7 +154,7 @@ class RunManager:
             if status != "running":  # it ended (or is drawing its plot): nothing to interrupt
                 raise ConfigError(f"abort: run {run_id} is '{status}', not running")
             store.add_event(run_id, "web-abort", dict(origin))
-        job.process.send_signal(signal.SIGTERM)
+        job.process.send_signal(ABORT_SIGNAL)
         job.done.wait(timeout_s)
         deadline = time.monotonic() + 5
         with Store(self.db, reap_stale=False, must_exist=True) as store:
