@@ -10,7 +10,7 @@
   var points = new Map();   // series -> {x: [], y: []}
   var cells = new Map();    // "row|col" -> [row, col, value]
   var epochs = [];
-  var dirty = false, lastDraw = 0, firstDrawn = false;
+  var dirty = false, lastDraw = 0, firstDrawn = false, exactPending = false;
   var MIN_DRAW_MS = 250;
   window.rramLive = {firstRenderMs: null, draws: 0, lastMessageAt: null, messages: 0, exact: false};
 
@@ -31,6 +31,12 @@
     (msg.cells || []).forEach(function (c) { cells.set(c[0] + "|" + c[1], c); });
     if (msg.epochs) { epochs = msg.epochs; }
   }
+  var VIRIDIS = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
+  function colour(i, n) {  // viridis, first series dark, last yellow
+    var t = n > 1 ? i / (n - 1) : 0, k = Math.min(Math.floor(t * 4), 3), f = t * 4 - k;
+    var a = VIRIDIS[k], b = VIRIDIS[k + 1];
+    return "rgb(" + [0, 1, 2].map(function (j) { return Math.round(a[j] + (b[j] - a[j]) * f); }).join(",") + ")";
+  }
   function traces() {
     var out = [], n = 0, ys = spec.y_scale || 1;
     if (spec.mode === "mean") {
@@ -45,8 +51,7 @@
         var y = rows.map(function (g) { return g[3] / g[4] * ys; });
         n += x.length;
         out.push({x: x, y: y, name: String(key), type: "scattergl", mode: "lines+markers",
-                  marker: {size: 4, color: i, colorscale: "Viridis", cmin: 0, cmax: Math.max(keys.length - 1, 1)},
-                  line: {width: 1}});
+                  marker: {size: 4, color: colour(i, keys.length)}, line: {width: 1, color: colour(i, keys.length)}});
       });
     } else if (spec.mode === "raw") {
       points.forEach(function (s, key) {
@@ -89,6 +94,9 @@
     var pc = document.getElementById("point-count");
     pc.textContent = String(t.n); pc.dataset.points = String(t.n);
     window.rramLive.draws += 1;
+    if (exactPending) {  // the exact view is on screen (not only received)
+      exactPending = false; window.rramLive.exact = true; el.dataset.exact = "1";
+    }
     if (!firstDrawn) {
       firstDrawn = true;
       window.rramLive.firstRenderMs = performance.now();
@@ -104,8 +112,8 @@
     if (msg.type === "reset") {
       document.getElementById("sampled").textContent = msg.sampled
         ? "(sampled: " + msg.sampled_readings + " readings; the exact view follows)" : "";
-      window.rramLive.exact = !msg.sampled;
-      el.dataset.exact = msg.sampled ? "0" : "1";
+      exactPending = !msg.sampled;
+      el.dataset.exact = "0";
     }
   }
   var source = new EventSource("/api/runs/" + runId + "/live");
