@@ -7,7 +7,7 @@ a committed reading to its point on screen.
    user's page would do without the sample, the exact aggregate of every reading (the
    server's own ``full_view``, timed in process, no browser or network in it).
 2. Live latency: a writer process commits one potentiation train (16 cells x 50 pulses) every
-   0.5 s to a running run; the page records when its point count changes (a MutationObserver,
+   0.5 s on average (jittered) to a running run; the page records when its point count changes (a MutationObserver,
    wall clock); latency = that moment - the moment the writer's commit returned. Baseline: the
    floor of polling in Python, a loop reading the new rows every 1/4 s (the page's push cap) and
    timing when they arrive, without browser, JSON or drawing.
@@ -108,6 +108,7 @@ run_id = store.create_run("potentiation-cycling", {"pulses": 50, "cells": "0:4,0
 print(run_id, flush=True)
 sys.stdin.readline()  # the page is open
 cells, pulses, seq = 16, 50, 0
+rng = np.random.default_rng(0)
 times = []
 for cycle in range(trains):
     n = cells * pulses
@@ -118,7 +119,7 @@ for cycle in range(trains):
                         "cycle": cycle, "pulse": np.tile(np.arange(pulses), cells)})
     times.append(time.time())
     seq += n
-    time.sleep(period)
+    time.sleep(period * (0.5 + rng.random()))  # jittered: no phase lock with a 4/s poll
 store.finish_run(run_id, "completed")
 print(json.dumps(times), flush=True)
 """

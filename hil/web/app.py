@@ -111,6 +111,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(_warm_up)  # the first page is as quick as the next ones
         yield
         await anyio.to_thread.run_sync(manager.shutdown)  # runs still going are interrupted cleanly
 
@@ -155,7 +156,9 @@ def create_app(settings: Settings) -> FastAPI:
     # ------------------------------------------------------------------ static, login
     @app.get("/static/plotly.min.js")
     async def static_plotly() -> FileResponse:
-        return FileResponse(plotly_js(), media_type="application/javascript")
+        # cached for a day: the browser keeps its compiled code, so later pages skip most of the parse
+        return FileResponse(plotly_js(), media_type="application/javascript",
+                            headers={"Cache-Control": "public, max-age=86400"})  # fmt: skip
 
     @app.get("/static/{name}")
     async def static(name: str) -> FileResponse:
@@ -435,6 +438,16 @@ def create_app(settings: Settings) -> FastAPI:
         return "ok"
 
     return app
+
+
+def _warm_up() -> None:
+    """Import what the pages use (protocols, parameter listings, report) before the first request."""
+    from hil.cli.listing import parameter_records
+    from hil.protocol import available_protocols
+
+    for cls in available_protocols().values():
+        parameter_records(cls.Params)
+    import protocols.analysis.report  # noqa: F401
 
 
 def has_token_value(given: str, token: str) -> bool:

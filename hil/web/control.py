@@ -10,7 +10,6 @@ form carries protocol parameters only, never limits.
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import threading
@@ -166,9 +165,9 @@ class RunManager:
         return status
 
     def shutdown(self) -> None:
-        """Interrupt every run still going (the server is stopping)."""
+        """Interrupt every run still going (the server is stopping), as an abort does."""
         for job in list(self.jobs.values()):
             if job.process.poll() is None:
-                job.process.send_signal(signal.SIGTERM)
+                job.process.send_signal(ABORT_SIGNAL)
         for job in list(self.jobs.values()):
             job.done.wait(30)

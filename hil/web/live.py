@@ -15,8 +15,8 @@ A plot is one of four modes:
 - ``epochs``: accuracy, MSE and update frequency per epoch of a training run (``epochs`` table).
 
 The first view of a large run is a sample: :data:`SAMPLE_WINDOWS` evenly spaced windows of
-consecutive readings read through the ``(run_id, seq)`` index (about 10 % of a 1.5 M-reading run,
-well under a second), marked ``sampled``; the exact aggregate follows, then the live deltas.
+consecutive readings read through the ``(run_id, seq)`` index (about 3 % of a 1.5 M-reading run,
+a fraction of a second), marked ``sampled``; the exact aggregate follows, then the live deltas.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from hil.web.query import readings_after
 #: runs with more readings than this get a sampled first view, then the exact one
 SAMPLE_ABOVE = 200_000
 #: windows of consecutive readings in a sampled view, and readings per window
-SAMPLE_WINDOWS = 300
+SAMPLE_WINDOWS = 100
 SAMPLE_WINDOW_ROWS = 512
 #: most points of a raw plot's overview (it is strided above that)
 RAW_POINTS = 20_000

@@ -44,20 +44,24 @@
       groups.forEach(function (g) {
         var s = bySeries.get(g[0]); if (!s) { s = []; bySeries.set(g[0], s); } s.push(g);
       });
+      var gl = groups.size > 5000 ? "scattergl" : "scatter";  // software WebGL is slow to start
       var keys = Array.from(bySeries.keys()).sort(function (a, b) { return a < b ? -1 : a > b ? 1 : 0; });
       keys.forEach(function (key, i) {
         var rows = bySeries.get(key).sort(function (a, b) { return a[1] - b[1]; });
         var x = rows.map(function (g) { return g[2] / g[4] + (spec.x_offset || 0); });
         var y = rows.map(function (g) { return g[3] / g[4] * ys; });
         n += x.length;
-        out.push({x: x, y: y, name: String(key), type: "scattergl", mode: "lines+markers",
+        out.push({x: x, y: y, name: String(key), type: gl, mode: "lines+markers",
                   marker: {size: 4, color: colour(i, keys.length)}, line: {width: 1, color: colour(i, keys.length)}});
       });
     } else if (spec.mode === "raw") {
+      var total = 0;
+      points.forEach(function (s) { total += s.x.length; });
+      var rawType = total > 5000 ? "scattergl" : "scatter";
       points.forEach(function (s, key) {
         n += s.x.length;
         out.push({x: s.x, y: s.y.map(function (v) { return v * ys; }), name: String(key),
-                  type: "scattergl", mode: "lines+markers", marker: {size: 3}});
+                  type: rawType, mode: "lines+markers", marker: {size: 3}});
       });
     } else if (spec.mode === "heatmap") {
       var rows = 0, cols = 0;
@@ -86,6 +90,7 @@
     if (now - lastDraw < MIN_DRAW_MS) { setTimeout(function () { requestAnimationFrame(draw); }, MIN_DRAW_MS); return; }
     dirty = false; lastDraw = now;
     var t = traces();
+    if (!firstDrawn) { window.rramLive.firstDataMs = performance.now(); }
     var layout = {margin: {t: 10, r: 10, b: 50, l: 70}, showlegend: spec.mode !== "heatmap",
                   legend: {title: {text: spec.mode === "mean" || spec.mode === "raw" ? "series" : ""}},
                   xaxis: {title: {text: spec.xlabel}, type: spec.xlog ? "log" : "linear"},
@@ -116,8 +121,8 @@
       el.dataset.exact = "0";
     }
   }
-  var source = new EventSource("/api/runs/" + runId + "/live");
-  source.onmessage = function (ev) {
+  var source = window.rramSource || new EventSource("/api/runs/" + runId + "/live");
+  function onMessage(ev) {
     var msg = JSON.parse(ev.data);
     window.rramLive.messages += 1; window.rramLive.lastMessageAt = performance.now();
     if (msg.type === "end") {
@@ -128,6 +133,8 @@
     if (msg.type === "reset") { reset(msg); } else { merge(msg); }
     show(msg);
     dirty = true; requestAnimationFrame(draw);
-  };
+  }
+  source.onmessage = onMessage;
+  (window.rramQueue || []).splice(0).forEach(onMessage);
   source.onerror = function () { if (source.readyState === EventSource.CLOSED) { el.dataset.ended = "1"; } };
 })();
