@@ -212,6 +212,14 @@ def _head(store: Store, state: LiveState) -> dict[str, Any]:
     return {"status": info.status, "error": info.error, "readings": readings}
 
 
+def _time_zero(store: Store, state: LiveState) -> None:
+    """Time zero of a relative-time plot: the run's first reading of any kind (a retention run's
+    baseline read, just after programming), so the first retention point is not at t = 0."""
+    if state.spec.relative_time:
+        first = readings_after(store, state.run_id, -1, ["t_s"], limit=1)["t_s"]
+        state.t0 = float(first[0]) if len(first) and first[0] == first[0] else None
+
+
 def sampled_view(store: Store, state: LiveState) -> dict[str, Any] | None:
     """A quick first view of a large run from evenly spaced windows of readings; ``None`` when
     the run is small enough to show exactly at once (or the plot is of epochs)."""
@@ -227,8 +235,7 @@ def sampled_view(store: Store, state: LiveState) -> dict[str, Any] | None:
     starts = np.linspace(-1, max(last - SAMPLE_WINDOW_ROWS, 0), SAMPLE_WINDOWS).astype(np.int64)
     parts = [_fetch(store, state, int(a), SAMPLE_WINDOW_ROWS) for a in np.unique(starts)]
     data = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    if state.spec.relative_time:  # time zero is the run's first reading, always in the sample
-        state.t0 = None
+    _time_zero(store, state)
     stride = max(1, math.ceil(len(data["seq"]) / RAW_POINTS))
     body = _payload(state, data, stride)
     return {"type": "reset", "sampled": True, "sampled_readings": int(len(data["seq"])),
@@ -247,7 +254,7 @@ def full_view(store: Store, state: LiveState) -> dict[str, Any]:
         last = store.max_seq(state.run_id)
         store.conn.rollback()
         state.bucket = max(1, math.ceil((last + 1) / SEQ_BUCKETS))
-    state.t0 = None
+    _time_zero(store, state)
     chunks: list[dict[str, np.ndarray]] = []
     after = -1
     while True:

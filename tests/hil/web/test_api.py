@@ -322,3 +322,96 @@ def test_start_abort_resume_through_the_engine(make_client: Callable[..., TestCl
     assert "web-resume" in [e["kind"] for e in c.get(f"/api/runs/{run_id}").json()["events"]]
     again = c.post(f"/runs/{run_id}/abort", data=csrf(), headers=control_headers())
     assert again.status_code == 200 and again.json()["status"] == "interrupted"
+
+
+# ---------------------------------------------------------------------- plots per protocol kind
+
+
+@pytest.fixture(scope="module")
+def kinds_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A conductance map, a retention run and a training run with two epochs (rows written directly)."""
+    from hil.engine import RunEngine
+    from hil.station import load_station
+    from hil.store.training import EpochRecord, commit_epoch
+
+    db = tmp_path_factory.mktemp("kinds") / "kinds.sqlite"
+    station = load_station(None)
+    with Store(db) as store:
+        engine = RunEngine(store)
+        engine.run("conductance-map", station, {}, plot=False)
+        engine.run("retention", station, {}, plot=False)
+        run_id = store.create_run("hybrid-training", {}, {"name": "twin"}, "twin")
+        for epoch, acc in ((0, 0.5), (1, 0.8)):
+            commit_epoch(store, run_id, EpochRecord({
+                "epoch": epoch, "phase": "train", "train_accuracy": acc, "test_accuracy": acc - 0.1,
+                "mse": 1 - acc, "update_frequency": 0.2}))  # fmt: skip
+        store.finish_run(run_id, "completed")
+    return db
+
+
+def test_conductance_map_is_a_heat_map_of_every_cell(make_client: Callable[..., TestClient], kinds_db: Path) -> None:
+    view = make_client(db=str(kinds_db)).get("/api/runs/1/view").json()
+    assert view["spec"]["mode"] == "heatmap"
+    with Store(kinds_db, must_exist=True) as store:
+        df = store.readings_df(1)
+    last = df[df["kind"] == "map"].groupby(["row", "col"])["conductance_S"].last()
+    assert len(view["cells"]) == len(last) == 32 * 32
+    for row, col, g in view["cells"]:
+        assert g == pytest.approx(last[(row, col)])
+
+
+def test_retention_is_on_log_time_since_the_first_reading(make_client: Callable[..., TestClient],
+                                                         kinds_db: Path) -> None:  # fmt: skip
+    view = make_client(db=str(kinds_db)).get("/api/runs/2/view").json()
+    assert view["spec"]["mode"] == "mean" and view["spec"]["xlog"] is True
+    times = [xs / n for _s, _g, xs, _ys, n in view["groups"]]
+    assert min(times) > 0 and times == sorted(times)  # every point can be shown on a log axis
+
+
+def test_training_plots_accuracy_per_epoch(make_client: Callable[..., TestClient], kinds_db: Path) -> None:
+    c = make_client(db=str(kinds_db))
+    messages = _events(c, "/api/runs/3/live")
+    assert messages[0]["spec"]["mode"] == "epochs"
+    assert [(e["epoch"], e["train_accuracy"], e["mse"]) for e in messages[0]["epochs"]] == [(0, 0.5, 0.5), (1, 0.8, pytest.approx(0.2))]
+    assert messages[-1] == {"type": "end", "status": "completed"}
+
+
+def _train(store: Store, run_id: int, cycle: int, seq0: int, cells: int = 4, pulses: int = 5) -> int:
+    import numpy as np
+
+    n = cells * pulses
+    g = 1e-5 * (cycle + 1) + 1e-7 * np.arange(n)
+    store.add_readings({"run_id": run_id, "seq": np.arange(seq0, seq0 + n), "kind": "potentiation",
+                        "array": "A", "row": np.repeat(np.arange(cells), pulses), "col": 0, "voltage_V": 0.5,
+                        "current_A": g * 0.5, "conductance_S": g, "t_s": 0.0, "cycle": cycle,
+                        "pulse": np.tile(np.arange(pulses), cells)})  # fmt: skip
+    return seq0 + n
+
+
+def test_live_stream_sends_only_what_is_new(make_client: Callable[..., TestClient], tmp_path: Path) -> None:
+    db = tmp_path / "live.sqlite"
+    writer = Store(db)
+    run_id = writer.create_run("potentiation-cycling", {}, {"name": "twin"}, "twin")
+    seq = _train(writer, run_id, 0, 0)
+    c = make_client(db=str(db))
+    seen: list[dict[str, object]] = []
+    with c.stream("GET", f"/api/runs/{run_id}/live") as r:
+        lines = r.iter_lines()
+        for line in lines:
+            if not line.startswith("data: "):
+                continue
+            msg = json.loads(line[6:])
+            seen.append(msg)
+            if len(seen) == 1:  # the first view: cycle 0 only; now cycle 1 is committed
+                seq = _train(writer, run_id, 1, seq)
+            elif msg["type"] == "delta" and msg.get("groups"):
+                writer.finish_run(run_id, "completed")
+            elif msg["type"] == "end":
+                break
+    writer.close()
+    first, delta = seen[0], next(m for m in seen if m["type"] == "delta" and m.get("groups"))
+    assert first["type"] == "reset" and {g[0] for g in first["groups"]} == {0}  # type: ignore[index, union-attr]
+    assert {g[0] for g in delta["groups"]} == {1} and len(delta["groups"]) == 5  # type: ignore[arg-type, union-attr]
+    assert all(g[4] == 4 for g in delta["groups"])  # type: ignore[index, union-attr]
+    assert delta["readings"] == 40
+    assert seen[-1] == {"type": "end", "status": "completed"}
