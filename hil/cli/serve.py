@@ -34,7 +34,8 @@ def serve(
         Store(db, reap_stale=True).close()  # created if new; a database this version cannot use is refused
     loopback = is_loopback(host)
     settings = Settings(db=db, station=st, station_file=station, token=token, loopback=loopback,
-                        artifact_dir=PLOT_DIR.resolve())  # fmt: skip
+                        artifact_dir=PLOT_DIR.resolve(),
+                        allowed_hosts=sorted({host, "127.0.0.1", "localhost", "::1", "[::1]"}) if loopback else None)  # fmt: skip
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}"
     out.print(f"rram-hil serve: {url}/ (database {db}, station {st.name})", highlight=False, soft_wrap=True)

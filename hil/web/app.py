@@ -67,6 +67,8 @@ class Settings:
     token: str
     loopback: bool
     artifact_dir: Path
+    #: Host headers accepted (None: any); on loopback, the loopback names only (no DNS rebinding)
+    allowed_hosts: list[str] | None = None
 
 
 def plotly_js() -> Path:
@@ -118,6 +120,10 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="rram-hil", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     stores = _Stores(settings.db)
+    if settings.allowed_hosts is not None:
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
     app.state.settings = settings
     app.state.manager = manager
     csrf = csrf_value(settings.token)
@@ -239,7 +245,7 @@ def create_app(settings: Settings) -> FastAPI:
         record["events"] = [_plain(e) for e in store.events_df(run_id).to_dict("records")]
         record["artifacts"] = [artifact_link(p) for p in store.artifacts(run_id)]
         record["resumable"] = bool(cls and cls.supports_resume and info.status in ("interrupted", "failed"))
-        record["abortable"] = manager.running_here(run_id)
+        record["abortable"] = info.status == "running" and manager.running_here(run_id)
         record["plot"] = live.spec_for(info.protocol).public()
         store.conn.rollback()
         return record

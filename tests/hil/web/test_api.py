@@ -415,3 +415,11 @@ def test_live_stream_sends_only_what_is_new(make_client: Callable[..., TestClien
     assert all(g[4] == 4 for g in delta["groups"])  # type: ignore[index, union-attr]
     assert delta["readings"] == 40
     assert seen[-1] == {"type": "end", "status": "completed"}
+
+
+def test_a_foreign_host_header_is_refused_on_loopback(make_client: Callable[..., TestClient]) -> None:
+    """A page on another site whose name was re-bound to 127.0.0.1 sends its own Host: refused."""
+    guarded = make_client(allowed_hosts=["127.0.0.1", "localhost"])
+    assert guarded.get("/api/runs").status_code == 400  # Host: testserver
+    assert guarded.get("/api/runs", headers={"host": "evil.example:8000"}).status_code == 400
+    assert guarded.get("/api/runs", headers={"host": "127.0.0.1:8000"}).status_code == 200

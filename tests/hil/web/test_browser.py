@@ -211,3 +211,6 @@ def test_bad_value_shows_the_field_error(page: Page, server: str, tmp_path: Path
     assert page.input_value("#f-amplitude_V") == "50"
     assert len(httpx.get(f"{server}/api/runs").json()) == runs_before  # nothing written
     shot(page, tmp_path, "start-error")
+    page.goto("/runs")  # the list after the other tests: finished, interrupted and CLI runs
+    assert page.locator("#runs tbody tr").count() == runs_before
+    shot(page, tmp_path, "runs-after")
