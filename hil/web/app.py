@@ -10,7 +10,9 @@ nothing comes from the internet.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import queue
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -462,16 +464,54 @@ def has_token_value(given: str, token: str) -> bool:
     return bool(given) and hmac.compare_digest(given.encode(), token.encode())
 
 
-def _csv_chunks(db: str, run_id: int, table: Any) -> Iterator[str]:
-    """The CSV ``rram-hil export`` writes, through its own code, handed on as it is written."""
-    import io
+class _QueueWriter:
+    """A text file whose writes go, in pieces of about 1 MiB, to a bounded queue (a CSV streamed
+    while the export code writes it: memory stays at a few pieces whatever the run's size)."""
 
+    PIECE = 1 << 20
+    TIMEOUT_S = 60.0
+
+    def __init__(self, out: queue.Queue[str | BaseException | None]) -> None:
+        self.out = out
+        self.parts: list[str] = []
+        self.size = 0
+
+    def write(self, text: str) -> int:
+        self.parts.append(text)
+        self.size += len(text)
+        if self.size >= self.PIECE:
+            self.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        if self.parts:
+            self.out.put("".join(self.parts), timeout=self.TIMEOUT_S)  # a reader gone: give up
+            self.parts, self.size = [], 0
+
+
+def _csv_chunks(db: str, run_id: int, table: Any) -> Iterator[str]:
+    """The CSV ``rram-hil export`` writes, through its own code (``_write_csv``), handed on as it
+    is written."""
     from hil.cli.runs import _write_csv
 
-    with Store(db, reap_stale=False, must_exist=True) as store:
-        buf = io.StringIO()
-        _write_csv(store, run_id, table, buf)
-        text = buf.getvalue()
-    step = 1 << 20
-    for i in range(0, max(len(text), 1), step):
-        yield text[i : i + step]
+    pieces: queue.Queue[str | BaseException | None] = queue.Queue(maxsize=4)
+
+    def produce() -> None:
+        try:
+            with Store(db, reap_stale=False, must_exist=True) as store:
+                fh = _QueueWriter(pieces)
+                _write_csv(store, run_id, table, fh)
+                fh.flush()
+            pieces.put(None)
+        except BaseException as exc:  # handed to the response, which ends there
+            with contextlib.suppress(queue.Full):
+                pieces.put(exc, timeout=1)
+
+    threading.Thread(target=produce, daemon=True).start()
+    while True:
+        piece = pieces.get()
+        if piece is None:
+            return
+        if isinstance(piece, BaseException):
+            raise piece
+        yield piece

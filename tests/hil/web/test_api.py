@@ -101,6 +101,20 @@ def test_csv_export_is_the_cli_export(client: TestClient, settings: object) -> N
     assert client.get("/runs/99/export.csv").status_code == 404
 
 
+def test_csv_export_streams_in_pieces(client: TestClient, settings: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hil.cli.runs import ExportTable, _write_csv
+    from hil.web import app as web_app
+
+    monkeypatch.setattr(web_app._QueueWriter, "PIECE", 256)  # many pieces for a small run
+    with client.stream("GET", "/runs/1/export.csv") as r:
+        pieces = list(r.iter_text())
+    with Store(settings.db, must_exist=True) as store:  # type: ignore[attr-defined]
+        buf = io.StringIO()
+        _write_csv(store, 1, ExportTable.readings, buf)
+    assert "".join(pieces) == buf.getvalue()
+    assert len(buf.getvalue()) > 10 * 256
+
+
 def test_report_is_html(client: TestClient) -> None:
     r = client.get("/runs/1/report")
     assert r.status_code == 200 and "<html" in r.text.lower() and "run 1" in r.text.lower()
