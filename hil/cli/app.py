@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from hil import __version__
-from hil.cli import analysis, db, emulate, runs, training
+from hil.cli import analysis, db, emulate, runs, serve, training
 from hil.cli.common import Group, out
 
 app = typer.Typer(
@@ -46,6 +46,7 @@ emulate.register(app)
 training.register(app)
 analysis.register(app)
 db.register(app)
+serve.register(app)
 
 
 def main() -> None:
