@@ -28,10 +28,12 @@ same numbers and give the same results to rounding.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -415,7 +417,9 @@ def vmm_noisy_reference(
 
 
 @njit(cache=True, nogil=True)
-def read_cells(g: np.ndarray, f: float, rel: float, z: np.ndarray, voltage_V: float) -> tuple[np.ndarray, np.ndarray]:
+def read_cells(
+    g: np.ndarray, f: float, rel: float, z: np.ndarray, voltage_V: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Read currents ``I = G f (1 + rel z)`` (A) and conductances ``I / V`` (S) of the conductances
     ``g`` (1-D, any stride; ``z``: one draw per cell, ignored when ``rel == 0``)."""
     n = g.size
@@ -430,7 +434,9 @@ def read_cells(g: np.ndarray, f: float, rel: float, z: np.ndarray, voltage_V: fl
     return cur, cond
 
 
-def read_cells_reference(g: np.ndarray, f: float, rel: float, z: np.ndarray, voltage_V: float) -> tuple[np.ndarray, np.ndarray]:
+def read_cells_reference(
+    g: np.ndarray, f: float, rel: float, z: np.ndarray, voltage_V: float
+) -> tuple[np.ndarray, np.ndarray]:
     """:func:`read_cells` in plain numpy (the reference)."""
     i = g * f
     if rel > 0:
@@ -464,7 +470,9 @@ def apply_changes_reference(
         noise_sq[idx] += rel2 * (g_after * g_after - g_before * g_before)
 
 
-def outer_counts_reference(r: np.ndarray, c: np.ndarray, n_cols: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+def outer_counts_reference(
+    r: np.ndarray, c: np.ndarray, n_cols: int
+) -> tuple[np.ndarray, np.ndarray, int, int]:
     """:func:`outer_counts` from the dense outer product (the reference)."""
     dense = np.rint(np.multiply.outer(r, c)).astype(np.int64).reshape(-1)
     idx = np.flatnonzero(dense)
@@ -497,8 +505,35 @@ class Implementation:
     vmm_noisy: Callable[..., np.ndarray]
 
 
+def interruptible(kernel: Callable[..., Any]) -> Callable[..., Any]:
+    """``kernel`` such that an interrupt landing in its call is raised as itself.
+
+    A signal handler's exception (Ctrl-C's ``KeyboardInterrupt``, the engine's SIGTERM interrupt,
+    an abort) can be raised while numba's dispatcher runs a Python callback of the call; numba
+    then reports a ``SystemError`` ("returned a result with an exception set") chained to it, and
+    the run would end ``failed`` instead of ``interrupted``. The original interrupt is re-raised.
+    """
+
+    @functools.wraps(kernel)
+    def call(*args: Any) -> Any:
+        try:
+            return kernel(*args)
+        except SystemError as exc:
+            inner: BaseException | None = exc
+            for _ in range(16):  # numba may chain SystemErrors of its own callbacks first
+                inner = inner.__cause__ or inner.__context__ if inner is not None else None
+                if inner is None or not isinstance(inner, Exception):
+                    break
+            if inner is not None and not isinstance(inner, Exception):
+                raise inner from None
+            raise
+
+    return call
+
+
 COMPILED = Implementation(
-    outer_counts, program_flat, program_all, apply_changes, vmm_vector, read_cells, vmm_noisy
+    *(interruptible(k) for k in (outer_counts, program_flat, program_all, apply_changes, vmm_vector, read_cells,
+                                 vmm_noisy))
 )  # fmt: skip
 REFERENCE = Implementation(
     outer_counts_reference, program_flat_reference, program_all_reference, apply_changes_reference,

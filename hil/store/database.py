@@ -739,6 +739,51 @@ class Store:
         """Every pulse record of a run, in ``seq`` order (columns :data:`PULSE_COLUMNS`)."""
         return self._whole(PULSES, run_id)
 
+    def readings_after(
+        self,
+        run_id: int,
+        after_seq: int,
+        max_rows: int | None = None,
+        kinds: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """The readings of a run with ``seq > after_seq`` (``-1``: from the first), in ``seq``
+        order, with :meth:`readings_df`'s columns and dtypes: what is new since the last look.
+
+        Only the blocks that hold such readings are read (a range of the ``(run_id, seq_first)``
+        index), so asking again and again for what is new costs the new readings, not the run.
+        ``max_rows`` caps the readings returned (ask again from the last ``seq``); ``kinds`` keeps
+        only readings of those kinds.
+        """
+        dtypes = self._dtypes(READINGS, run_id)
+        if dtypes is None:
+            return blocks.empty_frame(READINGS)
+        tab = ReadingBlock.__table__
+        stmt = self._blocks_stmt(READINGS, run_id).where(
+            tab.c.seq_first > after_seq - blocks.MAX_BLOCK, tab.c.seq_first + tab.c.n > after_seq + 1
+        )
+        if kinds is not None:
+            stmt = stmt.where(tab.c.kind.in_(list(kinds)))
+        picked: list[Any] = []
+        new = 0  # readings after after_seq in the blocks picked (only the first can hold older ones)
+        result = self.conn.execute(stmt.execution_options(stream_results=True, max_row_buffer=16))
+        try:
+            for row in result:
+                first, n = int(row[0]), int(row[1])
+                new += n - max(0, min(n, after_seq + 1 - first))
+                picked.append(row)
+                if max_rows is not None and new >= max_rows:
+                    break
+        finally:
+            result.close()
+        if not picked:  # nothing new: no rows, with the run's dtypes all the same
+            empty = blocks.empty_frame(READINGS)
+            return empty.astype({"run_id": np.int64, "seq": np.int64, **dtypes})
+        frame = blocks.decode(READINGS, run_id, picked, dtypes)
+        frame = frame[frame["seq"].to_numpy() > after_seq]
+        if max_rows is not None:
+            frame = frame.iloc[:max_rows]
+        return frame.reset_index(drop=True)
+
     def count_readings(self, run_id: int) -> int:
         """How many readings a run has: the sum of its blocks' sizes on the ``(run_id, seq_first)``
         index, without decoding a reading (milliseconds at millions of readings)."""

@@ -303,4 +303,9 @@ def delta(store: Store, state: LiveState) -> dict[str, Any] | None:
     if len(data["seq"]) == 0:
         return None if head["status"] == before else {"type": "delta", **head}
     state.seq = int(data["seq"][-1])
+    if len(data["seq"]) >= CHUNK_ROWS and head["status"] != "running":
+        # the run has ended but more was committed than one message carries: the stream goes on
+        # (as running) until it has sent every reading, then says how the run ended
+        state.status = before
+        head = {**head, "status": before}
     return {"type": "delta", **head, **_payload(state, data)}

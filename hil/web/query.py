@@ -1,20 +1,14 @@
-"""The one read the web application adds to the store's public API: a run's readings after a
-given ``seq``, only the columns asked for, as numpy arrays.
-
-Live plots need "what is new since the last push" and the first view of a large run needs a few
-columns of every reading without building a 13-column DataFrame; neither is a public
-:class:`~hil.store.Store` method. This query names the ``readings`` relation and its public
-columns (:data:`hil.store.READING_COLUMNS`) only, so it reads a ``readings`` table and a
-``readings`` view alike; everything else the application shows comes through the store's own methods.
+"""A run's readings after a given ``seq``, only the columns asked for, as numpy arrays: what the
+live plots push (:meth:`hil.store.Store.readings_after`, which reads only the blocks that hold
+new readings, never the whole run through the ``readings`` view).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
-from sqlalchemy import column, select, table
+import pandas as pd
 
 from hil.store import READING_COLUMNS, Store
 
@@ -39,38 +33,14 @@ def readings_after(
     unknown = [c for c in names if c not in READING_COLUMNS]
     if unknown:
         raise ValueError(f"readings: unknown columns {unknown} (known: {', '.join(READING_COLUMNS)})")
-    rel = table("readings", *(column(c) for c in {*names, "run_id", "kind"}))
-    stmt = select(*(rel.c[c] for c in names)).where(rel.c.run_id == run_id, rel.c.seq > after_seq)
-    if kinds is not None:
-        stmt = stmt.where(rel.c.kind.in_(list(kinds)))
-    stmt = stmt.order_by(rel.c.seq)
-    if limit is not None:
-        stmt = stmt.limit(limit)
-    compiled = stmt.compile(dialect=store.engine.dialect, compile_kwargs={"render_postcompile": True})
-    bound = compiled.construct_params()
-    params: Any = (
-        tuple(bound[k] for k in compiled.positiontup)
-        if compiled.positional and compiled.positiontup
-        else bound
-    )
-    raw = store.conn.connection  # the DBAPI connection: rows as plain tuples, no Row objects
-    cursor = raw.cursor()
-    try:
-        cursor.execute(str(compiled), params)
-        rows = cursor.fetchall()
-    finally:
-        cursor.close()
-    store.conn.rollback()  # end the read transaction: the next call sees newer commits (SQLite WAL)
-    numeric = [c for c in names if c in _NUMERIC]
+    store.conn.rollback()  # a fresh snapshot: what other processes committed since (SQLite WAL)
+    frame = store.readings_after(run_id, after_seq, limit, kinds)
+    store.conn.rollback()
     out: dict[str, np.ndarray] = {}
-    if not rows:
-        for c in names:
-            out[c] = np.empty(0, dtype=np.float64 if c in _NUMERIC else object)
-        return out
-    if len(numeric) == len(names):  # one conversion of the whole block (None becomes NaN)
-        block = np.array(rows, dtype=np.float64)
-        return {c: block[:, i] for i, c in enumerate(names)}
-    for i, c in enumerate(names):
-        values = [r[i] for r in rows]
-        out[c] = np.array(values, dtype=np.float64 if c in _NUMERIC else object)
+    for c in names:
+        col = frame[c]
+        if c in _NUMERIC:
+            out[c] = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            out[c] = col.to_numpy(dtype=object)
     return out

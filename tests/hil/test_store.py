@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from hil.errors import ConfigError
@@ -311,3 +312,27 @@ def test_bad_values_are_refused_in_one_line(store: Store) -> None:
     with pytest.raises(ValueError, match="'seq' needs one value per reading"):
         store.add_readings({**base, "seq": 0, "current_A": np.ones(3)})
     assert store.count_readings(run_id) == 0 and store.readings_df(run_id).empty
+
+
+def test_readings_after_a_seq_are_what_readings_df_has_after_it(store: Store) -> None:
+    run_id = store.create_run("potentiation-cycling", {}, {"name": "s"}, "twin")
+    assert store.readings_after(run_id, -1).empty
+    seq = 0
+    for k, kind in enumerate(["potentiation", "reset-read", "potentiation", "potentiation"]):
+        n = 7 + 3 * k
+        store.add_readings(
+            {"run_id": run_id, "seq": np.arange(seq, seq + n), "kind": kind, "array": "A", "row": 0,
+             "col": np.arange(n) % 4, "voltage_V": 0.5, "current_A": np.arange(n) * 1e-6,
+             "conductance_S": np.arange(n) * 2e-6, "t_s": np.arange(seq, seq + n) * 1e-3, "cycle": k}
+        )  # fmt: skip
+        seq += n
+    whole = store.readings_df(run_id)
+    pd.testing.assert_frame_equal(store.readings_after(run_id, -1), whole)
+    for after in (0, 6, 7, 20, 40, seq - 2, seq - 1):
+        got = store.readings_after(run_id, after)
+        pd.testing.assert_frame_equal(got, whole[whole["seq"] > after].reset_index(drop=True))
+    capped = store.readings_after(run_id, 5, max_rows=9)
+    pd.testing.assert_frame_equal(capped, whole[whole["seq"] > 5].head(9).reset_index(drop=True))
+    pot = store.readings_after(run_id, 3, kinds=["potentiation"])
+    expected = whole[(whole["seq"] > 3) & (whole["kind"] == "potentiation")].reset_index(drop=True)
+    pd.testing.assert_frame_equal(pot, expected)

@@ -246,3 +246,38 @@ def test_strong_reset_drives_devices_to_gmin() -> None:
     x = model.x.reshape(-1)[cells[:, 0] * 40 + cells[:, 1]]
     stuck = model.stuck.reshape(-1)[cells[:, 0] * 40 + cells[:, 1]]
     assert np.all(x[~stuck] < 1e-3)
+
+
+def test_an_interrupt_landing_in_a_compiled_call_is_raised_as_itself():
+    """numba reports an exception raised by a signal handler during its dispatch as a SystemError
+    chained to it; the twin's kernels raise the interrupt itself (the run ends interrupted)."""
+    from hil.engine import RunInterrupted
+    from sim_backend.kernels import interruptible
+
+    def landed(exc: BaseException):
+        def kernel(*args: object) -> None:
+            try:
+                raise exc
+            except BaseException as inner:
+                raise SystemError("returned a result with an exception set") from inner
+
+        return interruptible(kernel)
+
+    with pytest.raises(RunInterrupted, match="aborted"):
+        landed(RunInterrupted("aborted"))()
+    with pytest.raises(KeyboardInterrupt):
+        landed(KeyboardInterrupt())()
+    def chained(*args: object) -> None:  # numba's own callback fails first: SystemError of a SystemError
+        try:
+            try:
+                raise RunInterrupted("deep")
+            except BaseException as inner:
+                raise SystemError("_numba_unpickle returned a result with an exception set") from inner
+        except SystemError as callback:
+            raise SystemError("CPUDispatcher returned a result with an exception set") from callback
+
+    with pytest.raises(RunInterrupted, match="deep"):
+        interruptible(chained)()
+    with pytest.raises(SystemError):  # a real error of the kernel stays what it is
+        landed(ValueError("bad"))()
+    assert interruptible(lambda a, b: a + b)(2, 3) == 5

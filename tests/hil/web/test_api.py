@@ -322,7 +322,8 @@ def test_start_abort_resume_through_the_engine(make_client: Callable[..., TestCl
     start_event = [e for e in run["events"] if e["kind"] == "web-start"]
     assert start_event and start_event[0]["detail"]["origin"]["via"] == "web"
     abort = c.post(f"/runs/{run_id}/abort", data=csrf(), headers=control_headers())
-    assert abort.status_code == 200 and abort.json()["status"] == "interrupted"
+    j = c.get(f"/api/runs/{run_id}").json()
+    assert abort.status_code == 200 and abort.json()["status"] == "interrupted", (j["error"], j["events"][-4:])
     after = c.get(f"/api/runs/{run_id}").json()
     kinds = [e["kind"] for e in after["events"]]
     assert "web-abort" in kinds and "safe-state" in kinds
@@ -335,7 +336,8 @@ def test_start_abort_resume_through_the_engine(make_client: Callable[..., TestCl
     assert _wait(lambda: c.get(f"/api/runs/{run_id}").json()["readings"] > after["readings"])
     assert "web-resume" in [e["kind"] for e in c.get(f"/api/runs/{run_id}").json()["events"]]
     again = c.post(f"/runs/{run_id}/abort", data=csrf(), headers=control_headers())
-    assert again.status_code == 200 and again.json()["status"] == "interrupted"
+    j = c.get(f"/api/runs/{run_id}").json()
+    assert again.status_code == 200 and again.json()["status"] == "interrupted", (j["error"], j["events"][-4:])
 
 
 # ---------------------------------------------------------------------- plots per protocol kind

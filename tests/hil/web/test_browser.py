@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -117,6 +118,22 @@ def wait_points_above(page: Page, n: int) -> int:
     return points(page)
 
 
+def wait_committed(server: str, run_id: int, proc: subprocess.Popen[bytes], deadline_s: float = 120.0) -> None:
+    """Until run ``run_id`` has committed readings (the server's run list says so), or fail at the
+    deadline or when ``proc`` has ended."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        runs = {r["id"]: r for r in httpx.get(f"{server}/api/runs").json()}
+        if runs.get(run_id, {}).get("readings", 0) > 0:
+            return
+        try:
+            proc.wait(timeout=0.05)
+        except subprocess.TimeoutExpired:
+            continue
+        pytest.fail(f"run {run_id} ended (exit {proc.returncode}) before its page was opened")
+    pytest.fail(f"run {run_id} committed no reading within {deadline_s} s")
+
+
 def start_from_form(page: Page, **values: str) -> int:
     page.goto("/protocols/potentiation-cycling")
     for name, value in values.items():
@@ -163,21 +180,30 @@ def test_run_from_the_cli_appears_and_updates(page: Page, server: str, lab: Path
                             "--set", f"cycles={cycles}", "--db", "lab.sqlite", "--no-plot"], cwd=lab,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
+        # the run is paused (SIGSTOP) once it has committed readings and carries on (SIGCONT) once
+        # its page shows it running: however fast the twin, the page sees it before it ends
+        wait_committed(server, next_id, cli)
+        os.kill(cli.pid, signal.SIGSTOP)
         page.goto("/runs")
         page.wait_for_selector(f"tr[data-run='{next_id}']")  # the list reloads itself
         page.click(f"tr[data-run='{next_id}'] a")
         page.wait_for_selector("#plot[data-rendered='1']")
         assert page.inner_text("#status") == "running"
         first = wait_points_above(page, 0)
-        assert wait_points_above(page, first) > first
         shot(page, tmp_path, "run-cli")
+        os.kill(cli.pid, signal.SIGCONT)
+        assert wait_points_above(page, first) > first
         assert cli.wait(timeout=600) == 0
     finally:
         if cli.poll() is None:
             cli.kill()
     page.wait_for_function("() => document.getElementById('status').textContent === 'completed'")
     page.wait_for_selector("#plot[data-exact='1']")
-    assert points(page) == cycles * 50  # every pulse of every cycle, once
+    # the status shows at once, the points at the next draw (at most 4 a second): wait for that draw
+    # of every pulse of every cycle, once; a point lost or doubled times out here
+    total = cycles * 50
+    page.wait_for_function(f"() => Number(document.getElementById('point-count').dataset.points) >= {total}")
+    assert points(page) == total
 
 
 def test_abort_keeps_the_readings(page: Page, server: str, tmp_path: Path) -> None:
