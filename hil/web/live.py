@@ -204,6 +204,7 @@ def _epochs(store: Store, run_id: int) -> list[dict[str, Any]]:
 
 
 def _head(store: Store, state: LiveState) -> dict[str, Any]:
+    """Status and reading count of the run as committed now."""
     store.conn.rollback()  # a fresh snapshot: what other processes committed since
     info = store.run(state.run_id)
     readings = store.count_readings(state.run_id)
@@ -299,10 +300,15 @@ def delta(store: Store, state: LiveState) -> dict[str, Any] | None:
             return None
         state.epochs = len(rows)
         return {"type": "reset", "sampled": False, "spec": spec.public(), "epochs": rows, **head}
+    # the status was read first, the readings after it: every reading committed before an ended
+    # run's status is in this fetch (or, beyond one message, in the next); each SELECT of SQLite's
+    # driver sees its own moment, so the count is read again after the readings (never fewer)
     data = _fetch(store, state, state.seq, CHUNK_ROWS)
     if len(data["seq"]) == 0:
         return None if head["status"] == before else {"type": "delta", **head}
     state.seq = int(data["seq"][-1])
+    head["readings"] = store.count_readings(state.run_id)
+    store.conn.rollback()
     if len(data["seq"]) >= CHUNK_ROWS and head["status"] != "running":
         # the run has ended but more was committed than one message carries: the stream goes on
         # (as running) until it has sent every reading, then says how the run ended

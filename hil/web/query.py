@@ -33,7 +33,7 @@ def readings_after(
     unknown = [c for c in names if c not in READING_COLUMNS]
     if unknown:
         raise ValueError(f"readings: unknown columns {unknown} (known: {', '.join(READING_COLUMNS)})")
-    store.conn.rollback()  # a fresh snapshot: what other processes committed since (SQLite WAL)
+    # the read transaction ends after it: the next call sees what other processes committed since
     frame = store.readings_after(run_id, after_seq, limit, kinds)
     store.conn.rollback()
     out: dict[str, np.ndarray] = {}

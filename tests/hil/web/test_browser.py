@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
 from hil.engine import RunEngine
 from hil.station import load_station
@@ -109,6 +110,18 @@ def shot(page: Page, tmp_path: Path, name: str) -> Path:
     return path
 
 
+def goto(page: Page, path: str) -> None:
+    """Open ``path``. The runs list reloads itself every 3 s, and a reload that starts as a
+    navigation from it does interrupts that navigation (Playwright raises): then it is tried
+    again, once."""
+    try:
+        page.goto(path)
+    except PlaywrightError as exc:
+        if "interrupted by another navigation" not in str(exc):
+            raise
+        page.goto(path)
+
+
 def points(page: Page) -> int:
     return int(page.get_attribute("#point-count", "data-points") or 0)
 
@@ -135,7 +148,7 @@ def wait_committed(server: str, run_id: int, proc: subprocess.Popen[bytes], dead
 
 
 def start_from_form(page: Page, **values: str) -> int:
-    page.goto("/protocols/potentiation-cycling")
+    goto(page, "/protocols/potentiation-cycling")
     for name, value in values.items():
         page.fill(f"#f-{name}", value)
     page.click("#start")
@@ -144,7 +157,7 @@ def start_from_form(page: Page, **values: str) -> int:
 
 
 def test_runs_list(page: Page, tmp_path: Path) -> None:
-    page.goto("/runs")
+    goto(page, "/runs")
     row = page.locator("tr[data-run='1']")
     assert row.locator("td.status").inner_text() == "completed"
     assert "potentiation-cycling" in row.inner_text()
@@ -153,9 +166,9 @@ def test_runs_list(page: Page, tmp_path: Path) -> None:
     page.click("#filters button")
     page.wait_for_url("**status=failed**")
     assert page.locator("tr[data-run='1']").count() == 0
-    page.goto("/runs")
+    goto(page, "/runs")
     shot(page, tmp_path, "runs")
-    page.goto("/runs/1")
+    goto(page, "/runs/1")
     page.wait_for_selector("#plot[data-exact='1']")
     assert points(page) == 5 * 20  # cycles x pulses, each the mean of the cells
     shot(page, tmp_path, "run")
@@ -184,7 +197,7 @@ def test_run_from_the_cli_appears_and_updates(page: Page, server: str, lab: Path
         # its page shows it running: however fast the twin, the page sees it before it ends
         wait_committed(server, next_id, cli)
         os.kill(cli.pid, signal.SIGSTOP)
-        page.goto("/runs")
+        goto(page, "/runs")
         page.wait_for_selector(f"tr[data-run='{next_id}']")  # the list reloads itself
         page.click(f"tr[data-run='{next_id}'] a")
         page.wait_for_selector("#plot[data-rendered='1']")
@@ -224,7 +237,7 @@ def test_abort_keeps_the_readings(page: Page, server: str, tmp_path: Path) -> No
 
 def test_bad_value_shows_the_field_error(page: Page, server: str, tmp_path: Path) -> None:
     runs_before = len(httpx.get(f"{server}/api/runs").json())
-    page.goto("/protocols/potentiation-cycling")
+    goto(page, "/protocols/potentiation-cycling")
     shot(page, tmp_path, "start")
     page.fill("#f-amplitude_V", "50")
     page.click("#start")
@@ -237,6 +250,6 @@ def test_bad_value_shows_the_field_error(page: Page, server: str, tmp_path: Path
     assert page.input_value("#f-amplitude_V") == "50"
     assert len(httpx.get(f"{server}/api/runs").json()) == runs_before  # nothing written
     shot(page, tmp_path, "start-error")
-    page.goto("/runs")  # the list after the other tests: finished, interrupted and CLI runs
+    goto(page, "/runs")  # the list after the other tests: finished, interrupted and CLI runs
     assert page.locator("#runs tbody tr").count() == runs_before
     shot(page, tmp_path, "runs-after")
