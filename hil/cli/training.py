@@ -138,8 +138,7 @@ def reproduce_choi2021(
             prepare("hybrid-training", st, case_parameters(case, common))
     out_dir.mkdir(parents=True, exist_ok=True)
     # workers open the database themselves: a file path is made absolute (their working directory differs)
-    database = str(Path(db).expanduser().resolve()) if db and "://" not in db else db
-    database = database or str((out_dir / "choi2021.sqlite").resolve())
+    database = _database(db, out_dir)
     station_path = str(Path(station).resolve()) if station else None
     out.print(
         f"{len(chosen)} case(s), {epochs} epoch(s) each, on {scheduler or f'{workers} local worker(s)'}"
@@ -167,10 +166,11 @@ def reproduce_choi2021(
         )
 
 
-def _database(db: str | None, out_dir: Path, default: str) -> str:
-    """The database URL or absolute path (workers open it from another directory)."""
+def _database(db: str | None, out_dir: Path) -> str:
+    """``--db`` as a URL or an absolute path (workers open it from another directory; default
+    ``OUT/choi2021.sqlite``)."""
     database = str(Path(db).expanduser().resolve()) if db and "://" not in db else db
-    return database or str((out_dir / default).resolve())
+    return database or str((out_dir / "choi2021.sqlite").resolve())
 
 
 def _search_choi2021(
@@ -207,7 +207,7 @@ def _search_choi2021(
 
     if cases:
         raise fail("--cases: a search runs the cases its score needs; leave --cases out", 2)
-    database = _database(db, out_dir, "choi2021.sqlite")
+    database = _database(db, out_dir)
     station_path = str(Path(station).resolve()) if station else None
 
     def check(settings: dict[str, Any]) -> dict[str, Any]:
