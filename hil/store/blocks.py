@@ -348,52 +348,88 @@ def empty_frame(layout: Layout) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series([], dtype=object) for c in layout.columns})
 
 
+#: readings parsed at a time by :func:`decode` (bounds the text it builds for pandas' parser)
+DECODE_GROUP = 131_072
+
+
 def decode(
-    layout: Layout, run_id: int, blocks: Iterable[Sequence[Any]], dtypes: Mapping[str, Any]
+    layout: Layout,
+    run_id: int,
+    blocks: Iterable[Sequence[Any]],
+    dtypes: Mapping[str, Any],
+    total: int | None = None,
 ) -> pd.DataFrame:
     """The readings of ``blocks`` (rows ``seq_first, n, label, array, *numeric, data``, in ``seq`` order) as one
     DataFrame with ``dtypes`` (:func:`frame_dtypes` of the whole run).
 
-    The blocks' inner arrays are parsed together by pandas' C parser (one reading a line,
-    ``null`` a missing value, shorter lines padded with NaN), exact to the last bit, ~3 x faster
-    than ``orjson.loads`` into Python floats; the block rows' shared values are filled in after."""
+    The blocks' inner arrays are parsed by pandas' C parser (one reading a line, ``null`` a
+    missing value, shorter lines padded with NaN), exact to the last bit, ~3 x faster than
+    ``orjson.loads`` into Python floats; the block rows' shared values are filled in after.
+    Blocks are parsed :data:`DECODE_GROUP` readings at a time into the output's own arrays, so
+    the memory beyond the result is one group's text. With ``total`` (the readings the blocks
+    hold) ``blocks`` is consumed as it comes (a streamed result need not be held whole)."""
     k = len(layout.numeric)
-    positions = [layout.numeric.index(c) for c in layout.data_order]  # data position -> column
-    rows = list(blocks)
-    if not rows:
+    if total is None:
+        rows_list = list(blocks)
+        total = sum(int(row[1]) for row in rows_list)
+        blocks = rows_list
+    if total == 0:
         return empty_frame(layout)
-    sizes = [int(row[1]) for row in rows]
-    total = sum(sizes)
-    lines: list[str] = []
-    for row, n in zip(rows, sizes, strict=True):
-        data = row[4 + k]
-        if data.startswith("[[]"):  # every value of the block is in its row
-            lines.append("null\n" * (n - 1) + "null")
-        else:
-            lines.append(data[2:-2].replace("],[", "\n"))
-    parsed = pd.read_csv(
-        io.StringIO("\n".join(lines)), header=None, names=range(k), dtype=np.float64,
-        na_values=["null", ""], keep_default_na=False, skip_blank_lines=False, **_EXACT,
-    ).to_numpy()  # fmt: skip
-    if parsed.shape != (total, k):
-        raise ValueError(
-            f"{layout.table}: blocks of run {run_id} hold {parsed.shape[0]} readings, not {total}"
-        )
-    values = np.empty((total, k))
-    values[:, positions] = parsed
+    positions = [layout.numeric.index(c) for c in layout.data_order]  # data position -> column
+    columns = [np.empty(total) for _ in range(k)]
     seq = np.empty(total, dtype=np.int64)
     labels = np.empty(total, dtype=object)
     arrays = np.empty(total, dtype=object)
-    start = 0
-    for row, n in zip(rows, sizes, strict=True):
-        stop = start + n
-        seq[start:stop] = np.arange(int(row[0]), int(row[0]) + n)
-        labels[start:stop] = row[2]
-        arrays[start:stop] = row[3]
-        for j, value in enumerate(row[4 : 4 + k]):
-            if value is not None:
-                values[start:stop, j] = value
-        start = stop
+    group: list[Sequence[Any]] = []
+    group_n = 0
+    start = 0  # first output row of the group
+
+    def flush() -> None:
+        lines: list[str] = []
+        for row in group:
+            n, data = int(row[1]), row[4 + k]
+            if data.startswith("[[]"):  # every value of the block is in its row
+                lines.append("null\n" * (n - 1) + "null")
+            else:
+                lines.append(data[2:-2].replace("],[", "\n"))
+        parsed = pd.read_csv(
+            io.StringIO("\n".join(lines)), header=None, names=range(k), dtype=np.float64,
+            na_values=["null", ""], keep_default_na=False, skip_blank_lines=False, **_EXACT,
+        ).to_numpy()  # fmt: skip
+        if parsed.shape != (group_n, k):
+            raise ValueError(
+                f"{layout.table}: blocks of run {run_id} hold {parsed.shape[0]} readings, not {group_n}"
+            )
+        stop = start + group_n
+        for data_pos, column in enumerate(positions):
+            columns[column][start:stop] = parsed[:, data_pos]
+        at = start
+        for row in group:
+            n = int(row[1])
+            end = at + n
+            seq[at:end] = np.arange(int(row[0]), int(row[0]) + n)
+            labels[at:end] = row[2]
+            arrays[at:end] = row[3]
+            for j, value in enumerate(row[4 : 4 + k]):
+                if value is not None:
+                    columns[j][at:end] = value
+            at = end
+
+    for row in blocks:
+        n = int(row[1])
+        if start + group_n + n > total:
+            raise ValueError(f"{layout.table}: blocks of run {run_id} hold more than {total} readings")
+        group.append(row)
+        group_n += n
+        if group_n >= DECODE_GROUP:
+            flush()
+            start += group_n
+            group, group_n = [], 0
+    if group:
+        flush()
+        start += group_n
+    if start != total:
+        raise ValueError(f"{layout.table}: blocks of run {run_id} hold {start} readings, not {total}")
     out: dict[str, Any] = {
         "run_id": np.full(total, run_id, dtype=np.int64),
         "seq": seq,
@@ -402,14 +438,14 @@ def decode(
     }
     for j, name in enumerate(layout.numeric):
         dtype = dtypes[name]
-        col = values[:, j]
         if dtype == np.dtype(object):
             out[name] = np.full(total, None, dtype=object)
         elif dtype == np.dtype("int64"):
-            out[name] = col.astype(np.int64)
+            out[name] = columns[j].astype(np.int64)
         else:
-            out[name] = col
-    return pd.DataFrame(out, columns=list(layout.columns))
+            out[name] = columns[j]
+        columns[j] = np.empty(0)  # the DataFrame holds (or copied) it
+    return pd.DataFrame(out, columns=list(layout.columns), copy=False)
 
 
 # ---------------------------------------------------------------------- DDL (views and triggers)

@@ -842,8 +842,14 @@ class Store:
         dtypes = self._dtypes(layout, run_id)
         if dtypes is None:
             return blocks.empty_frame(layout)
-        rows = self.conn.execute(self._blocks_stmt(layout, run_id)).all()
-        return blocks.decode(layout, run_id, rows, dtypes)
+        tab = Base.metadata.tables[layout.table]
+        total = int(self.conn.execute(select(func.sum(tab.c.n)).where(tab.c.run_id == run_id)).scalar() or 0)
+        stmt = self._blocks_stmt(layout, run_id).execution_options(stream_results=True, max_row_buffer=64)
+        result = self.conn.execute(stmt)
+        try:
+            return blocks.decode(layout, run_id, result, dtypes, total)
+        finally:
+            result.close()
 
     def _iter_layout(self, layout: Layout, run_id: int, chunk_rows: int) -> Iterator[pd.DataFrame]:
         if chunk_rows < 1:

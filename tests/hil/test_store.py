@@ -192,11 +192,19 @@ def _mixed_readings(run_id: int, start: int = 0) -> dict[str, object]:
     }  # fmt: skip
 
 
-def test_the_views_give_every_reading_as_readings_df_does(tmp_path: Path) -> None:
+@pytest.mark.parametrize("group", [None, 1, 7, 25])
+def test_the_views_give_every_reading_as_readings_df_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, group: int | None
+) -> None:
     """Plain SQL through the views (what sqlite3 and datasette see) and the library's own block
-    decoding give the same rows, values and dtypes; blocks split where kind, array or seq change."""
+    decoding give the same rows, values and dtypes; blocks split where kind, array or seq change.
+    ``group``: the readings decoded at a time (a group ends inside, on, and after block edges)."""
     import pandas as pd
 
+    from hil.store import blocks
+
+    if group is not None:
+        monkeypatch.setattr(blocks, "DECODE_GROUP", group)
     path = tmp_path / "views.sqlite"
     with Store(path) as store:
         run_id = _run(store)
