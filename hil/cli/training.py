@@ -58,11 +58,14 @@ def fetch_mnist_command(
 @reproduce_app.command("choi2021", cls=Command)
 def reproduce_choi2021(
     epochs: Annotated[
-        int | None, typer.Option("--epochs", min=1, help="training epochs of every case (default 10; search: 4)")
+        int | None,
+        typer.Option("--epochs", min=1, help="training epochs of every case (default 10; search: 4)"),
     ] = None,
     train_limit: Annotated[
         int | None,
-        typer.Option("--train-limit", min=1, help="first N training images (default: all 60,000; search: 10,000)"),
+        typer.Option(
+            "--train-limit", min=1, help="first N training images (default: all 60,000; search: 10,000)"
+        ),
     ] = None,
     test_limit: Annotated[
         int | None, typer.Option("--test-limit", min=1, help="first N test images (default: all 10,000)")
@@ -198,6 +201,7 @@ def _search_choi2021(
         SEARCH_TRAIN_LIMIT,
         TrialRecord,
         claim_search,
+        free_space,
         run_search,
         scored_cases,
         start_search,
@@ -251,14 +255,21 @@ def _search_choi2021(
             f"{common['epochs']} epoch(s) on {common['train_limit']} images, on "
             f"{scheduler or f'{workers} local worker(s)'}"
         )
+        space = free_space(common)
+        searched = ", ".join(c.name for c in space) or "(nothing: every choice is set)"
+        out.print(f"searching: {searched}", soft_wrap=True)
 
         def report(t: TrialRecord) -> None:
             out.print(f"  trial {t.number:>3}: score {t.score:6.2f} (RMS {t.rms_pp:.2f} pp)", soft_wrap=True)
 
-        runner = sweep_trials(common, out_dir / "search", database, search_id, workers, scheduler, station_path)
+        runner = sweep_trials(
+            common, out_dir / "search", database, search_id, workers, scheduler, station_path
+        )
         try:
             with bad_input():
-                outcome = run_search(store, int(settings["trials"]), runner, search_id, int(settings["seed"]), report)
+                outcome = run_search(
+                    store, int(settings["trials"]), runner, search_id, int(settings["seed"]), report, common
+                )
         except KeyboardInterrupt:
             raise fail(f"interrupted: continue with --resume-search {search_id}", 130) from None
         table = write_search_table(outcome, out_dir, settings)

@@ -133,13 +133,28 @@ SEARCH_SPACE: tuple[Choice, ...] = (
 Suggest = Callable[[Choice], Any]
 
 
-def trial_parameters(suggest: Suggest, space: tuple[Choice, ...] = SEARCH_SPACE) -> dict[str, Any]:
+def free_space(fixed: Mapping[str, Any], space: tuple[Choice, ...] = SEARCH_SPACE) -> tuple[Choice, ...]:
+    """The choices of ``space`` left to search when the parameters ``fixed`` are set by the user
+    (``reproduce choi2021 --search N --set NAME=VALUE``): a choice named in ``fixed`` is not
+    searched (``w_max`` fixes both ``w_max_0`` and ``w_max_1``)."""
+    names = set(fixed) | ({"w_max_0", "w_max_1"} if "w_max" in fixed else set())
+    return tuple(c for c in space if c.name not in names)
+
+
+def trial_parameters(
+    suggest: Suggest, space: tuple[Choice, ...] = SEARCH_SPACE, fixed: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """The ``hybrid-training`` parameters of one trial: every choice of ``space`` asked of
-    ``suggest`` (a conditional choice only when its condition holds), ``w_max_*`` joined into
-    the ``w_max`` list."""
+    ``suggest`` (a conditional choice only when its condition holds, judged on the trial's own
+    values or else on ``fixed``, the parameters the user set), ``w_max_*`` joined into the
+    ``w_max`` list."""
     values: dict[str, Any] = {}
+    fixed = fixed or {}
     for choice in space:
-        if choice.when is not None and values.get(choice.when[0]) != choice.when[1]:
+        if (
+            choice.when is not None
+            and values.get(choice.when[0], fixed.get(choice.when[0])) != choice.when[1]
+        ):
             continue
         values[choice.name] = suggest(choice)
     layers = sorted(k for k in values if k.startswith("w_max_"))
@@ -148,9 +163,13 @@ def trial_parameters(suggest: Suggest, space: tuple[Choice, ...] = SEARCH_SPACE)
     return values
 
 
-def parameters_of(choices: Mapping[str, Any], space: tuple[Choice, ...] = SEARCH_SPACE) -> dict[str, Any]:
+def parameters_of(
+    choices: Mapping[str, Any],
+    space: tuple[Choice, ...] = SEARCH_SPACE,
+    fixed: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The run parameters of a trial whose choices were already made (``{choice name: value}``)."""
-    return trial_parameters(lambda c: choices[c.name], space)
+    return trial_parameters(lambda c: choices[c.name], space, fixed)
 
 
 def optuna_suggest(trial: Any) -> Suggest:
@@ -237,6 +256,7 @@ def run_search(
     search_id: int,
     seed: int = 0,
     on_trial: Callable[[TrialRecord], None] | None = None,
+    fixed: Mapping[str, Any] | None = None,
 ) -> SearchOutcome:
     """Run a search to ``trials`` finished trials, as the run ``search_id`` of ``store``.
 
@@ -247,11 +267,15 @@ def run_search(
     the optimiser (Optuna's TPE sampler, seeded) and a trial that had started is run again with
     the same choices, once. The run is ``completed`` when ``trials`` trials are done; any
     exception or interrupt leaves it ``interrupted`` with the trials so far kept.
+
+    ``fixed``: parameters the user set for every case; the choices they name are not searched
+    (:func:`free_space`).
     """
     import optuna
     from optuna.distributions import json_to_distribution
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = free_space(fixed or {})
     finished, started = stored_trials(store, search_id, unfinished_only=False)
     pending = {n: d for n, d in started.items() if n not in {t.number for t in finished}}
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
@@ -273,13 +297,13 @@ def run_search(
             else:
                 n, number = number, number + 1
                 trial = study.ask()
-                trial_parameters(optuna_suggest(trial))
+                trial_parameters(optuna_suggest(trial), space, fixed)
                 store.add_event(search_id, TRIAL_STARTED, {
                     "number": n, "choices": trial.params,
                     "distributions": {k: optuna.distributions.distribution_to_json(d)
                                       for k, d in trial.distributions.items()},
                 })  # fmt: skip
-            params = parameters_of(trial.params)
+            params = parameters_of(trial.params, space, fixed)
             measured = run_trial(params)
             s = score(measured.test, measured.train)
             study.tell(trial, s.value)
@@ -350,7 +374,9 @@ def sweep_trials(
         )  # fmt: skip
         failed = [r["case"] for r in result.rows if r["status"] != "completed"]
         if failed:
-            raise ConfigError(f"search: trial case(s) did not complete: {', '.join(failed)} (see the runs in {shown_db(db)})")
+            raise ConfigError(
+                f"search: trial case(s) did not complete: {', '.join(failed)} (see the runs in {shown_db(db)})"
+            )
         rows = {r["case"]: r for r in result.rows}
         return Measured(
             {c: float(r["measured_test_accuracy"]) for c, r in rows.items()},
@@ -394,8 +420,10 @@ def write_search_table(outcome: SearchOutcome, out: Any, settings: Mapping[str, 
             f"| {t.number} | {t.score:.2f} | {t.rms_pp:.2f} | {sum(t.violations.values()):.2f} | {choices} |"
         )
     best = outcome.best
+    searched = {c.name for c in SEARCH_SPACE} | {"w_max"}
+    confirm = {**{k: v for k, v in settings.items() if k in searched}, **best.parameters}
     lines += ["", "Confirm the best at full length:", "", "```bash",
-              "rram-hil reproduce choi2021 " + " ".join(f"--set {k}={_cli_value(v)}" for k, v in sorted(best.parameters.items())),
+              "rram-hil reproduce choi2021 " + " ".join(f"--set {k}={_cli_value(v)}" for k, v in sorted(confirm.items())),
               "```", ""]  # fmt: skip
     md = out / "search.md"
     md.write_text("\n".join(lines))

@@ -17,6 +17,7 @@ from protocols.training.search import (
     Choice,
     Measured,
     claim_search,
+    free_space,
     run_search,
     score,
     scored_cases,
@@ -89,6 +90,40 @@ def test_a_conditional_choice_is_asked_only_when_its_condition_holds():
     assert trial_parameters(pick("round"), space) == {"pulse_mapping": "round"}
     assert trial_parameters(pick("coincidence"), space) == {"pulse_mapping": "coincidence", "bit_length": 16}
     assert asked == ["pulse_mapping", "pulse_mapping", "bit_length"]
+
+
+def test_a_choice_the_user_sets_is_not_searched_and_still_decides_conditions():
+    space = (Choice("pulse_mapping", choices=("round", "coincidence")),
+             Choice("bit_length", low=4, high=64, integer=True, when=("pulse_mapping", "coincidence")),
+             Choice("w_max_0", low=0.5, high=2.0), Choice("w_max_1", low=1.0, high=4.0))  # fmt: skip
+    assert [c.name for c in free_space({"pulse_mapping": "coincidence", "epochs": 4}, space)] == [
+        "bit_length", "w_max_0", "w_max_1"
+    ]  # fmt: skip
+    assert [c.name for c in free_space({"w_max": [1.0, 2.0]}, space)] == ["pulse_mapping", "bit_length"]
+    rest = free_space({"pulse_mapping": "coincidence"}, space)
+    asked: list[str] = []
+
+    def low(choice: Choice) -> object:
+        asked.append(choice.name)
+        return choice.low
+
+    params = trial_parameters(low, rest, {"pulse_mapping": "coincidence"})
+    assert params == {"bit_length": 4, "w_max": [0.5, 1.0]} and "pulse_mapping" not in asked
+    assert trial_parameters(low, rest, {"pulse_mapping": "round"}) == {"w_max": [0.5, 1.0]}
+
+
+def test_a_search_with_a_choice_set_never_varies_it(tmp_path: Path):
+    with Store(tmp_path / "s.sqlite") as store:
+        sid = start_search(store, {"trials": 3, "loss": "mse"}, {"name": "twin"})
+        seen: list[dict] = []
+
+        def cases(params: dict) -> Measured:
+            seen.append(params)
+            return FakeCases()({**params, "loss": "mse"})
+
+        outcome = run_search(store, 3, cases, sid, seed=1, fixed={"loss": "mse", "epochs": 4})
+    assert len(seen) == 3 and not any("loss" in p for p in seen)
+    assert all("w_max" in t.parameters and "loss" not in t.parameters for t in outcome.trials)
 
 
 # ---------------------------------------------------------------------- the resumable search
@@ -175,11 +210,15 @@ def test_reproduce_search_runs_trials_of_the_scored_cases_and_ranks_them(tmp_pat
     result = CliRunner().invoke(app, [
         "reproduce", "choi2021", "--search", "2", "--epochs", "1", "--train-limit", "20", "--test-limit", "20",
         "--workers", "2", "--out", str(out), "--data-dir", str(data), "--set", "hidden=4", "--set", "eval_batch=10",
+        "--set", "fine_counts=same",
     ])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "best: trial" in result.output
     md = (out / "search.md").read_text()
     assert md.count("| 0 |") + md.count("| 1 |") == 2 and "--set loss=" in md
+    searching = next(line for line in result.output.splitlines() if line.startswith("searching: "))
+    assert "loss" in searching and "fine_counts" not in searching  # a choice set is not searched
+    assert "--set fine_counts=same" in md  # and the confirming command keeps it
     with Store(out / "choi2021.sqlite") as store:
         runs = store.runs_df()
         (search_id,) = runs.loc[runs["protocol"] == "choi2021-search", "id"]
