@@ -382,7 +382,8 @@ class ArrayNetwork:
             streams = draw_streams(x, delta, gain, bits, self.rng)
             name = lay.names[kind]
             for row_on, col_on in pairs if signed else pairs[:1]:
-                rows = streams.rows & row_on[:, None]
+                # with x >= 0 every row that fires has x > 0: only the columns need masking
+                rows = streams.rows & row_on[:, None] if signed else streams.rows
                 cols = streams.cols & col_on[:, None]
                 fired_r, fired_c = rows.any(axis=1), cols.any(axis=1)
                 if not (fired_r.any() and fired_c.any()):
