@@ -10,7 +10,12 @@ per-epoch wall time is used). Each baseline runs before and after the hybrid epo
 drifting machine load. Prints both ratios; the last line is the one against the sparse
 baseline: ``hybrid_epoch_over_sparse_fp_epoch: RATIO x``.
 
+``--pulse-mapping`` names the update's pulse mapping (``round``, ``stochastic``,
+``coincidence``), or several, comma-separated, to time each in the same run between the same
+baselines (us/image and ratio per mapping; the last line is the first mapping's).
+
     python benchmarks/bench_training_epoch.py [--train-limit N] [--phase dynamic|fine]
+        [--pulse-mapping round,stochastic,coincidence] [--bit-length 10]
 """
 
 from __future__ import annotations
@@ -76,7 +81,9 @@ def sparse_fp_epoch(
     return time.perf_counter() - t0
 
 
-def hybrid_epoch(data_dir: str | None, train_limit: int | None, phase: str) -> tuple[float, dict]:
+def hybrid_epoch(
+    data_dir: str | None, train_limit: int | None, phase: str, pulse_mapping: str = "round", bit_length: int = 10
+) -> tuple[float, dict]:
     """Seconds of one training epoch of the hybrid protocol (dynamic or fine tuning)."""
     from hil.engine import RunEngine
     from hil.station import load_station
@@ -85,7 +92,10 @@ def hybrid_epoch(data_dir: str | None, train_limit: int | None, phase: str) -> t
 
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "bench.sqlite")
-        params = {"synapse": "hybrid", "epochs": 1 if phase == "dynamic" else 2, "test_limit": 1000}
+        params: dict = {"synapse": "hybrid", "epochs": 1 if phase == "dynamic" else 2, "test_limit": 1000}
+        params["pulse_mapping"] = pulse_mapping
+        if pulse_mapping == "coincidence":
+            params["bit_length"] = bit_length
         if phase == "fine":
             params["max_dynamic_epochs"] = 1
         if train_limit:
@@ -107,7 +117,10 @@ def main() -> None:
     )
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--phase", choices=["dynamic", "fine"], default="dynamic")
+    parser.add_argument("--pulse-mapping", default="round", help="a mapping, or several comma-separated")
+    parser.add_argument("--bit-length", type=int, default=10, help="slots per update (coincidence)")
     args = parser.parse_args()
+    mappings = [m.strip() for m in args.pulse_mapping.split(",") if m.strip()]
     from protocols.training.mnist import load_mnist
 
     data = load_mnist(args.data_dir)
@@ -115,7 +128,8 @@ def main() -> None:
     images, labels = data.train_images[:n].astype(np.float64), data.train_labels[:n]
     t_fp = fp_epoch(images, labels)
     t_sp = sparse_fp_epoch(images, labels)
-    t_hy, row = hybrid_epoch(args.data_dir or os.environ.get("RRAM_HIL_DATA"), args.train_limit, args.phase)
+    data_dir = args.data_dir or os.environ.get("RRAM_HIL_DATA")
+    runs = {m: hybrid_epoch(data_dir, args.train_limit, args.phase, m, args.bit_length) for m in mappings}
     t_fp2 = fp_epoch(images, labels, seed=1)  # again after, against drifting machine load
     t_sp2 = sparse_fp_epoch(images, labels, seed=1)
     fp = 0.5 * (t_fp + t_fp2)
@@ -124,10 +138,16 @@ def main() -> None:
     print(f"images per epoch: {n} ({100 * nonzero:.1f} % of pixels nonzero)")
     print(f"plain numpy FP epoch (dense): {t_fp:.2f} s and {t_fp2:.2f} s ({1e6 * fp / n:.0f} us/image)")
     print(f"plain numpy FP epoch (sparse-aware): {t_sp:.2f} s and {t_sp2:.2f} s ({1e6 * sp / n:.0f} us/image)")
-    print(
-        f"hybrid {args.phase} epoch on the twin: {t_hy:.2f} s ({1e6 * t_hy / n:.0f} us/image); "
-        f"{int(row['pulses'])} pulses, {int(row['resets'])} resets, train acc {row['train_accuracy']:.2f} %"
-    )
+    for m, (t_m, row) in runs.items():
+        bits = f", bit_length {args.bit_length}" if m == "coincidence" else ""
+        print(
+            f"hybrid {args.phase} epoch on the twin, pulse_mapping={m}{bits}: {t_m:.2f} s "
+            f"({1e6 * t_m / n:.0f} us/image); {int(row['pulses'])} pulses, {int(row['resets'])} resets, "
+            f"train acc {row['train_accuracy']:.2f} %"
+        )
+        if len(runs) > 1:
+            print(f"hybrid_{m}_epoch_over_sparse_fp_epoch: {t_m / sp:.2f} x")
+    t_hy = runs[mappings[0]][0]
     print(f"hybrid_epoch_over_fp_epoch: {t_hy / fp:.2f} x")
     print(f"hybrid_epoch_over_sparse_fp_epoch: {t_hy / sp:.2f} x")
 

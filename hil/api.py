@@ -240,6 +240,23 @@ class Bench:
             Pulse(amplitude_V, width_s, compliance_A),
         )
 
+    def program_streams(
+        self,
+        array: str,
+        rows: np.ndarray,
+        cols: np.ndarray,
+        *,
+        amplitude_V: float,
+        width_s: float,
+        compliance_A: float | None = None,
+    ) -> ProgramResult:
+        """The update by pulse coincidence: ``rows`` ``(n_rows, bit_length)`` and ``cols``
+        ``(n_cols, bit_length)`` bool streams; in every slot each cell whose row and column both
+        fire receives one pulse (``amplitude_V`` V, ``width_s`` s)."""
+        return self.backend.program_streams(
+            array, np.asarray(rows), np.asarray(cols), Pulse(amplitude_V, width_s, compliance_A)
+        )
+
     def vmm(
         self,
         arrays: str | Sequence[str],

@@ -59,6 +59,18 @@ def outer_counts(r: np.ndarray, c: np.ndarray) -> np.ndarray:
     return np.rint(np.multiply.outer(np.asarray(r, dtype=float), np.asarray(c, dtype=float))).astype(np.int64)
 
 
+def coincidence_counts(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Pulse counts of a stream update: ``count_ij`` = the slots in which row ``i`` and column
+    ``j`` both fire, ``rows`` ``(n_rows, bit_length)`` and ``cols`` ``(n_cols, bit_length)`` bool.
+
+    One float32 matrix product of the two streams (exact: a count is at most ``bit_length``,
+    far below float32's 2**24 integer range), as int64.
+    """
+    r = np.asarray(rows, dtype=np.float32)
+    c = np.asarray(cols, dtype=np.float32)
+    return np.rint(r @ c.T).astype(np.int64)
+
+
 class Backend(ABC):
     """Abstract backend. Subclasses implement the abstract methods; see each docstring."""
 
@@ -143,6 +155,24 @@ class Backend(ABC):
         matrix and calls :meth:`program`.
         """
         return self.program(array, outer_counts(r, c), pulse)
+
+    def program_streams(self, array: str, rows: np.ndarray, cols: np.ndarray, pulse: Pulse) -> ProgramResult:
+        """Update by stochastic pulse coincidence (Gokmen & Vlasov 2016): the crossbar's fully
+        parallel outer product.
+
+        ``rows`` is ``(n_rows, bit_length)`` bool and ``cols`` ``(n_cols, bit_length)`` bool,
+        one pulse stream per row and per column over ``bit_length`` time slots. In every slot
+        each cell whose row and column both fire receives one ``pulse``, so cell ``(i, j)``
+        receives :func:`coincidence_counts` ``[i, j]`` pulses, at most ``bit_length``. One call
+        programs one array.
+
+        The default computes the coincidence counts on the host and calls :meth:`program` with
+        them: a backend whose :meth:`program` is parallel (the board, the twin) applies them in
+        one operation; one that programs cell by cell (source-measure units behind a switch
+        matrix) applies each cell's count in turn, sequentially rather than slot by slot in
+        parallel. Each cell gets the same pulses either way; only their timing differs.
+        """
+        return self.program(array, coincidence_counts(rows, cols), pulse)
 
     def vmm(
         self,

@@ -288,6 +288,28 @@ class SafeBackend(Backend):
                 )
         return self.inner.program_outer(array, r_arr, c_arr, pulse)
 
+    def program_streams(self, array: str, rows: np.ndarray, cols: np.ndarray, pulse: Pulse) -> ProgramResult:
+        """Checks: both streams bool, ``(n_rows, bit_length)`` and ``(n_cols, bit_length)`` of the
+        array's shape with one ``bit_length``, ``1 <= bit_length <= max_pulses_per_call`` (a cell
+        receives at most ``bit_length`` pulses, so this bound is the per-cell pulse limit of
+        every other programming call, checked without forming the counts), and the pulse."""
+        spec = self.spec(array)
+        r_arr, c_arr = np.asarray(rows), np.asarray(cols)
+        for name, arr, n in (("rows", r_arr, spec.rows), ("cols", c_arr, spec.cols)):
+            if arr.dtype != np.bool_:
+                raise LimitError(f"{name}.dtype", str(arr.dtype), "bool (a cell fires or not in each slot)")
+            if arr.ndim != 2 or arr.shape[0] != n:
+                raise LimitError(f"{name}.shape", arr.shape, f"({n}, bit_length) (one stream per {name[:-1]})")
+        bits = r_arr.shape[1]
+        if c_arr.shape[1] != bits:
+            raise LimitError("cols.shape", c_arr.shape, f"({spec.cols}, {bits}) (the rows' bit_length)")
+        if not 1 <= bits <= self.limits.max_pulses_per_call:
+            raise LimitError(
+                "bit_length", bits, f"[1, {self.limits.max_pulses_per_call}] slots", "max_pulses_per_call"
+            )
+        self._check_shape(pulse)
+        return self.inner.program_streams(array, r_arr, c_arr, pulse)
+
     def vmm(
         self,
         arrays: str | Sequence[str],

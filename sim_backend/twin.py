@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hil.backend import Backend
+from hil.backend import Backend, coincidence_counts
 from hil.types import (
     DEFAULT_READ_VOLTAGE_V,
     ArraySpec,
@@ -215,6 +215,31 @@ class TwinBackend(Backend):
             np.asarray(r, dtype=float), np.asarray(c, dtype=float), spec.cols
         )
         return self._program_flat(array, spec, idx, counts, pulse, (total, largest))
+
+    def program_streams(self, array: str, rows: np.ndarray, cols: np.ndarray, pulse: Pulse) -> ProgramResult:
+        """Pulse-coincidence update: the coincidence counts of the rows and columns that fire at
+        all (one small float32 matrix product), then the programming kernel on the cells with a
+        count, in row-major order: the same physics and draws as :meth:`program_cells` of those
+        counts. The update lasts ``bit_length`` slots (every slot is driven, coincident or not)."""
+        spec = self.spec(array)
+        r = np.asarray(rows, dtype=bool)
+        c = np.asarray(cols, dtype=bool)
+        ar, ac = np.flatnonzero(r.any(axis=1)), np.flatnonzero(c.any(axis=1))
+        if ar.size and ac.size:
+            sub = coincidence_counts(r[ar], c[ac])
+            nr, nc = np.nonzero(sub)
+            idx, counts = ar[nr] * spec.cols + ac[nc], sub[nr, nc]
+        else:
+            idx = counts = np.zeros(0, dtype=np.int64)
+        total, largest = (int(counts.sum()), int(counts.max())) if counts.size else (0, 0)
+        result = self._program_flat(array, spec, idx, counts, pulse, (total, largest))
+        # the streams run their whole length whatever the largest coincidence count
+        extra = (r.shape[1] - largest) * (pulse.width_s + self.timing.pulse_gap_s)
+        self._t += extra
+        return ProgramResult(
+            array, pulse, result.pulses_applied, result.cells_programmed, result.max_count,
+            result.duration_s + extra,
+        )  # fmt: skip
 
     def _program_flat(
         self, array: str, spec: ArraySpec, idx: np.ndarray, counts: np.ndarray, pulse: Pulse,

@@ -372,6 +372,15 @@ class RecordingBackend(Backend):
             return self.inner.program_outer(array, r, c, pulse)
         return ProgramResult(array, pulse, 0, 0, 0, 0.0)
 
+    def program_streams(self, array: str, rows: np.ndarray, cols: np.ndarray, pulse: Pulse) -> ProgramResult:
+        r_copy, c_copy = np.array(rows), np.array(cols)
+        self._record(
+            "program_streams", (array, r_copy, c_copy), array=array, rows=r_copy, cols=c_copy, pulse=pulse
+        )  # fmt: skip
+        if self.inner is not None:
+            return self.inner.program_streams(array, rows, cols, pulse)
+        return ProgramResult(array, pulse, 0, 0, 0, 0.0)
+
     def vmm(
         self,
         arrays: str | Sequence[str],

@@ -12,6 +12,10 @@ does on the instruments:
   2450), readings back from the instrument's buffer: one SMU round trip on the 2600B and B2900,
   two on the 2450;
 * ``program`` / ``program_outer``: per cell with pulses, route and one train (no reads);
+* ``program_streams`` (an update by pulse coincidence): one SMU cannot fire rows and columns
+  together, so each cell's coincidence count is applied as ``program`` does, one routed train
+  per cell in turn: the same pulses per cell, sequential rather than parallel (the interface's
+  default);
 * ``vmm``: the interface's default, a full read and ``V @ G`` on the host (no native VMM);
 * ``iv_sweep``: route, then the SMU's own staircase sweep, one or two round trips.
 

@@ -77,11 +77,28 @@ def stream_probabilities(
 def draw_streams(
     x: np.ndarray, delta: np.ndarray, gain: float, bit_length: int, rng: np.random.Generator
 ) -> Streams:
-    """Draw the row and column streams of one update (see :func:`stream_probabilities`)."""
+    """Draw the row and column streams of one update (see :func:`stream_probabilities`).
+
+    Only rows and columns with a non-zero probability are drawn (a zero input never fires: most
+    of an image's pixels), each slot one uniform float32 against its probability.
+    """
     p, q = stream_probabilities(x, delta, gain, bit_length)
-    rows = rng.random((p.size, bit_length)) < p[:, None]
-    cols = rng.random((q.size, bit_length)) < q[:, None]
-    return Streams(rows, cols, np.sign(x).astype(np.int8), np.sign(delta).astype(np.int8))
+    return Streams(
+        _stream(p, bit_length, rng),
+        _stream(q, bit_length, rng),
+        np.sign(x).astype(np.int8),
+        np.sign(delta).astype(np.int8),
+    )
+
+
+def _stream(prob: np.ndarray, bit_length: int, rng: np.random.Generator) -> np.ndarray:
+    """``(prob.size, bit_length)`` bool: each entry True with its row's probability."""
+    out = np.zeros((prob.size, bit_length), dtype=bool)
+    live = np.flatnonzero(prob)
+    if live.size:
+        draws = rng.random((live.size, bit_length), dtype=np.float32)
+        out[live] = draws < prob[live, None].astype(np.float32)
+    return out
 
 
 def coincidences(streams: Streams) -> np.ndarray:

@@ -2,7 +2,7 @@
 write-verify, and the programming effort they cost.
 
 Every operation is a backend call (``vmm``, ``read``, ``program``, ``program_cells``,
-``program_outer``, ``pulse``); the host only computes pulse counts. Conductances are in S,
+``program_outer``, ``program_streams``, ``pulse``); the host only computes pulse counts. Conductances are in S,
 weights in weight units (``W = a * sum_s s G``, ``a`` the layer's weight per siemens).
 
 - Calibration (:meth:`ArrayNetwork.calibrate`): each array is strongly reset and read (Gmin per
@@ -12,7 +12,9 @@ weights in weight units (``W = a * sum_s s G``, ``a`` the layer's weight per sie
   dW > 0, - for dW < 0) receives ``|dW| / (a step)`` potentiation pulses, rounded
   (``pulse_mapping=round``: with inputs >= 0 one ``program_outer`` per array, the crossbar's
   pulse-coincidence outer product) or stochastically rounded (one ``program_cells`` per array
-  listing only the pulsed cells, row-major). Depression is never used for updates.
+  listing only the pulsed cells, row-major), or (``pulse_mapping=coincidence``) the coincidences
+  of stochastic row and column pulse streams of ``bit_length`` slots, one ``program_streams`` per
+  array (two with signed inputs). Depression is never used for updates.
 - Occasional reset (:meth:`ArrayNetwork.check_saturation`, Burr et al. 2015): a pair with one
   device above ``reset_level`` of its window (and the other above ``1 - reset_level``) gets a
   strong reset of both devices, and its net conductance is re-programmed onto one device by
@@ -31,9 +33,11 @@ from typing import Any
 
 import numpy as np
 
+from hil.backend import coincidence_counts
 from hil.errors import ConfigError
 from hil.protocol import RunContext
 from hil.types import ProgramResult, Pulse
+from protocols.training.coincidence import draw_streams
 from protocols.training.layout import SIGNS, Layer, layers_of
 from protocols.training.params import HybridTrainingParams
 from protocols.training.phase import active_pair
@@ -143,6 +147,10 @@ class ArrayNetwork:
     def _program_outer(self, name: str, r: np.ndarray, c: np.ndarray, pulse: Pulse) -> ProgramResult:
         self._read_cache.pop(name, None)
         return self.backend.program_outer(name, r, c, pulse)
+
+    def _program_streams(self, name: str, rows: np.ndarray, cols: np.ndarray, pulse: Pulse) -> ProgramResult:
+        self._read_cache.pop(name, None)
+        return self.backend.program_streams(name, rows, cols, pulse)
 
     def _pulse(self, name: str, cells: Any, pulse: Pulse, count: int) -> None:
         self._read_cache.pop(name, None)
@@ -287,6 +295,9 @@ class ArrayNetwork:
         if self.p.pulse_mapping == "round" and (nonnegative or x.min() >= 0.0):
             self._update_outer(lay, x, delta, plus, minus, epoch, sample)
             return
+        if self.p.pulse_mapping == "coincidence":
+            self._update_streams(lay, x, delta, plus, minus, epoch, sample)
+            return
         # general path: host-computed counts (signed inputs, or stochastic rounding)
         rows = np.flatnonzero(x)
         if rows.size == 0:
@@ -343,6 +354,49 @@ class ArrayNetwork:
                 counts = np.rint(np.multiply.outer(x, c)).astype(np.int64)
                 rr, cc = np.nonzero(counts)
                 self._log_program(name, rr, cc, counts[rr, cc], self.set_pulse, "update", epoch, sample)
+
+    def _update_streams(self, lay: Layer, x: np.ndarray, delta: np.ndarray, plus: str, minus: str, epoch: int,
+                        sample: int) -> None:  # fmt: skip
+        """The pulse-coincidence update (:mod:`protocols.training.coincidence`): for each device,
+        row and column streams whose coincidences number ``lr |x_i delta_j| / (a step)`` on
+        average, drawn from the run's rng, applied by ``program_streams``.
+
+        A cell's change has sign ``-sign(x_i) sign(delta_j)``: the + device gets the cells where
+        it is positive, by masking the streams. With ``x >= 0`` that is one call per array (the
+        columns with ``delta < 0`` for +, ``delta > 0`` for -); with signed ``x`` two (rows with
+        ``x > 0`` against one column set, rows with ``x < 0`` against the other; the two calls
+        touch disjoint cells, so together they apply exactly the masked coincidences of one
+        stream draw). The streams last ``min(bit_length, states, max_count)`` slots, which caps
+        each cell's count as the other mappings do.
+        """
+        lr = self.p.lr
+        pos_x, neg_x = x > 0, x < 0
+        neg_d, pos_d = delta < 0, delta > 0
+        signed = bool(neg_x.any())
+        for kind, pairs in (
+            (plus, ((pos_x, neg_d), (neg_x, pos_d))),
+            (minus, ((pos_x, pos_d), (neg_x, neg_d))),
+        ):
+            bits = min(self.p.bit_length, lay.states[kind], self.max_count)
+            gain = lr / (lay.alpha * self.count_step(lay, kind))
+            streams = draw_streams(x, delta, gain, bits, self.rng)
+            name = lay.names[kind]
+            for row_on, col_on in pairs if signed else pairs[:1]:
+                # with x >= 0 every row that fires has x > 0: only the columns need masking
+                rows = streams.rows & row_on[:, None] if signed else streams.rows
+                cols = streams.cols & col_on[:, None]
+                fired_r, fired_c = rows.any(axis=1), cols.any(axis=1)
+                if not (fired_r.any() and fired_c.any()):
+                    continue  # no coincidence possible
+                self._account(lay, kind, self._program_streams(name, rows, cols, self.set_pulse))
+                mask = self._touched.get((lay.index, plus))
+                if mask is not None:
+                    # every coincidence lies in the block of rows and columns that fired
+                    mask[np.ix_(np.flatnonzero(fired_r), np.flatnonzero(fired_c))] = True
+                if self.p.log_pulses:
+                    counts = coincidence_counts(rows, cols)
+                    rr, cc = np.nonzero(counts)
+                    self._log_program(name, rr, cc, counts[rr, cc], self.set_pulse, "update", epoch, sample)
 
     def count_step(self, lay: Layer, kind: str) -> float:
         """Conductance step (S) that turns a weight change into pulse counts for device ``kind``.

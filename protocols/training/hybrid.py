@@ -25,7 +25,10 @@ the parameters are :mod:`~protocols.training.params`):
   With non-negative inputs this is exactly the crossbar's pulse-coincidence outer product
   ``round(r_i c_j)`` with ``r = x`` and ``c = lr |delta| / (a step)``: one ``program_outer`` call
   per array per update. ``stochastic`` rounds up with probability equal to the fraction (one
-  ``program_cells`` call per array listing the pulsed cells). Depression is never used for updates.
+  ``program_cells`` call per array listing the pulsed cells). ``coincidence``: stochastic row and
+  column pulse streams of ``bit_length`` slots whose coincidences give each cell on average
+  ``|dW_ij| / (a * step)`` pulses (:mod:`~protocols.training.coincidence`), one
+  ``program_streams`` call per array (two with signed inputs). Depression is never used for updates.
 - Phases (hybrid, :mod:`~protocols.training.phase`): dynamic tuning updates only G; when the
   training accuracy gains less than ``switch_threshold_pp`` percentage points over an epoch,
   fine tuning updates only g, G frozen.

@@ -209,8 +209,14 @@ class PulseParams(Params):
         "fine tuning: the pulse counts computed for G applied to g (same: the paper's array "
         "selection, g's gain 1/k scales the update), or recomputed from g's own step (rescaled)",
     )
-    pulse_mapping: Literal["round", "stochastic"] = quantity(
-        "round", "", "pulse count per cell: round(|dW|/step), or stochastic rounding"
+    pulse_mapping: Literal["round", "stochastic", "coincidence"] = quantity(
+        "round",
+        "",
+        "pulse count per cell: round(|dW|/step), stochastic rounding, or the coincidences of "
+        "stochastic row and column pulse streams (expected count |dW|/step)",
+    )
+    bit_length: int = quantity(
+        10, "", "pulse_mapping=coincidence: time slots of the row and column streams per update", ge=1, le=1000
     )
     read_voltage_V: float = quantity(0.5, "V", "largest VMM drive (inputs scaled to it)", gt=0, le=5)
     pulse_amplitude_V: float = quantity(2.0, "V", "potentiation pulse amplitude", gt=0, le=20)

@@ -118,7 +118,8 @@ class Choice:
 #: The open choices searched, named by the ``hybrid-training`` parameter each one sets
 #: (``w_max_0``/``w_max_1`` are the two layers' entries of ``w_max``).
 SEARCH_SPACE: tuple[Choice, ...] = (
-    Choice("pulse_mapping", choices=("round", "stochastic")),
+    Choice("pulse_mapping", choices=("round", "stochastic", "coincidence")),
+    Choice("bit_length", low=4, high=128, log=True, integer=True, when=("pulse_mapping", "coincidence")),
     Choice("loss", choices=("mse", "cross_entropy")),
     Choice("fine_counts", choices=("same", "rescaled")),
     Choice("w_max_0", low=0.125, high=4.0, log=True),

@@ -76,6 +76,10 @@ def test_operations_with_si_keywords_and_dataframes() -> None:
         r, c = np.zeros(spec.rows), np.zeros(spec.cols)
         r[0], c[:2] = 1.0, 2.0
         assert bench.program_outer("A", r, c, amplitude_V=2.0, width_s=1e-4).pulses_applied == 4
+        rows, cols = np.zeros((spec.rows, 5), dtype=bool), np.zeros((spec.cols, 5), dtype=bool)
+        rows[1, :3], cols[0, 1:] = True, True  # cell (1, 0) coincides in slots 1 and 2
+        streamed = bench.program_streams("A", rows, cols, amplitude_V=2.0, width_s=1e-4)
+        assert (streamed.pulses_applied, streamed.cells_programmed) == (2, 1)
         currents = bench.vmm("A", np.full(spec.rows, 0.1))
         assert currents.shape == (spec.cols,)
         iv = rh.to_df(bench.iv_sweep("A", 3, 3, np.linspace(0, 0.8, 5), compliance_A=1e-4, dwell_s=1e-3))

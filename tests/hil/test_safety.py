@@ -295,3 +295,36 @@ def test_checks_remembered_once_never_let_a_new_value_through() -> None:
     safe.program_cells("A", [(0, 1), (1, 1), (2, 0)], np.array([1, 2, 3]), ok)
     safe.program_cells("A", [(2, 0), (0, 1)], np.array([1, 2]), ok)
     assert len(inner.calls) == before + 2
+
+
+def test_program_streams_is_checked_before_anything_reaches_the_backend() -> None:
+    """Bad streams (not bool, wrong shape, bit lengths that differ or exceed the per-call pulse
+    limit) and bad pulses are refused with one line naming the parameter; nothing is applied."""
+    inner = recording()
+    safe = SafeBackend(inner, SafetyLimits(max_abs_voltage_V=5.0, max_pulses_per_call=10))
+    ok = Pulse(2.0, 1e-4)
+    rows, cols = np.ones((4, 6), dtype=bool), np.zeros((5, 6), dtype=bool)
+    cols[1, ::2] = True
+    safe.program_streams("A", rows, cols, ok)
+    assert [c[0] for c in inner.calls] == ["program_streams"]
+    assert np.array_equal(inner.calls[0][1][1], rows) and np.array_equal(inner.calls[0][1][2], cols)
+    refused = {
+        "rows.shape": lambda: safe.program_streams("A", np.ones((3, 6), dtype=bool), cols, ok),
+        "cols.shape": lambda: safe.program_streams("A", rows, np.ones((5, 7), dtype=bool), ok),
+        "rows.dtype": lambda: safe.program_streams("A", np.ones((4, 6)), cols, ok),
+        "bit_length": lambda: safe.program_streams(
+            "A", np.ones((4, 11), dtype=bool), np.ones((5, 11), dtype=bool), ok
+        ),
+        "amplitude_V": lambda: safe.program_streams("A", rows, cols, Pulse(6.0, 1e-4)),
+        "width_s": lambda: safe.program_streams("A", rows, cols, Pulse(2.0, 1.0)),
+    }
+    for parameter, command in refused.items():
+        with pytest.raises(LimitError) as err:
+            command()
+        assert err.value.parameter == parameter
+        assert "\n" not in str(err.value) and parameter in str(err.value)
+    assert len(inner.calls) == 1
+    # the empty stream is refused too: an update of no slots is a caller's mistake
+    with pytest.raises(LimitError, match="bit_length"):
+        safe.program_streams("A", np.ones((4, 0), dtype=bool), np.ones((5, 0), dtype=bool), ok)
+    assert len(inner.calls) == 1

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from hil.backend import outer_counts
+from hil.backend import coincidence_counts, outer_counts
 from hil.types import ArraySpec, Pulse
 from tests.helpers import IDEAL, REF_AREA_M2
 
@@ -240,3 +240,26 @@ def test_unknown_array_and_bad_cells(make_twin) -> None:
         twin.read("Z")
     with pytest.raises(ValueError, match=r"\(9, 0\) is outside array 'A'"):
         twin.read("A", [(9, 0)])
+
+
+def test_program_streams_equals_program_of_the_coincidence_counts(make_twin) -> None:
+    rng = np.random.default_rng(5)
+    rows = rng.random((8, 12)) < 0.4
+    cols = rng.random((8, 12)) < 0.3
+    rows[2] = False  # a silent row and column are skipped
+    cols[6] = False
+    counts = (rows[:, None, :] & cols[None, :, :]).sum(axis=2)  # slot by slot, no matrix product
+    assert np.array_equal(coincidence_counts(rows, cols), counts)
+    a = make_twin(seed=3)
+    b = make_twin(seed=3)
+    res_a = a.program("A", counts, SET)
+    res_b = b.program_streams("A", rows, cols, SET)
+    assert np.array_equal(a.model("A").x, b.model("A").x)  # same physics, same draws
+    assert res_a.pulses_applied == res_b.pulses_applied == counts.sum()
+    assert res_b.cells_programmed == np.count_nonzero(counts) and res_b.max_count == counts.max()
+    # the update lasts its 12 slots, however few coincide
+    assert res_b.duration_s == pytest.approx(12 * (SET.width_s + b.timing.pulse_gap_s))
+    assert b.now() == pytest.approx(res_b.duration_s)
+    # streams that never coincide program nothing
+    none = b.program_streams("A", rows & False, cols, SET)
+    assert none.pulses_applied == 0 and none.cells_programmed == 0

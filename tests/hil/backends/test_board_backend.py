@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from hil.backend import coincidence_counts
 from hil.backends import open_backend
 from hil.errors import ConfigError
 from hil.safety import LimitError, SafeBackend
@@ -209,3 +210,22 @@ def test_program_with_a_small_board_buffer_is_one_batch_of_row_frames() -> None:
         np.testing.assert_allclose(
             board.read("A").conductance_S, direct.read("A").conductance_S, rtol=RESOLUTION
         )
+
+
+def test_stream_update_is_one_native_program_of_the_coincidence_counts(pair) -> None:  # type: ignore[no-untyped-def]
+    """The board's PROGRAM applies a whole count matrix in parallel, so a pulse-coincidence update
+    is one PROGRAM batch of its coincidence counts: the same cells, the same pulses each."""
+    board, direct, emu = pair
+    rng = np.random.default_rng(8)
+    rows, cols = rng.random((8, 10)) < 0.5, rng.random((8, 10)) < 0.4
+    counts = coincidence_counts(rows, cols)
+    before = rounds(board)
+    ra = board.program_streams("P", rows, cols, Pulse(2.0, 100e-6))
+    rb = direct.program("P", counts, Pulse(2.0, 100e-6))
+    assert rounds(board) - before == 1 and emu.firmware.programs_applied == 1
+    assert (ra.pulses_applied, ra.cells_programmed, ra.max_count) == (
+        int(counts.sum()),
+        int(np.count_nonzero(counts)),
+        int(counts.max()),
+    ) == (rb.pulses_applied, rb.cells_programmed, rb.max_count)
+    np.testing.assert_allclose(board.read("P").conductance_S, direct.read("P").conductance_S, rtol=RESOLUTION)

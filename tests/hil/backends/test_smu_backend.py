@@ -249,3 +249,31 @@ def test_stuck_relay_is_caught_on_the_next_route_and_in_the_safe_state():
         backend.close()
         assert bench.emulators["smu"].outputs() == {"a": False, "b": False}
         assert bench.emulators["matrix"].closed_channels() == {"1A01"}
+
+
+def test_stream_update_is_applied_cell_by_cell_with_each_coincidence_count():
+    """Source-measure units behind a switch matrix cannot fire rows and columns together: a
+    pulse-coincidence update is applied as each cell's coincidence count, one routed train per
+    cell in turn (sequential rather than parallel), the same pulses per cell."""
+    trains: list[str] = []
+
+    def spy(message: str) -> None:
+        if message.startswith("rramhil_train("):
+            trains.append(message)
+
+    rows = np.array([[1, 0, 1, 1], [0, 0, 0, 0], [1, 1, 0, 0]], dtype=bool)
+    cols = np.array([[1, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 1]], dtype=bool)
+    # row 0 fires in slots 0, 2, 3; row 2 in 0, 1; col 0 in 0, 2; col 1 in 1; col 2 in 3
+    expected = np.array([[2, 0, 1], [0, 0, 0], [1, 1, 0]])
+    with (
+        emulated(station_dict("2600+707b", rows=3, cols=3), seed=5, on_message={"smu": spy}) as bench,
+        open_backend(bench.station) as backend,
+    ):
+        before = backend.read("A", None, 0.5).conductance_S
+        result = backend.program_streams("A", rows, cols, Pulse(2.0, 1e-4))
+        after = backend.read("A", None, 0.5).conductance_S
+    assert (result.pulses_applied, result.cells_programmed, result.max_count) == (5, 4, 2)
+    assert sorted(int(t.split(",")[3]) for t in trains) == sorted(expected[expected > 0].tolist())
+    hit = expected > 0
+    assert np.all(after[hit] > 1.1 * before[hit])
+    np.testing.assert_allclose(after[~hit], before[~hit], rtol=0.01)  # untouched

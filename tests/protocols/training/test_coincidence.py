@@ -71,3 +71,48 @@ def test_a_gain_beyond_the_streams_clips_at_one_pulse_per_slot():
 def test_bad_settings_are_refused_by_name(bit_length: int, gain: float, field: str):
     with pytest.raises(ValueError, match=field):
         stream_probabilities(X, DELTA, gain, bit_length)
+
+
+def test_the_twin_applies_the_closed_form_counts_under_program_streams(make_twin, monkeypatch) -> None:
+    """Streams drawn as the training does, sent through the safety layer to the twin: the pulse
+    counts that reach its programming kernel, cell by cell, have the closed-form mean and
+    variance of the coincidence count (fixed seed)."""
+    from hil.backend import Backend
+    from hil.safety import SafeBackend, SafetyLimits
+    from hil.types import ArraySpec, Pulse
+
+    x = np.array([0.0, 0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 1.0])
+    delta = np.array([0.02, -0.1, 0.25, -0.4, 0.5, -0.7, 0.85, -1.0])
+    gain, bl = 6.0, 10
+    twin = make_twin(arrays=[ArraySpec("A", 8, 8, 1e-12)], seed=2)
+    applied: list[np.ndarray] = []
+    model = twin.model("A")
+    original = model.apply_pulses
+
+    def capture(idx, amplitude_V, width_s, count, t):  # type: ignore[no-untyped-def]
+        dense = np.zeros(64, dtype=np.int64)
+        dense[np.asarray(idx)] = count
+        applied.append(dense.reshape(8, 8))
+        original(idx, amplitude_V, width_s, count, t)
+
+    monkeypatch.setattr(model, "apply_pulses", capture)
+    safe: Backend = SafeBackend(twin, SafetyLimits())
+    rng = np.random.default_rng(11)
+    n = 3000
+    totals = 0
+    for _ in range(n):
+        s = draw_streams(x, delta, gain, bl, rng)
+        before = len(applied)
+        totals += safe.program_streams("A", s.rows, s.cols, Pulse(2.0, 1e-4)).pulses_applied
+        if len(applied) == before:  # no coincidence at all: nothing reached the kernel
+            applied.append(np.zeros((8, 8), dtype=np.int64))
+    samples = np.stack(applied).astype(float)
+    assert samples.shape == (n, 8, 8) and samples.sum() == totals
+    mean, var = expected_counts(x, delta, gain, bl), count_variance(x, delta, gain, bl)
+    assert mean.max() > 3.0  # counts well above one pulse are exercised
+    se = np.sqrt(var / n) + 1e-12
+    assert np.all(np.abs(samples.mean(axis=0) - mean) <= 4.5 * se)
+    big = var > 0.5
+    assert big.sum() >= 10
+    assert np.allclose(samples.var(axis=0, ddof=1)[big], var[big], rtol=0.12)
+    assert samples.max() <= bl

@@ -9,6 +9,7 @@ import pytest
 
 from hil.errors import ConfigError
 from hil.store import RunClaimed, Store
+from protocols.training import HybridTrainingParams
 from protocols.training.choi2021 import paper_cases
 from protocols.training.search import (
     PAPER_TARGETS,
@@ -72,7 +73,30 @@ def test_a_trial_sets_every_open_choice_and_joins_the_layers_weight_scales():
     params = trial_parameters(first)
     assert params["w_max"] == [0.125, 0.5]
     assert not any(k.startswith("w_max_") for k in params)
-    assert {c.name for c in SEARCH_SPACE if not c.name.startswith("w_max_")} <= set(params)
+    unconditional = {c.name for c in SEARCH_SPACE if c.when is None and not c.name.startswith("w_max_")}
+    assert unconditional <= set(params)
+    # the first pulse mapping is round: the coincidence mapping's bit length is not asked
+    assert params["pulse_mapping"] == "round" and "bit_length" not in params
+    HybridTrainingParams.model_validate(params)
+
+
+def test_the_coincidence_mapping_and_its_bit_length_are_searched():
+    by_name = {c.name: c for c in SEARCH_SPACE}
+    assert "coincidence" in by_name["pulse_mapping"].choices
+    bits = by_name["bit_length"]
+    assert bits.when == ("pulse_mapping", "coincidence") and bits.integer and bits.log
+    assert bits.low < bits.high
+    for end in (bits.low, bits.high):  # the whole range is valid for the protocol
+        assert HybridTrainingParams.model_validate({"bit_length": int(end)}).bit_length == int(end)
+
+    def coincident(choice: Choice) -> object:
+        if choice.name == "pulse_mapping":
+            return "coincidence"
+        return choice.choices[0] if choice.choices else (int(choice.high) if choice.integer else choice.high)
+
+    params = trial_parameters(coincident)
+    assert params["pulse_mapping"] == "coincidence" and params["bit_length"] == int(bits.high)
+    assert HybridTrainingParams.model_validate(params).bit_length == int(bits.high)
 
 
 def test_a_conditional_choice_is_asked_only_when_its_condition_holds():
