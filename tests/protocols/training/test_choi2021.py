@@ -12,7 +12,7 @@ from hil.cli import app
 from hil.errors import ConfigError
 from hil.store import Store
 from hil.store.training import epochs_df
-from protocols.training.choi2021 import paper_cases, select_cases
+from protocols.training.choi2021 import expected_cost, paper_cases, select_cases
 from tests.helpers import write_tiny_mnist
 
 MAIN = ["fp", "single_s50", "hybrid_s50_k1", "hybrid_s50_k10", "hybrid_s50_k100", "hybrid_g400_k10",
@@ -34,6 +34,17 @@ def test_every_case_of_the_paper_is_named_as_the_issue_says() -> None:
     assert by["hybrid_s10_k10_stochastic"].paper_test_accuracy == by["hybrid_s10_k10"].paper_test_accuracy
 
 
+def test_the_expected_cost_of_a_case_orders_the_paper_cases_as_their_runs_did() -> None:
+    """The ordering the 3-epoch sweep of docs/choi2021/ measured: c2c 2 and the rescaled and
+    stochastic cases programmed 3-7 x the pulses of the main case, floating point none."""
+    by = {c.name: expected_cost(c.params) for c in paper_cases()}
+    assert by["fp"] < by["single_s50"] <= by["hybrid_s50_k10"] < by["c2c_1"] < by["c2c_1.5"] < by["c2c_2"]
+    assert by["hybrid_s50_k10_rescaled"] > by["hybrid_s50_k10"] < by["hybrid_s10_k10_stochastic"]
+    assert expected_cost({"synapse": "hybrid", "epochs": 10}) == 2 * expected_cost(
+        {"synapse": "hybrid", "epochs": 5}
+    )
+
+
 def test_unknown_case_is_a_clear_error() -> None:
     with pytest.raises(ConfigError, match="unknown case.*hybrid_s50_k7"):
         select_cases("fp,hybrid_s50_k7")
@@ -49,7 +60,13 @@ def test_tiny_sweep_on_a_local_cluster(tmp_path: Path) -> None:
     ])  # fmt: skip
     assert result.exit_code == 0, result.output
     table = pd.read_csv(out / "table.csv")
-    assert list(table["case"]) == ["fp", "single_s10", "c2c_0.34", "hybrid_s50_k10", "hybrid_s10_k10_stochastic"]
+    assert list(table["case"]) == [
+        "fp",
+        "single_s10",
+        "c2c_0.34",
+        "hybrid_s50_k10",
+        "hybrid_s10_k10_stochastic",
+    ]
     for col in ("case", "paper_test_accuracy", "measured_test_accuracy", "epochs"):
         assert col in table.columns
     assert (table["epochs"] == 1).all() and table["measured_test_accuracy"].notna().all()
@@ -57,6 +74,9 @@ def test_tiny_sweep_on_a_local_cluster(tmp_path: Path) -> None:
     same = table.set_index("case").loc[["c2c_0.34", "hybrid_s50_k10"], "run_id"]
     assert same.nunique() == 1
     assert (table["status"] == "completed").all() and table["run_id"].nunique() == 4
+    # the longest case starts first (one worker: run ids in start order)
+    started = table.drop_duplicates("run_id").sort_values("run_id")["case"].tolist()
+    assert started[0] == "hybrid_s10_k10_stochastic", table[["case", "run_id"]]
     md = (out / "table.md").read_text()
     assert "| hybrid_s50_k10 | 97.00 |" in md and "epochs=1" in md
     for fig in ("fig4abc.png", "fig4def.png", "fig5cde.png", "fig5f.png", "fig6abcd.png"):
