@@ -137,9 +137,13 @@ Suggest = Callable[[Choice], Any]
 def free_space(fixed: Mapping[str, Any], space: tuple[Choice, ...] = SEARCH_SPACE) -> tuple[Choice, ...]:
     """The choices of ``space`` left to search when the parameters ``fixed`` are set by the user
     (``reproduce choi2021 --search N --set NAME=VALUE``): a choice named in ``fixed`` is not
-    searched (``w_max`` fixes both ``w_max_0`` and ``w_max_1``)."""
+    searched (``w_max`` fixes both ``w_max_0`` and ``w_max_1``), nor one whose condition the
+    fixed parameters rule out."""
     names = set(fixed) | ({"w_max_0", "w_max_1"} if "w_max" in fixed else set())
-    return tuple(c for c in space if c.name not in names)
+    return tuple(
+        c for c in space
+        if c.name not in names and not (c.when and c.when[0] in fixed and fixed[c.when[0]] != c.when[1])
+    )  # fmt: skip
 
 
 def trial_parameters(

@@ -124,6 +124,7 @@ def test_a_choice_the_user_sets_is_not_searched_and_still_decides_conditions():
         "bit_length", "w_max_0", "w_max_1"
     ]  # fmt: skip
     assert [c.name for c in free_space({"w_max": [1.0, 2.0]}, space)] == ["pulse_mapping", "bit_length"]
+    assert [c.name for c in free_space({"pulse_mapping": "round"}, space)] == ["w_max_0", "w_max_1"]
     rest = free_space({"pulse_mapping": "coincidence"}, space)
     asked: list[str] = []
 
