@@ -168,6 +168,26 @@ def trial_parameters(
     return values
 
 
+def default_choices(space: tuple[Choice, ...] = SEARCH_SPACE) -> dict[str, Any]:
+    """The ``hybrid-training`` defaults as values of the choices of ``space`` (``w_max_i`` the
+    default ``w_max`` of layer ``i``), each within its choice's range."""
+    from protocols.training.params import HybridTrainingParams
+
+    defaults = HybridTrainingParams()
+    values: dict[str, Any] = {}
+    for choice in space:
+        if choice.name.startswith("w_max_"):
+            w_max = list(defaults.w_max)
+            value: Any = w_max[min(int(choice.name.rsplit("_", 1)[1]), len(w_max) - 1)]
+        else:
+            value = getattr(defaults, choice.name)
+        if not choice.choices:
+            value = min(max(value, choice.low), choice.high)
+            value = int(round(value)) if choice.integer else float(value)
+        values[choice.name] = value
+    return values
+
+
 def parameters_of(
     choices: Mapping[str, Any],
     space: tuple[Choice, ...] = SEARCH_SPACE,
@@ -271,7 +291,8 @@ def run_search(
     are done, so a killed search resumes where it stopped: the finished trials are given back to
     the optimiser (Optuna's TPE sampler, seeded) and a trial that had started is run again with
     the same choices, once. The run is ``completed`` when ``trials`` trials are done; any
-    exception or interrupt leaves it ``interrupted`` with the trials so far kept.
+    exception or interrupt leaves it ``interrupted`` with the trials so far kept. Trial 0 is the
+    protocol's defaults (:func:`default_choices`), so the ranking shows what the search gained.
 
     ``fixed``: parameters the user set for every case; the choices they name are not searched
     (:func:`free_space`).
@@ -301,6 +322,8 @@ def run_search(
                 trial = study.ask(dists)
             else:
                 n, number = number, number + 1
+                if n == 0:  # the first trial is the protocol's own defaults: the configuration to beat
+                    study.enqueue_trial(default_choices(space))
                 trial = study.ask()
                 trial_parameters(optuna_suggest(trial), space, fixed)
                 store.add_event(search_id, TRIAL_STARTED, {

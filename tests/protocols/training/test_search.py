@@ -18,6 +18,7 @@ from protocols.training.search import (
     Choice,
     Measured,
     claim_search,
+    default_choices,
     free_space,
     run_search,
     score,
@@ -186,6 +187,23 @@ def test_a_search_records_every_trial_and_its_best_is_the_lowest_score(tmp_path:
         assert [t.number for t in stored] == [0, 1, 2, 3, 4] and pending == {}
         assert stored[2].parameters == outcome.trials[2].parameters == cases.calls[2]
         assert stored[0].run_ids["fp"] == scored_cases().index("fp")
+
+
+def test_the_first_trial_of_a_search_is_the_protocols_defaults(tmp_path: Path):
+    from protocols.training.params import HybridTrainingParams
+
+    defaults = HybridTrainingParams()
+    with Store(tmp_path / "s.sqlite") as store:
+        sid = start_search(store, {"trials": 2}, {"name": "twin"})
+        cases = FakeCases()
+        run_search(store, 2, cases, sid, seed=5)
+    first = cases.calls[0]
+    assert first["w_max"] == [float(w) for w in defaults.w_max]
+    for name in ("pulse_mapping", "loss", "fine_counts", "init_scale", "reset_level", "reset_interval"):
+        assert first[name] == getattr(defaults, name), name
+    assert "bit_length" not in first  # the default mapping asks for none
+    assert set(default_choices()) == {c.name for c in SEARCH_SPACE}
+    assert cases.calls[1] != first
 
 
 def test_a_killed_search_resumes_once_rerunning_the_trial_it_was_in(tmp_path: Path):
