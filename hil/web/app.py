@@ -247,7 +247,7 @@ def create_app(settings: Settings) -> FastAPI:
         record["events"] = [_plain(e) for e in store.events_df(run_id).to_dict("records")]
         record["artifacts"] = [artifact_link(p) for p in store.artifacts(run_id)]
         record["resumable"] = bool(cls and cls.supports_resume and info.status in ("interrupted", "failed"))
-        record["abortable"] = info.status == "running" and manager.running_here(run_id)
+        record["abortable"] = info.status == "running"  # wherever it runs: the request is in the store
         record["plot"] = live.spec_for(info.protocol).public()
         store.conn.rollback()
         return record
@@ -429,7 +429,11 @@ def create_app(settings: Settings) -> FastAPI:
         check_control(request, settings.token, form.get(CSRF_FIELD))
         status = await anyio.to_thread.run_sync(manager.abort, run_id, origin_record(request, "web"))
         if wants_json(request):
-            return JSONResponse({"run_id": run_id, "status": status})
+            answer: dict[str, Any] = {"run_id": run_id, "status": status}
+            if status == "running":
+                answer["message"] = (f"abort: requested; run {run_id} has not stopped yet "
+                                     "(it stops at its next commit)")  # fmt: skip
+            return JSONResponse(answer, status_code=200 if status != "running" else 202)
         return RedirectResponse(f"/runs/{run_id}", status_code=303)
 
     @app.post("/runs/{run_id}/resume")

@@ -336,3 +336,22 @@ def test_readings_after_a_seq_are_what_readings_df_has_after_it(store: Store) ->
     pot = store.readings_after(run_id, 3, kinds=["potentiation"])
     expected = whole[(whole["seq"] > 3) & (whole["kind"] == "potentiation")].reset_index(drop=True)
     pd.testing.assert_frame_equal(pot, expected)
+
+
+def test_an_abort_is_requested_only_of_a_running_run(store: Store) -> None:
+    run_id = store.create_run("demo", {}, {"name": "st"}, "twin")
+    assert store.abort_request(run_id) is None
+    event_id = store.request_abort(run_id, {"via": "test", "client": "here"})
+    assert event_id == store.last_event_id(run_id) > 0
+    assert store.abort_request(run_id) == {"id": event_id, "origin": {"via": "test", "client": "here"}}
+    assert store.abort_request(run_id, after_event_id=event_id) is None  # a newer one only
+    assert not store.conn.in_transaction()  # the reads leave no snapshot held
+    store.finish_run(run_id, "completed")
+    before = store.events_df(run_id)
+    with pytest.raises(ConfigError, match=rf"^abort: run {run_id} is 'completed', not running; nothing changed$"):
+        store.request_abort(run_id, {"via": "test"})
+    assert store.events_df(run_id).equals(before)
+    with pytest.raises(ConfigError, match="^abort: no run with id 99 in "):
+        store.request_abort(99, {"via": "test"})
+    kinds = list(store.events_df(run_id)["kind"])
+    assert kinds == ["abort-requested"]

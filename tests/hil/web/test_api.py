@@ -6,6 +6,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +21,7 @@ from hil.store import Store
 from hil.web import live
 from hil.web.query import readings_after
 from hil.web.security import COOKIE, csrf_value, resolve_token
+from tests.helpers import wait_for_readings
 from tests.hil.web.conftest import ORIGIN, TOKEN, control_headers, csrf
 
 # ---------------------------------------------------------------------- reading
@@ -251,7 +255,9 @@ def test_bad_value_is_the_cli_message_and_writes_nothing(signed_in: TestClient, 
 
 def test_abort_and_resume_of_runs_not_running_here(signed_in: TestClient) -> None:
     abort = signed_in.post("/runs/1/abort", data=csrf(), headers=control_headers())
-    assert abort.status_code == 400 and abort.json()["error"] == "abort: run 1 is not running from this server"
+    assert abort.status_code == 400
+    assert abort.json()["error"] == "abort: run 1 is 'completed', not running; nothing changed"
+    assert "abort-requested" not in [e["kind"] for e in signed_in.get("/api/runs/1").json()["events"]]
     resume = signed_in.post("/runs/1/resume", data=csrf(), headers=control_headers())
     assert resume.status_code == 400
     assert resume.json()["error"] == "resume: run 1 is 'completed'; only interrupted or failed runs resume"
@@ -326,7 +332,10 @@ def test_start_abort_resume_through_the_engine(make_client: Callable[..., TestCl
     assert abort.status_code == 200 and abort.json()["status"] == "interrupted", (j["error"], j["events"][-4:])
     after = c.get(f"/api/runs/{run_id}").json()
     kinds = [e["kind"] for e in after["events"]]
-    assert "web-abort" in kinds and "safe-state" in kinds
+    assert kinds.index("abort-requested") < kinds.index("safe-state")
+    request = [e for e in after["events"] if e["kind"] == "abort-requested"][0]["detail"]
+    assert request["origin"]["via"] == "web" and request["origin"]["origin"] == ORIGIN
+    assert after["error"].startswith("aborted on request from web (")
     safe = [e for e in after["events"] if e["kind"] == "safe-state"][-1]["detail"]
     assert safe.get("confirmed") is True, safe
     assert after["readings"] >= run["readings"]  # every committed reading kept
@@ -338,6 +347,63 @@ def test_start_abort_resume_through_the_engine(make_client: Callable[..., TestCl
     again = c.post(f"/runs/{run_id}/abort", data=csrf(), headers=control_headers())
     j = c.get(f"/api/runs/{run_id}").json()
     assert again.status_code == 200 and again.json()["status"] == "interrupted", (j["error"], j["events"][-4:])
+
+
+def _cli_run(db: Path, cycles: int = 1_000_000) -> subprocess.Popen[bytes]:
+    exe = Path(sys.executable).with_name("rram-hil")
+    return subprocess.Popen([str(exe), "run", "potentiation-cycling", "--db", str(db), "--set", f"cycles={cycles}",
+                             "--no-plot"], cwd=db.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+
+
+def test_abort_of_a_run_started_from_the_cli(make_client: Callable[..., TestClient], tmp_path: Path) -> None:
+    """The run is another process's: the request goes through the store, its engine stops it."""
+    db = tmp_path / "cli.sqlite"
+    cli = _cli_run(db)
+    try:
+        c = make_client(signed_in=True, db=str(db), artifact_dir=tmp_path)
+        assert _wait(lambda: wait_for_readings(db, 500, cli, deadline_s=1.0) >= 500)
+        run = c.get("/api/runs/1").json()
+        assert run["status"] == "running" and run["abortable"] is True
+        abort = c.post("/runs/1/abort", data=csrf(), headers=control_headers())
+        assert abort.status_code == 200 and abort.json() == {"run_id": 1, "status": "interrupted"}
+        assert cli.wait(timeout=120) == 130
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+    after = c.get("/api/runs/1").json()
+    assert after["status"] == "interrupted" and after["readings"] >= run["readings"]
+    kinds = [e["kind"] for e in after["events"]]
+    assert kinds[-2:] == ["abort-requested", "safe-state"]
+    assert after["events"][-2]["detail"]["origin"]["via"] == "web"
+    assert after["events"][-1]["detail"]["confirmed"] is True
+
+
+def test_abort_pending_when_the_run_is_killed(make_client: Callable[..., TestClient], tmp_path: Path) -> None:
+    """A paused run cannot see the request (pending: 202); killed then, it is marked interrupted, and
+    a second abort says so in one line and writes nothing."""
+    db = tmp_path / "killed.sqlite"
+    cli = _cli_run(db)
+    try:
+        c = make_client(signed_in=True, db=str(db), artifact_dir=tmp_path)
+        assert _wait(lambda: wait_for_readings(db, 500, cli, deadline_s=1.0) >= 500)
+        os.kill(cli.pid, signal.SIGSTOP)
+        c.app.state.manager.abort_wait_s = 0.3  # type: ignore[attr-defined]
+        pending = c.post("/runs/1/abort", data=csrf(), headers=control_headers())
+        assert pending.status_code == 202 and pending.json()["status"] == "running"
+        assert pending.json()["message"] == "abort: requested; run 1 has not stopped yet (it stops at its next commit)"
+        kept = c.get("/api/runs/1").json()["readings"]
+        cli.kill()
+        cli.wait(timeout=60)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+    again = c.post("/runs/1/abort", data=csrf(), headers=control_headers())
+    assert again.status_code == 400
+    assert again.json()["error"] == "abort: run 1 is 'interrupted', not running; nothing changed"
+    after = c.get("/api/runs/1").json()
+    assert after["status"] == "interrupted" and after["readings"] == kept  # every committed reading kept
+    assert [e["kind"] for e in after["events"]] == ["abort-requested", "marked-interrupted"]
+    assert after["abortable"] is False and after["resumable"] is True
 
 
 # ---------------------------------------------------------------------- plots per protocol kind
