@@ -229,10 +229,38 @@ def test_abort_keeps_the_readings(page: Page, server: str, tmp_path: Path) -> No
     run = httpx.get(f"{server}/api/runs/{run_id}").json()
     assert run["status"] == "interrupted" and run["readings"] == shown and shown >= 1024 * 50
     kinds = [e["kind"] for e in run["events"]]
-    assert kinds.index("web-abort") < kinds.index("safe-state")
+    assert kinds.index("abort-requested") < kinds.index("safe-state")
     assert points(page) >= 50
     assert page.locator("#resume").count() == 1  # potentiation-cycling resumes
     shot(page, tmp_path, "run-interrupted")
+
+
+def test_abort_of_a_run_started_from_the_cli(page: Page, server: str, lab: Path, tmp_path: Path) -> None:
+    """The run is another process's: the page's abort goes through the store to that run's engine."""
+    next_id = max(r["id"] for r in httpx.get(f"{server}/api/runs").json()) + 1
+    cli = subprocess.Popen([RRAM_HIL, "run", "potentiation-cycling", "--set", "cells=all", "--set", "cycles=100000",
+                            "--db", "lab.sqlite", "--no-plot"], cwd=lab,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        wait_committed(server, next_id, cli)
+        goto(page, f"/runs/{next_id}")
+        wait_points_above(page, 0)
+        assert page.inner_text("#status") == "running"
+        page.click("#abort")
+        page.wait_for_function("() => document.getElementById('status').textContent === 'interrupted'")
+        assert cli.wait(timeout=120) == 130  # the CLI run ended as Ctrl-C ends it
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+    page.wait_for_selector("#plot[data-exact='1']")
+    run = httpx.get(f"{server}/api/runs/{next_id}").json()
+    assert run["status"] == "interrupted" and run["readings"] == int(page.inner_text("#reading-count")) > 0
+    assert run["error"].startswith("aborted on request from web (")
+    kinds = [e["kind"] for e in run["events"]]
+    assert kinds[-2:] == ["abort-requested", "safe-state"]
+    assert run["events"][-1]["detail"]["confirmed"] is True
+    assert page.locator("#resume").count() == 1
+    shot(page, tmp_path, "run-cli-aborted")
 
 
 def test_bad_value_shows_the_field_error(page: Page, server: str, tmp_path: Path) -> None:
