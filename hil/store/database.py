@@ -77,6 +77,9 @@ END_EVENTS = frozenset({"error", "safe-state"})
 ABORT_REQUESTED = "abort-requested"
 
 DEFAULT_DB = "rram-hil.sqlite"
+#: characters of a block's ``data`` fetched per reading a sample takes (a reading's inner array
+#: of nine 17-digit values with exponents is under 256; a longer one is only left out)
+SAMPLE_CHARS_PER_READING = 256
 
 #: the columns of ``readings`` (the view) and of ``readings_df``, in order
 READING_COLUMNS = READINGS.columns
@@ -525,6 +528,11 @@ class Store:
         try:
             event_id = self.conn.execute(stmt).scalar()
             self.conn.commit()
+        except DBAPIError as exc:
+            self.conn.rollback()
+            if is_locked(exc):  # a writer holds the lock past the busy timeout (paused, hung)
+                raise ConfigError(f"abort: {describe(exc, self.db, unchanged=True)}; try again") from None
+            raise
         except BaseException:
             self.conn.rollback()
             raise
@@ -846,25 +854,61 @@ class Store:
         if kinds is not None:
             stmt = stmt.where(tab.c.kind.in_(list(kinds)))
         picked: list[Any] = []
-        new = 0  # readings after after_seq in the blocks picked (only the first can hold older ones)
+        wanted = max_rows if max_rows is not None else None
         result = self.conn.execute(stmt.execution_options(stream_results=True, max_row_buffer=16))
         try:
             for row in result:
                 first, n = int(row[0]), int(row[1])
-                new += n - max(0, min(n, after_seq + 1 - first))
-                picked.append(row)
-                if max_rows is not None and new >= max_rows:
-                    break
+                skip = max(0, min(n, after_seq + 1 - first))  # only the first can hold older ones
+                take = n - skip if wanted is None else min(n - skip, wanted)
+                if take <= 0:
+                    continue
+                picked.append(blocks.slice_block(row, skip, take))  # only what is asked is decoded
+                if wanted is not None:
+                    wanted -= take
+                    if wanted <= 0:
+                        break
         finally:
             result.close()
         if not picked:  # nothing new: no rows, with the run's dtypes all the same
             empty = blocks.empty_frame(READINGS)
             return empty.astype({"run_id": np.int64, "seq": np.int64, **dtypes})
-        frame = blocks.decode(READINGS, run_id, picked, dtypes)
-        frame = frame[frame["seq"].to_numpy() > after_seq]
-        if max_rows is not None:
-            frame = frame.iloc[:max_rows]
-        return frame.reset_index(drop=True)
+        return blocks.decode(READINGS, run_id, picked, dtypes)
+
+    def readings_sample(
+        self, run_id: int, readings: int, blocks_at_most: int, kinds: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """A quick sample of a large run, about ``readings`` readings: the first readings of each
+        of at most ``blocks_at_most`` evenly spaced blocks (of ``kinds``), in ``seq`` order, with
+        :meth:`readings_df`'s columns and dtypes. Two queries, whatever the run's size: the blocks'
+        starts on the ``(run_id, seq_first)`` index, then the picked blocks with only the head of
+        their ``data`` (``substr`` in SQL), so a block of 65,536 readings costs the ones taken."""
+        dtypes = self._dtypes(READINGS, run_id)
+        if dtypes is None:
+            return blocks.empty_frame(READINGS)
+        tab = ReadingBlock.__table__
+        where = [tab.c.run_id == run_id]
+        if kinds is not None:
+            where.append(tab.c.kind.in_(list(kinds)))
+        starts = np.asarray(self.conn.execute(select(tab.c.seq_first).where(*where)).scalars().all(), dtype=np.int64)
+        if not starts.size:
+            empty = blocks.empty_frame(READINGS)
+            return empty.astype({"run_id": np.int64, "seq": np.int64, **dtypes})
+        starts.sort()
+        picks = np.unique(np.linspace(0, starts.size - 1, max(1, blocks_at_most)).round().astype(np.int64))
+        rows_per_block = max(1, readings // picks.size)
+        cols = [tab.c[c] for c in ("seq_first", "n", "kind", "array", *READINGS.numeric)]
+        head = func.substr(tab.c.data, 1, rows_per_block * SAMPLE_CHARS_PER_READING)
+        chosen = [int(x) for x in starts[picks]]
+        rows: list[Any] = []
+        for k in range(0, len(chosen), 500):  # a bounded IN list per query
+            stmt = select(*cols, head).where(*where, tab.c.seq_first.in_(chosen[k : k + 500]))
+            rows.extend(self.conn.execute(stmt.order_by(tab.c.seq_first)).all())
+        cut = [b for b in (blocks.head_of_block(r, rows_per_block) for r in rows) if b is not None]
+        if not cut:
+            empty = blocks.empty_frame(READINGS)
+            return empty.astype({"run_id": np.int64, "seq": np.int64, **dtypes})
+        return blocks.decode(READINGS, run_id, cut, dtypes)
 
     def count_readings(self, run_id: int) -> int:
         """How many readings a run has: the sum of its blocks' sizes on the ``(run_id, seq_first)``

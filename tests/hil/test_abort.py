@@ -5,6 +5,7 @@ commit and handled as Ctrl-C (safe state, every committed reading kept, ``interr
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -140,6 +141,22 @@ def test_a_run_killed_with_its_abort_pending_ends_interrupted_and_a_second_abort
         with pytest.raises(ConfigError, match="is 'interrupted', not running; nothing changed"):
             store.request_abort(run_id, ORIGIN)
         assert store.events_df(run_id).equals(before)
+
+
+def test_a_paused_writer_holding_the_lock_gets_a_one_line_answer(tmp_path: Path) -> None:
+    """A run stopped inside a write holds SQLite's lock: the request cannot be recorded (one line)."""
+    db = tmp_path / "locked.sqlite"
+    with Store(f"sqlite:///{db}?timeout=0.2") as store:
+        run_id = store.create_run("demo", {}, {"name": "st"}, "twin")
+        holder = sqlite3.connect(db, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(ConfigError, match=r"^abort: .*locked.*nothing was changed; try again$"):
+                store.request_abort(run_id, {"via": "test"})
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert list(store.events_df(run_id)["kind"]) == []
 
 
 def _count(db: str, run_id: int) -> int:

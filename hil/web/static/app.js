@@ -12,7 +12,8 @@
   var epochs = [];
   var dirty = false, lastDraw = 0, firstDrawn = false, exactPending = false;
   var MIN_DRAW_MS = 250;
-  window.rramLive = {firstRenderMs: null, draws: 0, lastMessageAt: null, messages: 0, exact: false};
+  window.rramLive = {firstRenderMs: null, draws: 0, lastMessageAt: null, messages: 0, exact: false,
+                     scriptsReadyMs: performance.now()};
 
   function reset(msg) {
     spec = msg.spec; groups.clear(); points.clear(); cells.clear(); epochs = [];

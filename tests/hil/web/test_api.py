@@ -82,6 +82,10 @@ def test_run_page_and_unknown_run(client: TestClient) -> None:
 def test_static_files_are_served_locally(client: TestClient) -> None:
     js = client.get("/static/plotly.min.js")
     assert js.status_code == 200 and len(js.content) > 1_000_000 and b"plotly" in js.content[:2000].lower()
+    assert js.headers["content-encoding"] == "gzip" and int(js.headers["content-length"]) < len(js.content) / 2
+    assert "immutable" in js.headers["cache-control"]
+    plain = client.get("/static/plotly.min.js", headers={"accept-encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.content == js.content
     assert client.get("/static/app.js").status_code == 200
     assert client.get("/static/style.css").headers["content-type"].startswith("text/css")
     assert client.get("/static/../app.py").status_code == 404
@@ -173,8 +177,8 @@ def test_view_matches_the_readings(client: TestClient, settings: object) -> None
 
 def test_sampled_first_view_of_a_large_run(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(live, "SAMPLE_ABOVE", 50)
-    monkeypatch.setattr(live, "SAMPLE_WINDOWS", 3)
-    monkeypatch.setattr(live, "SAMPLE_WINDOW_ROWS", 8)
+    monkeypatch.setattr(live, "SAMPLE_BLOCKS", 3)  # the run's three trains, 8 readings of each
+    monkeypatch.setattr(live, "SAMPLE_READINGS", 24)
     sampled = client.get("/api/runs/1/view", params={"sampled": "true"}).json()
     assert sampled["sampled"] is True and sampled["sampled_readings"] == 24
     assert sum(g[4] for g in sampled["groups"]) == 24
@@ -378,6 +382,26 @@ def test_abort_of_a_run_started_from_the_cli(make_client: Callable[..., TestClie
     assert after["events"][-1]["detail"]["confirmed"] is True
 
 
+def _pause_outside_a_write(proc: subprocess.Popen[bytes], db: Path, deadline_s: float = 60.0) -> None:
+    """SIGSTOP ``proc`` at a moment it holds no write lock on ``db`` (tried again, with SIGCONT
+    in between, while a write of another connection cannot begin)."""
+    import sqlite3
+
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        os.kill(proc.pid, signal.SIGSTOP)
+        con = sqlite3.connect(db, timeout=0.05, isolation_level=None)
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            con.execute("ROLLBACK")
+            return
+        except sqlite3.OperationalError:
+            os.kill(proc.pid, signal.SIGCONT)
+        finally:
+            con.close()
+    pytest.fail(f"the run held the write lock whenever it was paused, for {deadline_s} s")
+
+
 def test_abort_pending_when_the_run_is_killed(make_client: Callable[..., TestClient], tmp_path: Path) -> None:
     """A paused run cannot see the request (pending: 202); killed then, it is marked interrupted, and
     a second abort says so in one line and writes nothing."""
@@ -386,7 +410,7 @@ def test_abort_pending_when_the_run_is_killed(make_client: Callable[..., TestCli
     try:
         c = make_client(signed_in=True, db=str(db), artifact_dir=tmp_path)
         assert _wait(lambda: wait_for_readings(db, 500, cli, deadline_s=1.0) >= 500)
-        os.kill(cli.pid, signal.SIGSTOP)
+        _pause_outside_a_write(cli, db)
         c.app.state.manager.abort_wait_s = 0.3  # type: ignore[attr-defined]
         pending = c.post("/runs/1/abort", data=csrf(), headers=control_headers())
         assert pending.status_code == 202 and pending.json()["status"] == "running"
