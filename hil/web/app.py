@@ -191,7 +191,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/static/{name}")
     async def static(name: str) -> FileResponse:
-        files = {"app.js": "application/javascript", "style.css": "text/css"}
+        files = {"app.js": "application/javascript", "runs.js": "application/javascript", "style.css": "text/css"}
         if name not in files:
             raise HTTPException(404)
         return FileResponse(HERE / "static" / name, media_type=files[name])

@@ -87,6 +87,9 @@ def test_static_files_are_served_locally(client: TestClient) -> None:
     plain = client.get("/static/plotly.min.js", headers={"accept-encoding": "identity"})
     assert "content-encoding" not in plain.headers and plain.content == js.content
     assert client.get("/static/app.js").status_code == 200
+    runs_js = client.get("/static/runs.js")
+    assert runs_js.status_code == 200 and b'fetch("/api/runs"' in runs_js.content
+    assert '<script src="/static/runs.js">' in client.get("/runs", headers={"accept": "text/html"}).text
     assert client.get("/static/style.css").headers["content-type"].startswith("text/css")
     assert client.get("/static/../app.py").status_code == 404
     assert client.get("/static/secret.txt").status_code == 404
