@@ -72,7 +72,7 @@ def test_run_record_has_parameters_with_units_events_artifacts(client: TestClien
 def test_run_page_and_unknown_run(client: TestClient) -> None:
     page = client.get("/runs/1", headers={"accept": "text/html"})
     assert page.status_code == 200
-    assert "amplitude_V" in page.text and "/static/plotly.min.js" in page.text
+    assert "amplitude_V" in page.text and "/static/plotly-cartesian.min.js?v=" in page.text
     assert 'id="abort"' not in page.text  # not signed in, not running here
     missing = client.get("/api/runs/99")
     assert missing.status_code == 404 and "no run with id 99" in missing.json()["error"]
@@ -80,11 +80,11 @@ def test_run_page_and_unknown_run(client: TestClient) -> None:
 
 
 def test_static_files_are_served_locally(client: TestClient) -> None:
-    js = client.get("/static/plotly.min.js")
+    js = client.get("/static/plotly-cartesian.min.js")
     assert js.status_code == 200 and len(js.content) > 1_000_000 and b"plotly" in js.content[:2000].lower()
     assert js.headers["content-encoding"] == "gzip" and int(js.headers["content-length"]) < len(js.content) / 2
     assert "immutable" in js.headers["cache-control"]
-    plain = client.get("/static/plotly.min.js", headers={"accept-encoding": "identity"})
+    plain = client.get("/static/plotly-cartesian.min.js", headers={"accept-encoding": "identity"})
     assert "content-encoding" not in plain.headers and plain.content == js.content
     assert client.get("/static/app.js").status_code == 200
     runs_js = client.get("/static/runs.js")
