@@ -211,3 +211,17 @@ def test_resume_of_a_search_run_names_the_command_that_continues_it(tmp_path: Pa
         f"error: resume: run {run_id} is a choi2021 search; continue it with "
         f"'rram-hil reproduce choi2021 --resume-search {run_id}'"
     )
+
+
+def test_rram_hil_abort_of_a_run_that_does_not_stop_in_time_says_it_is_pending(tmp_path: Path) -> None:
+    db = tmp_path / "pending.sqlite"
+    with Store(db) as store:  # a run "running" in this (living) process, which never commits again
+        run_id = store.create_run("demo", {}, {"name": "st"}, "twin")
+    res = CliRunner().invoke(app, ["abort", str(run_id), "--db", str(db), "--wait", "0"], catch_exceptions=False)
+    assert res.exit_code == 0
+    assert res.output.strip() == f"abort: requested; run {run_id} has not stopped yet (it stops at its next commit)"
+    with Store(db) as store:
+        assert store.run(run_id).status == "running"
+        assert store.abort_request(run_id) is not None
+    bad = CliRunner().invoke(app, ["abort", str(run_id), "--db", str(db), "--wait", "-1"], catch_exceptions=False)
+    assert bad.exit_code == 2 and "--wait" in bad.output
