@@ -61,12 +61,12 @@ class AbortWatch:
     abort``, from any process or machine sharing the database).
 
     The store calls :meth:`check` after each commit, and the engine at each progress step; at
-    most every ``interval_s`` it looks for an ``abort-requested`` event newer than the run's
-    events when it was armed (one indexed query), and if there is one raises
+    most every ``interval_s`` it looks for an ``abort-requested`` event (newer than the run's
+    last ``resumed`` event; one indexed query), and if there is one raises
     :class:`RunInterrupted` in the run's thread. That lands after a commit has returned, never
     inside a write, so the engine then does what it does for Ctrl-C: safe state (outputs off,
-    routes open), every committed reading kept, the run marked ``interrupted``. A request older
-    than the arming (one left by a run that was killed before it saw it) is not seen again.
+    routes open), every committed reading kept, the run marked ``interrupted``. A request from
+    before a resume (one left by a process killed before it saw it) is not seen again.
     """
 
     def __init__(self, store: Store, run_id: int, interval_s: float | None = ABORT_CHECK_S) -> None:
@@ -82,7 +82,9 @@ class AbortWatch:
     def __enter__(self) -> AbortWatch:
         if self.interval_s is None:
             return self
-        self.after_event_id = self.store.last_event_id(self.run_id)
+        # a new run sees every request; a resumed one those since it was resumed (an older one
+        # was for the run's earlier process, which was killed before it saw it)
+        self.after_event_id = self.store.last_event_id(self.run_id, kind="resumed")
         self._thread = threading.current_thread()
         self._previous = self.store.after_commit
         self.store.after_commit = self.check

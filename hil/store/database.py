@@ -557,11 +557,15 @@ class Store:
                 return status
             time.sleep(poll_s)
 
-    def last_event_id(self, run_id: int) -> int:
-        """The id of the run's latest event (0 when it has none). Like :meth:`abort_request`,
-        it leaves the connection as it found it (a read transaction it opened is ended)."""
+    def last_event_id(self, run_id: int, kind: str | None = None) -> int:
+        """The id of the run's latest event (of ``kind``), 0 when it has none. Like
+        :meth:`abort_request`, it leaves the connection as it found it (a read transaction it
+        opened is ended)."""
         opened = not self.conn.in_transaction()
-        value = self.conn.execute(select(func.max(Event.id)).where(Event.run_id == run_id)).scalar()
+        stmt = select(func.max(Event.id)).where(Event.run_id == run_id)
+        if kind is not None:
+            stmt = stmt.where(Event.kind == kind)
+        value = self.conn.execute(stmt).scalar()
         if opened:
             self.conn.rollback()
         return int(value or 0)
