@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import signal
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -39,7 +40,98 @@ from hil.types import SafeStateReport
 
 
 class RunInterrupted(KeyboardInterrupt):
-    """Raised in the main thread when the process receives SIGTERM during a run."""
+    """Raised in the main thread when the process receives SIGTERM during a run, or when the run
+    sees an abort request (:class:`AbortWatch`)."""
+
+
+#: how often (at most) a running run looks in the store for an abort request, in seconds
+ABORT_CHECK_S = 0.25
+
+
+def abort_message(request: Mapping[str, Any]) -> str:
+    """The run's error line for an abort request: who asked, from where."""
+    origin = request.get("origin") or {}
+    via = str(origin.get("via") or "another process")
+    where = ", ".join(str(origin[k]) for k in ("user", "client", "host") if origin.get(k))
+    return f"aborted on request from {via}" + (f" ({where})" if where else "")
+
+
+class AbortWatch:
+    """Stops a run when someone asks (:meth:`Store.request_abort`: the web application, ``rram-hil
+    abort``, from any process or machine sharing the database).
+
+    The store calls :meth:`check` after each commit, and the engine at each progress step; at
+    most every ``interval_s`` it looks for an ``abort-requested`` event (newer than the run's
+    last ``resumed`` event; one indexed query), and if there is one raises
+    :class:`RunInterrupted` in the run's thread. That lands after a commit has returned, never
+    inside a write, so the engine then does what it does for Ctrl-C: safe state (outputs off,
+    routes open), every committed reading kept, the run marked ``interrupted``. A request from
+    before a resume (one left by a process killed before it saw it) is not seen again.
+    """
+
+    def __init__(self, store: Store, run_id: int, interval_s: float | None = ABORT_CHECK_S) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.interval_s = interval_s
+        self.after_event_id = 0
+        self.armed = False
+        self._next = 0.0
+        self._thread: threading.Thread | None = None
+        self._previous: Callable[[], None] | None = None
+
+    def __enter__(self) -> AbortWatch:
+        if self.interval_s is None:
+            return self
+        # a new run sees every request; a resumed one those since it was resumed (an older one
+        # was for the run's earlier process, which was killed before it saw it)
+        self.after_event_id = self.store.last_event_id(self.run_id, kind="resumed")
+        self._thread = threading.current_thread()
+        self._previous = self.store.after_commit
+        self.store.after_commit = self.check
+        self._next = time.monotonic() + self.interval_s
+        self.armed = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.disarm()
+
+    def disarm(self) -> None:
+        """No more checks (the engine makes the backend safe and records the end)."""
+        if self.armed:
+            self.armed = False
+            self.store.after_commit = self._previous
+
+    def check(self) -> None:
+        """Raise :class:`RunInterrupted` if an abort was requested (looked up at most every
+        ``interval_s``; otherwise this costs one clock read)."""
+        if not self.armed or self.interval_s is None:
+            return
+        now = time.monotonic()
+        if now < self._next or threading.current_thread() is not self._thread:
+            return
+        if self.store.conn.in_transaction():  # inside a write: at its commit
+            return
+        self._next = now + self.interval_s
+        request = self.store.abort_request(self.run_id, self.after_event_id)
+        if request is not None:
+            self.disarm()
+            raise RunInterrupted(abort_message(request))
+
+
+class _WatchedProgress:
+    """A run's progress display whose steps are also where an abort request is seen."""
+
+    def __init__(self, inner: Progress, watch: AbortWatch) -> None:
+        self.inner = inner
+        self.watch = watch
+
+    def start(self, total: float | None, description: str) -> None:
+        self.inner.start(total, description)
+        self.watch.check()
+
+    def advance(self, amount: float = 1, status: str | None = None) -> None:
+        self.inner.advance(amount, status)
+        self.watch.check()
 
 
 @dataclass
@@ -146,6 +238,8 @@ class RunEngine:
         backend_factory: builds a station's raw backend from ``(station, seed)`` (default: the
             station's backend kind, :func:`hil.backends.build_backend`); the engine always puts
             the safety layer of the station's limits around what it returns.
+        abort_check_s: how often (at most) a run looks for an abort request at its commits and
+            progress steps (:class:`AbortWatch`); None: never (the run stops only by signal).
     """
 
     def __init__(
@@ -154,11 +248,13 @@ class RunEngine:
         progress: Callable[[], Progress] | None = None,
         plot_dir: str | Path = "rram-hil-plots",
         backend_factory: BackendFactory = build_backend,
+        abort_check_s: float | None = ABORT_CHECK_S,
     ) -> None:
         self.store = store
         self.progress = progress or NullProgress
         self.plot_dir = Path(plot_dir)
         self.backend_factory = backend_factory
+        self.abort_check_s = abort_check_s
 
     def open_backend(self, station: Station, seed: int | None) -> SafeBackend:
         """The station's backend behind its safety limits."""
@@ -230,11 +326,15 @@ class RunEngine:
         status, error = "completed", None
         backend = ctx.backend
         report: SafeStateReport | None = None
+        watch = AbortWatch(self.store, ctx.run_id, self.abort_check_s)
         try:
             with _terminate_as_interrupt():
                 try:
-                    proto.execute(ctx, params)
+                    with watch:
+                        ctx.progress = _WatchedProgress(ctx.progress, watch)
+                        proto.execute(ctx, params)
                 finally:
+                    watch.disarm()  # the cleanup is never cut short by a request
                     report = _make_safe(backend)
         except KeyboardInterrupt as exc:
             self.store.abandon_pending()  # the signal may have landed inside a write's commit

@@ -1,4 +1,4 @@
-"""The run and database commands: ``run``, ``resume``, ``protocols``, ``runs``, ``show``,
+"""The run and database commands: ``run``, ``resume``, ``abort``, ``protocols``, ``runs``, ``show``,
 ``export``, ``plot``, ``check-station``.
 
 Tables fit the terminal (80 columns included): the key columns (a run's id, protocol, status and
@@ -130,13 +130,45 @@ def resume(
     no_plot: NoPlotOption = False,
 ) -> None:
     """Continue an interrupted run where it stopped."""
+    from protocols.training.search import SEARCH_RUN
+
     with bad_input():
         _plot_choice(plot, no_plot)
     store = open_store(db, must_exist=True)
+    with bad_input():
+        if store.run(run_id).protocol == SEARCH_RUN:  # a search is a sweep of runs, not a protocol
+            raise ConfigError(
+                f"resume: run {run_id} is a choi2021 search; continue it with "
+                f"'rram-hil reproduce choi2021 --resume-search {run_id}'"
+            )
     engine, progress = _engine(store)
     with bad_input():
         outcome = engine.resume(run_id, plot=False)
     _finish(outcome, progress, store, plot, no_plot)
+
+
+def abort(
+    run_id: Annotated[int, typer.Argument(metavar="RUN", help="run id")],
+    db: DbOption = DEFAULT_DB,
+    wait: Annotated[
+        float, typer.Option("--wait", min=0, metavar="SECONDS", help="how long to wait for the run to stop")
+    ] = 30.0,
+) -> None:
+    """Ask a running run to stop, wherever it runs (another process, another machine on --db)."""
+    import getpass
+    import os
+    import socket
+
+    store = open_store(db, must_exist=True)
+    origin = {"via": "cli", "user": getpass.getuser(), "host": socket.gethostname(), "pid": os.getpid()}
+    with bad_input():
+        store.request_abort(run_id, origin)
+        status = store.wait_until_ended(run_id, wait)
+    store.close()
+    if status == "running":
+        out.print(f"abort: requested; run {run_id} has not stopped yet (it stops at its next commit)")
+        return
+    out.print(f"run {run_id} {status}")
 
 
 # ---------------------------------------------------------------------- tables that fit
@@ -491,6 +523,6 @@ def check_station(file: Annotated[str, typer.Argument(metavar="FILE", help="stat
 
 def register(app: typer.Typer) -> None:
     """Add the run and database commands to ``app``."""
-    for fn in (run, resume, protocols, runs, show, export, plot):
+    for fn in (run, resume, abort, protocols, runs, show, export, plot):
         app.command(cls=Command)(fn)
     app.command("check-station", cls=Command)(check_station)

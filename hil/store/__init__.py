@@ -8,6 +8,7 @@ the :class:`Store` that writes and reads it, :mod:`~hil.store.blocks` how readin
 """
 
 from hil.store.database import (
+    ABORT_REQUESTED,
     DEFAULT_DB,
     PULSE_COLUMNS,
     READING_COLUMNS,
@@ -25,6 +26,7 @@ from hil.store.faults import StoreFault
 from hil.store.schema import HEAD, MigrationBlocked, SchemaError, SchemaOutdated, SchemaTooNew, Upgrade
 
 __all__ = [
+    "ABORT_REQUESTED",
     "DEFAULT_DB",
     "DatabaseInfo",
     "HEAD",

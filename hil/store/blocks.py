@@ -348,6 +348,44 @@ def empty_frame(layout: Layout) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series([], dtype=object) for c in layout.columns})
 
 
+def slice_block(row: Sequence[Any], skip: int, take: int) -> tuple[Any, ...]:
+    """The block row ``row`` (``seq_first, n, label, array, *numeric, data``, as :func:`decode`
+    takes it) cut to its readings ``skip .. skip + take - 1``, without parsing a value: the
+    inner arrays hold no brackets, so reading ``i`` starts at the ``i + 1``-th ``[`` of ``data``.
+    What is new after a ``seq``, or a window of a large block, then costs its own readings."""
+    n = int(row[1])
+    skip = max(0, min(skip, n))
+    take = max(0, min(take, n - skip))
+    if skip == 0 and take == n:
+        return tuple(row)
+    data = str(row[-1])
+    if not data.startswith("[[]"):  # (a block whose values are all in its row keeps its "[[]]")
+        buf = np.frombuffer(data.encode("ascii"), dtype=np.uint8)
+        starts = np.flatnonzero(buf == ord("["))[1:]  # reading i begins at starts[i]
+        end = int(starts[skip + take]) - 1 if skip + take < n else len(data) - 1  # its ',' / the last ']'
+        data = "[" + data[int(starts[skip]) : end] + "]"
+    return (int(row[0]) + skip, take, *row[2:-1], data)
+
+
+def head_of_block(row: Sequence[Any], take: int) -> tuple[Any, ...] | None:
+    """The block row ``row`` cut to its first ``take`` readings (fewer when its ``data`` is a
+    prefix cut short in SQL, ``substr(data, 1, K)``: the readings complete in it); None when
+    the prefix holds no complete reading."""
+    n = int(row[1])
+    data = str(row[-1])
+    if data.startswith("[[]"):
+        return (row[0], min(take, n), *row[2:-1], data)
+    buf = np.frombuffer(data.encode("ascii"), dtype=np.uint8)
+    starts = np.flatnonzero(buf == ord("["))[1:]
+    whole = data.endswith("]]")
+    complete = len(starts) if whole else len(starts) - 1  # the last one may be cut short
+    take = min(take, n, complete)
+    if take <= 0:
+        return None
+    end = int(starts[take]) - 1 if take < len(starts) else len(data) - 1
+    return (row[0], take, *row[2:-1], "[" + data[int(starts[0]) : end] + "]")
+
+
 #: readings parsed at a time by :func:`decode` (bounds the text it builds for pandas' parser)
 DECODE_GROUP = 131_072
 

@@ -18,7 +18,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -72,8 +72,14 @@ BUSY_TIMEOUT_S = 10.0
 RECORD_TIMEOUT_S = 300.0
 #: the events written as a run ends (by the engine), before its final status
 END_EVENTS = frozenset({"error", "safe-state"})
+#: the event that asks a running run to stop (:meth:`Store.request_abort`); the process running
+#: it sees it at its next commit (:class:`hil.engine.AbortWatch`), from any process or machine
+ABORT_REQUESTED = "abort-requested"
 
 DEFAULT_DB = "rram-hil.sqlite"
+#: characters of a block's ``data`` fetched per reading a sample takes (a reading's inner array
+#: of nine 17-digit values with exponents is under 256; a longer one is only left out)
+SAMPLE_CHARS_PER_READING = 256
 
 #: the columns of ``readings`` (the view) and of ``readings_df``, in order
 READING_COLUMNS = READINGS.columns
@@ -246,6 +252,9 @@ class Store:
         self._sql: dict[str, tuple[str, tuple[int, ...] | None, tuple[str, ...]]] = {}
         self._checkpoint_stmts: tuple[Any, ...] = ()
         self._batch_depth = 0
+        #: called after every commit of a write outside a batch (and at the end of a batch): the
+        #: run engine's cheap, rate-limited look for an abort request (:class:`hil.engine.AbortWatch`)
+        self.after_commit: Callable[[], None] | None = None
         self.busy_timeout_s: float | None = None  # SQLite's (s); a server has its own settings
         if self.is_sqlite:
             given = self.engine.url.query.get("timeout")
@@ -295,6 +304,8 @@ class Store:
     def _commit(self) -> None:
         if self._batch_depth == 0:
             self.conn.commit()
+            if self.after_commit is not None:
+                self.after_commit()
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -314,6 +325,8 @@ class Store:
         self._batch_depth -= 1
         if self._batch_depth == 0:
             self.conn.commit()
+            if self.after_commit is not None:
+                self.after_commit()
 
     def abandon_pending(self) -> None:
         """Roll back whatever an exception cut short: a Ctrl-C or SIGTERM inside a write or its
@@ -493,6 +506,87 @@ class Store:
                 marked.append(int(r.id))
             self.conn.commit()  # each mark with its event, at once
         return marked
+
+    def request_abort(self, run_id: int, origin: Mapping[str, Any]) -> int:
+        """Ask the running run ``run_id`` to stop: an ``abort-requested`` event with ``origin``
+        (who asked, from where), written if, and only if, the run is ``running`` at that moment
+        (one ``INSERT ... SELECT``). The process running it, on this machine or another, sees it
+        at its next commit and stops as Ctrl-C stops it. Returns the event's id.
+
+        Raises:
+            ConfigError: no such run, or it is not running (one line; nothing is written).
+        """
+        runs, events = Run.__table__, Event.__table__
+        detail = {"origin": mask_values(dict(origin))}
+        chosen = select(
+            runs.c.id,
+            bindparam("at", utcnow(), type_=events.c.at.type),
+            bindparam("kind", ABORT_REQUESTED, type_=events.c.kind.type),
+            bindparam("detail", detail, type_=events.c.detail.type),
+        ).where(runs.c.id == run_id, runs.c.status == "running")
+        stmt = insert(events).from_select(["run_id", "at", "kind", "detail"], chosen).returning(events.c.id)
+        try:
+            event_id = self.conn.execute(stmt).scalar()
+            self.conn.commit()
+        except DBAPIError as exc:
+            self.conn.rollback()
+            if is_locked(exc):  # a writer holds the lock past the busy timeout (paused, hung)
+                raise ConfigError(f"abort: {describe(exc, self.db, unchanged=True)}; try again") from None
+            raise
+        except BaseException:
+            self.conn.rollback()
+            raise
+        if event_id is None:
+            status = self.conn.execute(select(Run.status).where(Run.id == run_id)).scalar()
+            self.conn.rollback()
+            if status is None:
+                raise ConfigError(f"abort: no run with id {run_id} in {self.db}")
+            raise ConfigError(f"abort: run {run_id} is '{status}', not running; nothing changed")
+        return int(event_id)
+
+    def wait_until_ended(self, run_id: int, timeout_s: float, poll_s: float = 0.05) -> str:
+        """Wait up to ``timeout_s`` for run ``run_id`` to be no longer ``running`` and return its
+        status (``running`` at the deadline). A run of this host whose process is gone is marked
+        ``interrupted`` meanwhile (:meth:`reap_stale_runs`), so a killed run does not look alive."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self.reap_stale_runs()
+            status = str(self.conn.execute(select(Run.status).where(Run.id == run_id)).scalar())
+            self.conn.rollback()  # a fresh snapshot next time: what the run's process committed
+            if status != "running" or time.monotonic() >= deadline:
+                return status
+            time.sleep(poll_s)
+
+    def last_event_id(self, run_id: int, kind: str | None = None) -> int:
+        """The id of the run's latest event (of ``kind``), 0 when it has none. Like
+        :meth:`abort_request`, it leaves the connection as it found it (a read transaction it
+        opened is ended)."""
+        opened = not self.conn.in_transaction()
+        stmt = select(func.max(Event.id)).where(Event.run_id == run_id)
+        if kind is not None:
+            stmt = stmt.where(Event.kind == kind)
+        value = self.conn.execute(stmt).scalar()
+        if opened:
+            self.conn.rollback()
+        return int(value or 0)
+
+    def abort_request(self, run_id: int, after_event_id: int = 0) -> dict[str, Any] | None:
+        """The first ``abort-requested`` event of the run after event ``after_event_id`` (its
+        detail, with its ``id``), or None: one query on the events' ``run_id`` index. A read
+        transaction it opens it ends (a writer holds no old snapshot: SQLite could not turn it
+        into a write when another process has committed since)."""
+        opened = not self.conn.in_transaction()
+        row = self.conn.execute(
+            select(Event.id, Event.detail)
+            .where(Event.run_id == run_id, Event.kind == ABORT_REQUESTED, Event.id > after_event_id)
+            .order_by(Event.id)
+            .limit(1)
+        ).first()
+        if opened:
+            self.conn.rollback()
+        if row is None:
+            return None
+        return {"id": int(row[0]), **dict(row[1] or {})}
 
     def run(self, run_id: int) -> RunInfo:
         """The run ``run_id``. Raises :class:`ConfigError` if there is none."""
@@ -764,25 +858,61 @@ class Store:
         if kinds is not None:
             stmt = stmt.where(tab.c.kind.in_(list(kinds)))
         picked: list[Any] = []
-        new = 0  # readings after after_seq in the blocks picked (only the first can hold older ones)
+        wanted = max_rows if max_rows is not None else None
         result = self.conn.execute(stmt.execution_options(stream_results=True, max_row_buffer=16))
         try:
             for row in result:
                 first, n = int(row[0]), int(row[1])
-                new += n - max(0, min(n, after_seq + 1 - first))
-                picked.append(row)
-                if max_rows is not None and new >= max_rows:
-                    break
+                skip = max(0, min(n, after_seq + 1 - first))  # only the first can hold older ones
+                take = n - skip if wanted is None else min(n - skip, wanted)
+                if take <= 0:
+                    continue
+                picked.append(blocks.slice_block(row, skip, take))  # only what is asked is decoded
+                if wanted is not None:
+                    wanted -= take
+                    if wanted <= 0:
+                        break
         finally:
             result.close()
         if not picked:  # nothing new: no rows, with the run's dtypes all the same
             empty = blocks.empty_frame(READINGS)
             return empty.astype({"run_id": np.int64, "seq": np.int64, **dtypes})
-        frame = blocks.decode(READINGS, run_id, picked, dtypes)
-        frame = frame[frame["seq"].to_numpy() > after_seq]
-        if max_rows is not None:
-            frame = frame.iloc[:max_rows]
-        return frame.reset_index(drop=True)
+        return blocks.decode(READINGS, run_id, picked, dtypes)
+
+    def readings_sample(
+        self, run_id: int, readings: int, blocks_at_most: int, kinds: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """A quick sample of a large run, about ``readings`` readings: the first readings of each
+        of at most ``blocks_at_most`` evenly spaced blocks (of ``kinds``), in ``seq`` order, with
+        :meth:`readings_df`'s columns and dtypes. Two queries, whatever the run's size: the blocks'
+        starts on the ``(run_id, seq_first)`` index, then the picked blocks with only the head of
+        their ``data`` (``substr`` in SQL), so a block of 65,536 readings costs the ones taken."""
+        dtypes = self._dtypes(READINGS, run_id)
+        if dtypes is None:
+            return blocks.empty_frame(READINGS)
+        tab = ReadingBlock.__table__
+        where = [tab.c.run_id == run_id]
+        if kinds is not None:
+            where.append(tab.c.kind.in_(list(kinds)))
+        starts = np.asarray(self.conn.execute(select(tab.c.seq_first).where(*where)).scalars().all(), dtype=np.int64)
+        if not starts.size:
+            empty = blocks.empty_frame(READINGS)
+            return empty.astype({"run_id": np.int64, "seq": np.int64, **dtypes})
+        starts.sort()
+        picks = np.unique(np.linspace(0, starts.size - 1, max(1, blocks_at_most)).round().astype(np.int64))
+        rows_per_block = max(1, readings // picks.size)
+        cols = [tab.c[c] for c in ("seq_first", "n", "kind", "array", *READINGS.numeric)]
+        head = func.substr(tab.c.data, 1, rows_per_block * SAMPLE_CHARS_PER_READING)
+        chosen = [int(x) for x in starts[picks]]
+        rows: list[Any] = []
+        for k in range(0, len(chosen), 500):  # a bounded IN list per query
+            stmt = select(*cols, head).where(*where, tab.c.seq_first.in_(chosen[k : k + 500]))
+            rows.extend(self.conn.execute(stmt.order_by(tab.c.seq_first)).all())
+        cut = [b for b in (blocks.head_of_block(r, rows_per_block) for r in rows) if b is not None]
+        if not cut:
+            empty = blocks.empty_frame(READINGS)
+            return empty.astype({"run_id": np.int64, "seq": np.int64, **dtypes})
+        return blocks.decode(READINGS, run_id, cut, dtypes)
 
     def count_readings(self, run_id: int) -> int:
         """How many readings a run has: the sum of its blocks' sizes on the ``(run_id, seq_first)``

@@ -9,11 +9,11 @@ form carries protocol parameters only, never limits.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +24,13 @@ from hil.errors import ConfigError
 from hil.protocol import get_protocol
 from hil.station import Station
 from hil.store import validation_store
-from hil.web.runner import ABORT_SIGNAL, RUN_ID_PREFIX
+from hil.web.runner import RUN_ID_PREFIX
 
 #: how long a runner may take to record its run before the start is reported as failed
 START_TIMEOUT_S = 120.0
+#: how long an abort waits for the run to end before it answers (the run stops at its next
+#: commit, within a fraction of a second while it logs; the request stays pending otherwise)
+ABORT_WAIT_S = 30.0
 
 
 @dataclass
@@ -51,6 +54,7 @@ class RunManager:
         self.station = station
         self.plot_dir = plot_dir
         self.jobs: dict[int, Job] = {}
+        self.abort_wait_s = ABORT_WAIT_S
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ validation
@@ -136,38 +140,38 @@ class RunManager:
         self._wait_started(job)
         return run_id
 
-    def running_here(self, run_id: int) -> bool:
-        job = self.jobs.get(run_id)
-        return job is not None and job.process.poll() is None
+    def abort(self, run_id: int, origin: Mapping[str, Any], wait_s: float | None = None) -> str:
+        """Ask a running run to stop, wherever it runs (this server, the command line in another
+        process, another machine on a shared database): an ``abort-requested`` event with
+        ``origin`` (:meth:`~hil.store.Store.request_abort`), which the run's engine sees at its
+        next commit and handles as Ctrl-C (safe state, readings kept, run ``interrupted``).
+        Waits up to ``wait_s`` (default :attr:`abort_wait_s`) for the run to end and returns its
+        status then (``running``: the request is pending, the run stops at its next commit).
 
-    def abort(self, run_id: int, origin: Mapping[str, Any], timeout_s: float = 60.0) -> str:
-        """Interrupt a run this server started: the runner's abort signal, which the engine
-        handles as Ctrl-C (safe state, readings kept, run ``interrupted``); returns the status."""
+        Raises:
+            ConfigError: no such run, or it is not running (one line; nothing is written). A run
+                whose process on this host is gone is marked ``interrupted`` first, as on open.
+        """
         from hil.store import Store
 
-        job = self.jobs.get(run_id)
-        if job is None or job.process.poll() is not None:
-            raise ConfigError(f"abort: run {run_id} is not running from this server")
-        with Store(self.db, reap_stale=False, must_exist=True) as store:
-            status = store.run(run_id).status
-            if status != "running":  # it ended (or is drawing its plot): nothing to interrupt
-                raise ConfigError(f"abort: run {run_id} is '{status}', not running")
-            store.add_event(run_id, "web-abort", dict(origin))
-        job.process.send_signal(ABORT_SIGNAL)
-        job.done.wait(timeout_s)
-        deadline = time.monotonic() + 5
-        with Store(self.db, reap_stale=False, must_exist=True) as store:
-            status = store.run(run_id).status
-            while status == "running" and time.monotonic() < deadline:
-                store.conn.rollback()
-                time.sleep(0.05)
-                status = store.run(run_id).status
-        return status
+        wait_s = self.abort_wait_s if wait_s is None else wait_s
+        with Store(self.db, reap_stale=True, must_exist=True) as store:
+            store.request_abort(run_id, origin)
+            return store.wait_until_ended(run_id, wait_s)
 
     def shutdown(self) -> None:
-        """Interrupt every run still going (the server is stopping), as an abort does."""
-        for job in list(self.jobs.values()):
-            if job.process.poll() is None:
-                job.process.send_signal(ABORT_SIGNAL)
-        for job in list(self.jobs.values()):
-            job.done.wait(30)
+        """Ask every run this server started and still going to stop (the server is stopping),
+        as an abort does, and wait for them."""
+        from hil.store import Store
+
+        going = [(run_id, job) for run_id, job in list(self.jobs.items()) if job.process.poll() is None]
+        if not going:
+            return
+        with Store(self.db, reap_stale=False, must_exist=True) as store:
+            for run_id, _job in going:
+                with contextlib.suppress(ConfigError):  # it ended meanwhile
+                    store.request_abort(run_id, {"via": "web", "reason": "the server is stopping"})
+        for _run_id, job in going:
+            if not job.done.wait(30):
+                job.process.terminate()  # the engine's own SIGTERM: interrupted all the same
+                job.done.wait(30)

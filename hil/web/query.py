@@ -36,6 +36,25 @@ def readings_after(
     # the read transaction ends after it: the next call sees what other processes committed since
     frame = store.readings_after(run_id, after_seq, limit, kinds)
     store.conn.rollback()
+    return arrays(frame, names)
+
+
+def readings_sample(
+    store: Store, run_id: int, readings: int, blocks_at_most: int, columns: Sequence[str],
+    kinds: Sequence[str] | None = None,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """:meth:`hil.store.Store.readings_sample` as :func:`readings_after` gives readings."""
+    names = ["seq", *(c for c in columns if c != "seq")]
+    frame = store.readings_sample(run_id, readings, blocks_at_most, kinds)
+    store.conn.rollback()
+    return arrays(frame, names)
+
+
+def arrays(frame: pd.DataFrame, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """One numpy array per column of ``names``: numeric ones ``float64`` (NULL: NaN), text ``object``."""
+    unknown = [c for c in names if c not in READING_COLUMNS]
+    if unknown:
+        raise ValueError(f"readings: unknown columns {unknown} (known: {', '.join(READING_COLUMNS)})")
     out: dict[str, np.ndarray] = {}
     for c in names:
         col = frame[c]

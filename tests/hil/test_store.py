@@ -344,3 +344,71 @@ def test_readings_after_a_seq_are_what_readings_df_has_after_it(store: Store) ->
     pot = store.readings_after(run_id, 3, kinds=["potentiation"])
     expected = whole[(whole["seq"] > 3) & (whole["kind"] == "potentiation")].reset_index(drop=True)
     pd.testing.assert_frame_equal(pot, expected)
+
+
+def test_an_abort_is_requested_only_of_a_running_run(store: Store) -> None:
+    run_id = store.create_run("demo", {}, {"name": "st"}, "twin")
+    assert store.abort_request(run_id) is None
+    event_id = store.request_abort(run_id, {"via": "test", "client": "here"})
+    assert event_id == store.last_event_id(run_id) > 0
+    assert store.abort_request(run_id) == {"id": event_id, "origin": {"via": "test", "client": "here"}}
+    assert store.abort_request(run_id, after_event_id=event_id) is None  # a newer one only
+    assert not store.conn.in_transaction()  # the reads leave no snapshot held
+    store.finish_run(run_id, "completed")
+    before = store.events_df(run_id)
+    with pytest.raises(ConfigError, match=rf"^abort: run {run_id} is 'completed', not running; nothing changed$"):
+        store.request_abort(run_id, {"via": "test"})
+    assert store.events_df(run_id).equals(before)
+    with pytest.raises(ConfigError, match="^abort: no run with id 99 in "):
+        store.request_abort(99, {"via": "test"})
+    kinds = list(store.events_df(run_id)["kind"])
+    assert kinds == ["abort-requested"]
+
+
+def _mixed_blocks(store: Store) -> tuple[int, list[int]]:
+    """A run of blocks of every shape: values per reading, shared ones, NULLs, a block whose
+    every value is in its row ("[[]]"); returns the run and the blocks' first seqs."""
+    run_id = store.create_run("potentiation-cycling", {}, {"name": "s"}, "twin")
+    seq, firsts = 0, []
+    for k in range(6):
+        n = 5 + 4 * k
+        g = np.arange(n) * 1e-6 + k * 1e-5
+        if k == 2:
+            g[1] = np.nan  # a NULL inside the block
+        cols = {"run_id": run_id, "seq": np.arange(seq, seq + n), "kind": "potentiation" if k % 3 else "read",
+                "array": "A", "row": np.arange(n) // 3, "col": np.arange(n) % 3, "voltage_V": 0.5,
+                "current_A": np.arange(n) * 5e-7, "conductance_S": g, "t_s": 1.0 * k, "cycle": k, "pulse": np.arange(n)}  # fmt: skip
+        if k == 4:  # every reading alike: the block row holds it all
+            cols = {**cols, "row": 1, "col": 2, "current_A": 1e-6, "conductance_S": 2e-6, "pulse": 0}
+        store.add_readings(cols)
+        firsts.append(seq)
+        seq += n
+    return run_id, firsts
+
+
+def test_readings_after_cuts_blocks_where_asked(store: Store) -> None:
+    run_id, firsts = _mixed_blocks(store)
+    whole = store.readings_df(run_id)
+    last = int(whole["seq"].max())
+    for after in (-1, 0, 3, 4, 5, 11, 30, last - 1, last):
+        for cap in (None, 1, 2, 7, 25):
+            got = store.readings_after(run_id, after, max_rows=cap)
+            expected = whole[whole["seq"] > after]
+            expected = expected if cap is None else expected.head(cap)
+            pd.testing.assert_frame_equal(got, expected.reset_index(drop=True))
+
+
+def test_a_sample_is_the_head_of_evenly_spaced_blocks(store: Store) -> None:
+    run_id, firsts = _mixed_blocks(store)
+    whole = store.readings_df(run_id)
+    sizes = [5 + 4 * k for k in range(6)]
+    sample = store.readings_sample(run_id, readings=9, blocks_at_most=3)
+    picked = [0, 2, 5]  # np.linspace(0, 5, 3) rounded; 9 readings / 3 blocks = 3 from each
+    expected = pd.concat([whole[(whole["seq"] >= firsts[b]) & (whole["seq"] < firsts[b] + 3)] for b in picked])
+    pd.testing.assert_frame_equal(sample, expected.reset_index(drop=True))
+    every = store.readings_sample(run_id, readings=10_000, blocks_at_most=100)
+    pd.testing.assert_frame_equal(every, whole)  # few blocks, a large budget: all of it
+    assert sum(sizes) == len(whole)
+    pot = store.readings_sample(run_id, readings=4, blocks_at_most=2, kinds=["potentiation"])
+    assert set(pot["kind"]) == {"potentiation"} and len(pot) == 4
+    assert store.readings_sample(run_id, 10, 5, kinds=["none"]).empty

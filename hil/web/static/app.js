@@ -12,7 +12,8 @@
   var epochs = [];
   var dirty = false, lastDraw = 0, firstDrawn = false, exactPending = false;
   var MIN_DRAW_MS = 250;
-  window.rramLive = {firstRenderMs: null, draws: 0, lastMessageAt: null, messages: 0, exact: false};
+  window.rramLive = {firstRenderMs: null, draws: 0, lastMessageAt: null, messages: 0, exact: false,
+                     scriptsReadyMs: performance.now()};
 
   function reset(msg) {
     spec = msg.spec; groups.clear(); points.clear(); cells.clear(); epochs = [];
@@ -44,24 +45,25 @@
       groups.forEach(function (g) {
         var s = bySeries.get(g[0]); if (!s) { s = []; bySeries.set(g[0], s); } s.push(g);
       });
-      var gl = groups.size > 5000 ? "scattergl" : "scatter";  // software WebGL is slow to start
+      // many points: lines only (one SVG path a series; a marker per point would be one element each)
+      var many = groups.size > 5000;
       var keys = Array.from(bySeries.keys()).sort(function (a, b) { return a < b ? -1 : a > b ? 1 : 0; });
       keys.forEach(function (key, i) {
         var rows = bySeries.get(key).sort(function (a, b) { return a[1] - b[1]; });
         var x = rows.map(function (g) { return g[2] / g[4] + (spec.x_offset || 0); });
         var y = rows.map(function (g) { return g[3] / g[4] * ys; });
         n += x.length;
-        out.push({x: x, y: y, name: String(key), type: gl, mode: "lines+markers",
+        out.push({x: x, y: y, name: String(key), type: "scatter", mode: many ? "lines" : "lines+markers",
                   marker: {size: 4, color: colour(i, keys.length)}, line: {width: 1, color: colour(i, keys.length)}});
       });
     } else if (spec.mode === "raw") {
       var total = 0;
       points.forEach(function (s) { total += s.x.length; });
-      var rawType = total > 5000 ? "scattergl" : "scatter";
+      var rawMode = total > 5000 ? "lines" : "lines+markers";
       points.forEach(function (s, key) {
         n += s.x.length;
         out.push({x: s.x, y: s.y.map(function (v) { return v * ys; }), name: String(key),
-                  type: rawType, mode: "lines+markers", marker: {size: 3}});
+                  type: "scatter", mode: rawMode, marker: {size: 3}});
       });
     } else if (spec.mode === "heatmap") {
       var rows = 0, cols = 0;

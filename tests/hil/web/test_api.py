@@ -6,6 +6,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +21,7 @@ from hil.store import Store
 from hil.web import live
 from hil.web.query import readings_after
 from hil.web.security import COOKIE, csrf_value, resolve_token
+from tests.helpers import wait_for_readings
 from tests.hil.web.conftest import ORIGIN, TOKEN, control_headers, csrf
 
 # ---------------------------------------------------------------------- reading
@@ -68,7 +72,7 @@ def test_run_record_has_parameters_with_units_events_artifacts(client: TestClien
 def test_run_page_and_unknown_run(client: TestClient) -> None:
     page = client.get("/runs/1", headers={"accept": "text/html"})
     assert page.status_code == 200
-    assert "amplitude_V" in page.text and "/static/plotly.min.js" in page.text
+    assert "amplitude_V" in page.text and "/static/plotly-cartesian.min.js?v=" in page.text
     assert 'id="abort"' not in page.text  # not signed in, not running here
     missing = client.get("/api/runs/99")
     assert missing.status_code == 404 and "no run with id 99" in missing.json()["error"]
@@ -76,9 +80,16 @@ def test_run_page_and_unknown_run(client: TestClient) -> None:
 
 
 def test_static_files_are_served_locally(client: TestClient) -> None:
-    js = client.get("/static/plotly.min.js")
+    js = client.get("/static/plotly-cartesian.min.js")
     assert js.status_code == 200 and len(js.content) > 1_000_000 and b"plotly" in js.content[:2000].lower()
+    assert js.headers["content-encoding"] == "gzip" and int(js.headers["content-length"]) < len(js.content) / 2
+    assert "immutable" in js.headers["cache-control"]
+    plain = client.get("/static/plotly-cartesian.min.js", headers={"accept-encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.content == js.content
     assert client.get("/static/app.js").status_code == 200
+    runs_js = client.get("/static/runs.js")
+    assert runs_js.status_code == 200 and b'fetch("/api/runs"' in runs_js.content
+    assert '<script src="/static/runs.js">' in client.get("/runs", headers={"accept": "text/html"}).text
     assert client.get("/static/style.css").headers["content-type"].startswith("text/css")
     assert client.get("/static/../app.py").status_code == 404
     assert client.get("/static/secret.txt").status_code == 404
@@ -169,8 +180,8 @@ def test_view_matches_the_readings(client: TestClient, settings: object) -> None
 
 def test_sampled_first_view_of_a_large_run(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(live, "SAMPLE_ABOVE", 50)
-    monkeypatch.setattr(live, "SAMPLE_WINDOWS", 3)
-    monkeypatch.setattr(live, "SAMPLE_WINDOW_ROWS", 8)
+    monkeypatch.setattr(live, "SAMPLE_BLOCKS", 3)  # the run's three trains, 8 readings of each
+    monkeypatch.setattr(live, "SAMPLE_READINGS", 24)
     sampled = client.get("/api/runs/1/view", params={"sampled": "true"}).json()
     assert sampled["sampled"] is True and sampled["sampled_readings"] == 24
     assert sum(g[4] for g in sampled["groups"]) == 24
@@ -251,7 +262,9 @@ def test_bad_value_is_the_cli_message_and_writes_nothing(signed_in: TestClient, 
 
 def test_abort_and_resume_of_runs_not_running_here(signed_in: TestClient) -> None:
     abort = signed_in.post("/runs/1/abort", data=csrf(), headers=control_headers())
-    assert abort.status_code == 400 and abort.json()["error"] == "abort: run 1 is not running from this server"
+    assert abort.status_code == 400
+    assert abort.json()["error"] == "abort: run 1 is 'completed', not running; nothing changed"
+    assert "abort-requested" not in [e["kind"] for e in signed_in.get("/api/runs/1").json()["events"]]
     resume = signed_in.post("/runs/1/resume", data=csrf(), headers=control_headers())
     assert resume.status_code == 400
     assert resume.json()["error"] == "resume: run 1 is 'completed'; only interrupted or failed runs resume"
@@ -326,7 +339,10 @@ def test_start_abort_resume_through_the_engine(make_client: Callable[..., TestCl
     assert abort.status_code == 200 and abort.json()["status"] == "interrupted", (j["error"], j["events"][-4:])
     after = c.get(f"/api/runs/{run_id}").json()
     kinds = [e["kind"] for e in after["events"]]
-    assert "web-abort" in kinds and "safe-state" in kinds
+    assert kinds.index("abort-requested") < kinds.index("safe-state")
+    request = [e for e in after["events"] if e["kind"] == "abort-requested"][0]["detail"]
+    assert request["origin"]["via"] == "web" and request["origin"]["origin"] == ORIGIN
+    assert after["error"].startswith("aborted on request from web (")
     safe = [e for e in after["events"] if e["kind"] == "safe-state"][-1]["detail"]
     assert safe.get("confirmed") is True, safe
     assert after["readings"] >= run["readings"]  # every committed reading kept
@@ -338,6 +354,83 @@ def test_start_abort_resume_through_the_engine(make_client: Callable[..., TestCl
     again = c.post(f"/runs/{run_id}/abort", data=csrf(), headers=control_headers())
     j = c.get(f"/api/runs/{run_id}").json()
     assert again.status_code == 200 and again.json()["status"] == "interrupted", (j["error"], j["events"][-4:])
+
+
+def _cli_run(db: Path, cycles: int = 1_000_000) -> subprocess.Popen[bytes]:
+    exe = Path(sys.executable).with_name("rram-hil")
+    return subprocess.Popen([str(exe), "run", "potentiation-cycling", "--db", str(db), "--set", f"cycles={cycles}",
+                             "--no-plot"], cwd=db.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+
+
+def test_abort_of_a_run_started_from_the_cli(make_client: Callable[..., TestClient], tmp_path: Path) -> None:
+    """The run is another process's: the request goes through the store, its engine stops it."""
+    db = tmp_path / "cli.sqlite"
+    cli = _cli_run(db)
+    try:
+        c = make_client(signed_in=True, db=str(db), artifact_dir=tmp_path)
+        assert _wait(lambda: wait_for_readings(db, 500, cli, deadline_s=1.0) >= 500)
+        run = c.get("/api/runs/1").json()
+        assert run["status"] == "running" and run["abortable"] is True
+        abort = c.post("/runs/1/abort", data=csrf(), headers=control_headers())
+        assert abort.status_code == 200 and abort.json() == {"run_id": 1, "status": "interrupted"}
+        assert cli.wait(timeout=120) == 130
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+    after = c.get("/api/runs/1").json()
+    assert after["status"] == "interrupted" and after["readings"] >= run["readings"]
+    kinds = [e["kind"] for e in after["events"]]
+    assert kinds[-2:] == ["abort-requested", "safe-state"]
+    assert after["events"][-2]["detail"]["origin"]["via"] == "web"
+    assert after["events"][-1]["detail"]["confirmed"] is True
+
+
+def _pause_outside_a_write(proc: subprocess.Popen[bytes], db: Path, deadline_s: float = 60.0) -> None:
+    """SIGSTOP ``proc`` at a moment it holds no write lock on ``db`` (tried again, with SIGCONT
+    in between, while a write of another connection cannot begin)."""
+    import sqlite3
+
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        os.kill(proc.pid, signal.SIGSTOP)
+        con = sqlite3.connect(db, timeout=0.05, isolation_level=None)
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            con.execute("ROLLBACK")
+            return
+        except sqlite3.OperationalError:
+            os.kill(proc.pid, signal.SIGCONT)
+        finally:
+            con.close()
+    pytest.fail(f"the run held the write lock whenever it was paused, for {deadline_s} s")
+
+
+def test_abort_pending_when_the_run_is_killed(make_client: Callable[..., TestClient], tmp_path: Path) -> None:
+    """A paused run cannot see the request (pending: 202); killed then, it is marked interrupted, and
+    a second abort says so in one line and writes nothing."""
+    db = tmp_path / "killed.sqlite"
+    cli = _cli_run(db)
+    try:
+        c = make_client(signed_in=True, db=str(db), artifact_dir=tmp_path)
+        assert _wait(lambda: wait_for_readings(db, 500, cli, deadline_s=1.0) >= 500)
+        _pause_outside_a_write(cli, db)
+        c.app.state.manager.abort_wait_s = 0.3  # type: ignore[attr-defined]
+        pending = c.post("/runs/1/abort", data=csrf(), headers=control_headers())
+        assert pending.status_code == 202 and pending.json()["status"] == "running"
+        assert pending.json()["message"] == "abort: requested; run 1 has not stopped yet (it stops at its next commit)"
+        kept = c.get("/api/runs/1").json()["readings"]
+        cli.kill()
+        cli.wait(timeout=60)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+    again = c.post("/runs/1/abort", data=csrf(), headers=control_headers())
+    assert again.status_code == 400
+    assert again.json()["error"] == "abort: run 1 is 'interrupted', not running; nothing changed"
+    after = c.get("/api/runs/1").json()
+    assert after["status"] == "interrupted" and after["readings"] == kept  # every committed reading kept
+    assert [e["kind"] for e in after["events"]] == ["abort-requested", "marked-interrupted"]
+    assert after["abortable"] is False and after["resumable"] is True
 
 
 # ---------------------------------------------------------------------- plots per protocol kind

@@ -22,7 +22,6 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
-from playwright.sync_api import Error as PlaywrightError
 
 from hil.engine import RunEngine
 from hil.station import load_station
@@ -111,15 +110,8 @@ def shot(page: Page, tmp_path: Path, name: str) -> Path:
 
 
 def goto(page: Page, path: str) -> None:
-    """Open ``path``. The runs list reloads itself every 3 s, and a reload that starts as a
-    navigation from it does interrupts that navigation (Playwright raises): then it is tried
-    again, once."""
-    try:
-        page.goto(path)
-    except PlaywrightError as exc:
-        if "interrupted by another navigation" not in str(exc):
-            raise
-        page.goto(path)
+    """Open ``path`` (the runs list updates itself in place: no reload races a navigation)."""
+    page.goto(path)
 
 
 def points(page: Page) -> int:
@@ -189,6 +181,8 @@ def test_start_from_the_form_and_watch_it_grow(page: Page, tmp_path: Path) -> No
 def test_run_from_the_cli_appears_and_updates(page: Page, server: str, lab: Path, tmp_path: Path) -> None:
     next_id = max(r["id"] for r in httpx.get(f"{server}/api/runs").json()) + 1
     cycles = 60
+    goto(page, "/runs")  # open before the run exists: it appears in the list as it is
+    page.evaluate("window.sameList = true")  # gone if the page reloaded
     cli = subprocess.Popen([RRAM_HIL, "run", "potentiation-cycling", "--set", "cells=all",
                             "--set", f"cycles={cycles}", "--db", "lab.sqlite", "--no-plot"], cwd=lab,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
@@ -197,8 +191,8 @@ def test_run_from_the_cli_appears_and_updates(page: Page, server: str, lab: Path
         # its page shows it running: however fast the twin, the page sees it before it ends
         wait_committed(server, next_id, cli)
         os.kill(cli.pid, signal.SIGSTOP)
-        goto(page, "/runs")
-        page.wait_for_selector(f"tr[data-run='{next_id}']")  # the list reloads itself
+        page.wait_for_selector(f"tr[data-run='{next_id}'][data-status='running']")  # updated in place
+        assert page.evaluate("window.sameList === true && window.rramRuns.updates > 0")
         page.click(f"tr[data-run='{next_id}'] a")
         page.wait_for_selector("#plot[data-rendered='1']")
         assert page.inner_text("#status") == "running"
@@ -229,10 +223,38 @@ def test_abort_keeps_the_readings(page: Page, server: str, tmp_path: Path) -> No
     run = httpx.get(f"{server}/api/runs/{run_id}").json()
     assert run["status"] == "interrupted" and run["readings"] == shown and shown >= 1024 * 50
     kinds = [e["kind"] for e in run["events"]]
-    assert kinds.index("web-abort") < kinds.index("safe-state")
+    assert kinds.index("abort-requested") < kinds.index("safe-state")
     assert points(page) >= 50
     assert page.locator("#resume").count() == 1  # potentiation-cycling resumes
     shot(page, tmp_path, "run-interrupted")
+
+
+def test_abort_of_a_run_started_from_the_cli(page: Page, server: str, lab: Path, tmp_path: Path) -> None:
+    """The run is another process's: the page's abort goes through the store to that run's engine."""
+    next_id = max(r["id"] for r in httpx.get(f"{server}/api/runs").json()) + 1
+    cli = subprocess.Popen([RRAM_HIL, "run", "potentiation-cycling", "--set", "cells=all", "--set", "cycles=100000",
+                            "--db", "lab.sqlite", "--no-plot"], cwd=lab,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        wait_committed(server, next_id, cli)
+        goto(page, f"/runs/{next_id}")
+        wait_points_above(page, 0)
+        assert page.inner_text("#status") == "running"
+        page.click("#abort")
+        page.wait_for_function("() => document.getElementById('status').textContent === 'interrupted'")
+        assert cli.wait(timeout=120) == 130  # the CLI run ended as Ctrl-C ends it
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+    page.wait_for_selector("#plot[data-exact='1']")
+    run = httpx.get(f"{server}/api/runs/{next_id}").json()
+    assert run["status"] == "interrupted" and run["readings"] == int(page.inner_text("#reading-count")) > 0
+    assert run["error"].startswith("aborted on request from web (")
+    kinds = [e["kind"] for e in run["events"]]
+    assert kinds[-2:] == ["abort-requested", "safe-state"]
+    assert run["events"][-1]["detail"]["confirmed"] is True
+    assert page.locator("#resume").count() == 1
+    shot(page, tmp_path, "run-cli-aborted")
 
 
 def test_bad_value_shows_the_field_error(page: Page, server: str, tmp_path: Path) -> None:
