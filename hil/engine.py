@@ -156,7 +156,7 @@ def parse_params(protocol: Protocol, values: Mapping[str, Any] | BaseModel) -> A
 
 
 @contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
+def terminate_as_interrupt() -> Iterator[None]:
     """Turn SIGTERM into :class:`RunInterrupted` (main thread only) for the duration of a run."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -328,7 +328,7 @@ class RunEngine:
         report: SafeStateReport | None = None
         watch = AbortWatch(self.store, ctx.run_id, self.abort_check_s)
         try:
-            with _terminate_as_interrupt():
+            with terminate_as_interrupt():
                 try:
                     with watch:
                         ctx.progress = _WatchedProgress(ctx.progress, watch)

@@ -193,7 +193,7 @@ def _search_choi2021(
     set_: list[str] | None,
 ) -> None:
     """``reproduce choi2021 --search N`` / ``--resume-search RUN``: see :mod:`protocols.training.search`."""
-    from hil.engine import prepare
+    from hil.engine import prepare, terminate_as_interrupt
     from hil.station import load_station
     from protocols.training.choi2021 import case_parameters, select_cases
     from protocols.training.search import (
@@ -266,7 +266,7 @@ def _search_choi2021(
             common, out_dir / "search", database, search_id, workers, scheduler, station_path
         )
         try:
-            with bad_input():
+            with bad_input(), terminate_as_interrupt():  # SIGTERM ends it as Ctrl-C does
                 outcome = run_search(
                     store, int(settings["trials"]), runner, search_id, int(settings["seed"]), report, common
                 )

@@ -277,6 +277,48 @@ def test_reproduce_search_runs_trials_of_the_scored_cases_and_ranks_them(tmp_pat
         assert (training["status"] == "completed").all()
 
 
+def test_a_terminated_search_is_marked_interrupted_and_says_how_to_resume(tmp_path: Path):
+    """SIGTERM (a job scheduler's stop, `kill`) ends a search as Ctrl-C does: the search run is
+    marked interrupted, not left running, and the command names --resume-search."""
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    from tests.helpers import write_tiny_mnist
+
+    data = write_tiny_mnist(tmp_path / "mnist", 40, 20)
+    out = tmp_path / "out"
+    db = out / "choi2021.sqlite"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hil.cli", "reproduce", "choi2021", "--search", "50", "--epochs", "1",
+         "--train-limit", "20", "--test-limit", "20", "--workers", "1", "--out", str(out), "--data-dir", str(data),
+         "--set", "hidden=4", "--set", "eval_batch=10"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "NO_COLOR": "1"},
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    done = 0
+    while done < 1 and time.monotonic() < deadline and proc.poll() is None:
+        if db.exists():
+            con = sqlite3.connect(db, timeout=10)
+            try:
+                done = con.execute("select count(*) from events where kind = 'search-trial'").fetchone()[0]
+            except sqlite3.OperationalError:
+                done = 0
+            con.close()
+    assert done >= 1 and proc.poll() is None, "the search did not finish a trial in time"
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, output
+    assert "--resume-search 1" in output and "Traceback" not in output
+    with Store(db) as store:
+        assert store.run(1).status == "interrupted"
+        finished, _ = stored_trials(store, 1)
+        assert len(finished) >= 1  # the trials done are kept
+
+
 def test_reproduce_search_bad_input_is_one_line_and_creates_nothing(tmp_path: Path):
     from typer.testing import CliRunner
 
