@@ -5,6 +5,8 @@ Registered on the main app by :func:`register` (from :mod:`hil.cli.app`).
 
 from __future__ import annotations
 
+import re
+import uuid
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,6 +14,9 @@ from typing import Annotated, Any
 import typer
 
 from hil.cli.common import Command, Group, bad_input, fail, open_store, out, parse_sets
+
+#: what ``reproduce choi2021 --sweep`` accepts as a sweep's name
+SWEEP_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 StationOption = Annotated[
     str | None, typer.Option("--station", help="station YAML file (default: the built-in twin)")
@@ -108,13 +113,25 @@ def reproduce_choi2021(
             help="search the paper's open choices: this many trials, each the scored cases on the short budget",
         ),
     ] = None,
+    sweep: Annotated[
+        str | None,
+        typer.Option(
+            "--sweep",
+            help="name of the sweep: run again under the same name (and --db), it reuses the cases that "
+            "completed and resumes the interrupted ones (default: a new name, printed)",
+        ),
+    ] = None,
     resume_search: Annotated[
         int | None, typer.Option("--resume-search", min=1, help="continue the interrupted search run RUN")
     ] = None,
 ) -> None:
     """Run the cases of Choi et al. 2021 on Dask, each its own run, and write the reproduced table
     (with --search: search the choices the paper leaves open, trials scored against the paper)."""
+    if sweep is not None and not SWEEP_NAME.fullmatch(sweep):
+        raise fail(f"--sweep: {sweep!r} is not a name (1-64 of A-Z a-z 0-9 _ . -)", 2)
     if search is not None or resume_search is not None:
+        if sweep is not None:
+            raise fail("--sweep: a search names the sweeps of its trials itself; leave --sweep out", 2)
         _search_choi2021(
             search, resume_search, epochs, train_limit, test_limit, workers, scheduler, out_dir, db,
             cases, data_dir, seed, station, set_,
@@ -143,8 +160,10 @@ def reproduce_choi2021(
     # workers open the database themselves: a file path is made absolute (their working directory differs)
     database = _database(db, out_dir)
     station_path = str(Path(station).resolve()) if station else None
+    sweep = sweep or uuid.uuid4().hex
     out.print(
-        f"{len(chosen)} case(s), {epochs} epoch(s) each, on {scheduler or f'{workers} local worker(s)'}"
+        f"sweep {sweep}: {len(chosen)} case(s), {epochs} epoch(s) each, on "
+        f"{scheduler or f'{workers} local worker(s)'} (continue it with --sweep {sweep})"
     )
 
     def report(row: dict[str, Any]) -> None:
@@ -155,7 +174,9 @@ def reproduce_choi2021(
         out.print(f"  {row['case']:<18} run {run:>4} {row['status']:<10} test {shown}{why}", soft_wrap=True)
 
     with bad_input():  # an unreachable scheduler, a database that cannot be opened: one line
-        result = run_sweep(chosen, common, out_dir, database, workers, scheduler, station_path, report)
+        result = run_sweep(
+            chosen, common, out_dir, database, workers, scheduler, station_path, report, sweep=sweep
+        )
     out.print(f"table: {result.table_md}")
     out.print(f"table: {result.table_csv}")
     for f in result.figures:

@@ -87,6 +87,36 @@ def test_tiny_sweep_on_a_local_cluster(tmp_path: Path) -> None:
             assert list(epochs_df(store, int(run_id))["epoch"]) == [0, 1]
 
 
+def test_a_named_sweep_run_again_reuses_its_completed_cases(tmp_path: Path) -> None:
+    data = write_tiny_mnist(tmp_path / "mnist", 40, 20)
+    out = tmp_path / "out"
+    args = ["reproduce", "choi2021", "--epochs", "1", "--train-limit", "20", "--test-limit", "20", "--workers", "1",
+            "--out", str(out), "--data-dir", str(data), "--cases", "fp,single_s10", "--set", "hidden=4",
+            "--set", "eval_batch=10", "--sweep", "lab-2026.a"]  # fmt: skip
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "sweep lab-2026.a:" in first.output and "--sweep lab-2026.a" in first.output
+    runs_before = pd.read_csv(out / "table.csv")["run_id"].tolist()
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert pd.read_csv(out / "table.csv")["run_id"].tolist() == runs_before  # the same runs, reused
+    with Store(out / "choi2021.sqlite") as store:
+        assert len(store.runs_df()) == 2  # nothing run twice
+    unnamed = CliRunner().invoke(app, args[:-2])
+    assert unnamed.exit_code == 0, unnamed.output
+    with Store(out / "choi2021.sqlite") as store:
+        assert len(store.runs_df()) == 4  # a sweep without a name is a new one
+
+
+@pytest.mark.parametrize("name", ["", "a b", "x" * 65, "../up"])
+def test_a_bad_sweep_name_is_one_line_and_changes_nothing(tmp_path: Path, name: str) -> None:
+    out = tmp_path / "o"
+    result = CliRunner().invoke(app, ["reproduce", "choi2021", "--out", str(out), "--sweep", name])
+    assert result.exit_code == 2
+    assert "--sweep:" in result.output and "Traceback" not in result.output
+    assert not out.exists()
+
+
 def test_bad_sweep_input_changes_nothing(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["reproduce", "choi2021", "--out", str(tmp_path / "o"), "--set", "lr=-1",
                                       "--data-dir", str(tmp_path)])  # fmt: skip
