@@ -163,7 +163,8 @@ def reproduce_choi2021(
     sweep = sweep or uuid.uuid4().hex
     out.print(
         f"sweep {sweep}: {len(chosen)} case(s), {epochs} epoch(s) each, on "
-        f"{scheduler or f'{workers} local worker(s)'} (continue it with --sweep {sweep})"
+        f"{scheduler or f'{workers} local worker(s)'} (continue it with --sweep {sweep})",
+        soft_wrap=True,
     )
 
     def report(row: dict[str, Any]) -> None:
