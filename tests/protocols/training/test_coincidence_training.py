@@ -8,7 +8,6 @@ coincidences, and a short run that learns.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,18 +21,6 @@ from hil.store import Store
 from hil.store.training import epochs_df
 from protocols.training import HybridTrainingParams
 from tests.protocols.training.test_hybrid_training import array_network, run
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> str:
-    from tests.helpers import write_tiny_mnist
-
-    return str(write_tiny_mnist(tmp_path / "mnist", 120, 40))
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "t.sqlite")
 
 
 def _stream_calls(backend: Any) -> list[tuple[str, np.ndarray, np.ndarray]]:

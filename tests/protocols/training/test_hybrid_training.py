@@ -29,20 +29,10 @@ from hil.types import Capabilities
 from protocols.training import HybridTrainingParams
 from protocols.training.devices import ArrayNetwork
 from protocols.training.layout import array_name
-from tests.helpers import RecordingBackend, twin_station, write_tiny_mnist
+from tests.helpers import RecordingBackend, twin_station
 from tests.helpers import run as run_protocol
 
 SMALL = {"hidden": [6], "train_limit": 40, "test_limit": 20, "eval_batch": 16, "track_interval": 10}
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> str:
-    return str(write_tiny_mnist(tmp_path / "mnist", 120, 40))
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "t.sqlite")
 
 
 def run(store: Store, data_dir: str, **params: Any) -> int:
