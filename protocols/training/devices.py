@@ -38,6 +38,7 @@ from hil.errors import ConfigError
 from hil.protocol import RunContext
 from hil.types import ProgramResult, Pulse
 from protocols.training.coincidence import draw_streams
+from protocols.training.counts import host_counts
 from protocols.training.layout import SIGNS, Layer, layers_of
 from protocols.training.params import HybridTrainingParams
 from protocols.training.phase import active_pair
@@ -119,6 +120,8 @@ class ArrayNetwork:
         self.p = params
         #: draws of the stochastic pulse-count mapping
         self.rng = rng
+        #: the general update path's counts (compiled; tests swap in ``host_counts_reference``)
+        self.host_counts = host_counts
         self.layers: list[Layer] = layers_of(params)
         self.set_pulse = Pulse(params.pulse_amplitude_V, params.pulse_width_s)
         self.reset_pulse = Pulse(params.reset_amplitude_V, params.reset_width_s)
@@ -302,19 +305,19 @@ class ArrayNetwork:
         rows = np.flatnonzero(x)
         if rows.size == 0:
             return
-        dw = -lr * np.multiply.outer(x[rows], delta)
+        x_rows = np.ascontiguousarray(x[rows], dtype=np.float64)
+        delta = np.ascontiguousarray(delta, dtype=np.float64)
+        stochastic = self.p.pulse_mapping == "stochastic"
+        no_draws = np.zeros((0, 0))
         for kind, sign in ((plus, 1.0), (minus, -1.0)):
-            p_counts = np.maximum(sign * dw, 0.0) / (lay.alpha * self.count_step(lay, kind))
-            if self.p.pulse_mapping == "stochastic":
-                floor = np.floor(p_counts)
-                sub = floor + (self.rng.random(p_counts.shape) < (p_counts - floor))
-            else:
-                sub = np.rint(p_counts)
-            sub = np.minimum(sub, min(lay.states[kind], self.max_count)).astype(np.int64)
-            rr, cc = np.nonzero(sub)  # row-major, as the dense count matrix would be taken
+            # one uniform per cell of the block for each device, drawn whatever the counts
+            u = self.rng.random((rows.size, delta.size)) if stochastic else no_draws
+            rr, cc, counts = self.host_counts(
+                x_rows, delta, -lr, sign, lay.alpha * self.count_step(lay, kind),
+                min(lay.states[kind], self.max_count), u, stochastic,
+            )  # fmt: skip
             if rr.size == 0:
                 continue
-            counts = sub[rr, cc]
             rr = rows[rr]
             self._mark(lay, plus, (rr, cc))
             name = lay.names[kind]
