@@ -136,9 +136,10 @@ def case_runs(store: Store, sweep: str, case: str) -> list[int]:
     return [int(r.run_id) for r in rows if r.detail == {"sweep": sweep, "case": case}]
 
 
-def _attempt(store: Store, engine: RunEngine, sweep: str, name: str) -> RunOutcome | None:
+def _attempt(store: Store, engine: RunEngine, sweep: str, name: str) -> tuple[RunOutcome, bool] | None:
     """What an earlier attempt of the case left: its completed run (reused as it is), or its
-    interrupted run resumed from the checkpoint; ``None`` when there is nothing to continue.
+    interrupted run resumed from the checkpoint, with whether it was reused as it was (True) or
+    resumed (False); ``None`` when there is nothing to continue.
 
     A run of the case still ``running`` on another host belongs to a worker that Dask has given
     up (a task runs again only once its worker is gone): it is taken over with the store's
@@ -149,7 +150,7 @@ def _attempt(store: Store, engine: RunEngine, sweep: str, name: str) -> RunOutco
     runs = [store.run(r) for r in case_runs(store, sweep, name)]
     for info in runs:
         if info.status == "completed":
-            return RunOutcome(info.id, info.status, info.error)
+            return RunOutcome(info.id, info.status, info.error), True
     for info in reversed(runs):
         if store.load_checkpoint(info.id) is None:
             continue
@@ -162,7 +163,7 @@ def _attempt(store: Store, engine: RunEngine, sweep: str, name: str) -> RunOutco
                 info.id, "taken-over", {"reason": "the sweep's earlier attempt of the case was lost"}
             )
             store.release_run(info.id, "interrupted")
-        return engine.resume(info.id, plot=False)
+        return engine.resume(info.id, plot=False), False
     return None
 
 
@@ -186,8 +187,12 @@ def run_case(
     t0 = time.perf_counter()
     with _CaseStore(db, {"sweep": sweep, "case": name} if sweep else None) as store:
         engine = RunEngine(store)
-        outcome = _attempt(store, engine, sweep, name) if sweep else None
-        if outcome is None:
+        earlier = _attempt(store, engine, sweep, name) if sweep else None
+        # a case completed by an earlier attempt (another invocation of the sweep) is taken as it is
+        reused = earlier is not None and earlier[1]
+        if earlier is not None:
+            outcome = earlier[0]
+        else:
             outcome = engine.run(PROTOCOL, load_station(station), dict(params), plot=False)
         ep = epochs_df(store, outcome.run_id)
     trained = ep[ep["epoch"] > 0]
@@ -207,6 +212,9 @@ def run_case(
         "resets": int(ep["resets"].fillna(0).sum()),
         "energy_J": float(ep["energy_J"].fillna(0).sum()) if "energy_J" in ep else None,
         "wall_s": time.perf_counter() - t0,
+        # the run's own time on its worker, over every attempt (each epoch's training time)
+        "train_s": float(ep["wall_s"].fillna(0).sum()) if len(ep) else 0.0,
+        "reused": reused,
     }
 
 
@@ -216,6 +224,7 @@ def _lost_case(name: str, exc: BaseException) -> dict[str, Any]:
         "case": name, "run_id": None, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
         "measured_test_accuracy": None, "measured_train_accuracy": None, "best_test_accuracy": None,
         "epochs": 0, "switch_epoch": None, "pulses": 0, "resets": 0, "energy_J": None, "wall_s": 0.0,
+        "train_s": 0.0, "reused": False,
     }  # fmt: skip
 
 
@@ -345,6 +354,8 @@ def run_sweep(
             "status": r["status"],
             "error": r["error"],
             "wall_s": r["wall_s"],
+            "train_s": r["train_s"],
+            "reused": r["reused"],
             "note": case.note,
             "parameters": json.dumps(case.params, sort_keys=True),
         })  # fmt: skip
@@ -373,21 +384,32 @@ def write_table(
             return f"{v:.{digits}f}"
         return str(v)
 
+    settings = "Settings: " + ", ".join(f"{k}={v}" for k, v in sorted(common.items()))
+    settings += f"; wall time {wall_s:.0f} s" + (f" on {workers} worker(s)" if workers else "")
+    runs = {r["run_id"]: r for r in rows if r["run_id"] is not None}  # cases sharing a run count once
+    reused = [r for r in runs.values() if r.get("reused")]
+    if reused:
+        settings += (
+            f" for this invocation; {len(reused)} of its {len(runs)} runs were completed by earlier "
+            "invocations of the same sweep (`--sweep NAME`) and taken as they were"
+        )
+    train_total = sum(float(r.get("train_s") or 0.0) for r in runs.values())
+    settings += f". Training time of the runs, summed: {train_total:.0f} s (each epoch's training, evaluation excluded)"
     lines = [
         "# Choi et al. 2021 reproduced (rram-hil, hybrid-training on the twin)",
         "",
-        "Settings: " + ", ".join(f"{k}={v}" for k, v in sorted(common.items())) + f"; wall time {wall_s:.0f} s"
-        + (f" on {workers} worker(s)" if workers else ""),
+        settings,
         "",
         "| case | paper test acc (%) | measured test acc (%) | epochs | measured train acc (%) | switch epoch | "
-        "pulses | resets | run | note |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "pulses | resets | train time (min) | run | note |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]  # fmt: skip
     for r in rows:
+        minutes = float(r.get("train_s") or 0.0) / 60.0
         lines.append(
             f"| {r['case']} | {cell(r['paper_test_accuracy'])} | {cell(r['measured_test_accuracy'])} | "
             f"{r['epochs']} | {cell(r['measured_train_accuracy'])} | {cell(r['switch_epoch'])} | "
-            f"{r['pulses']:.3g} | {r['resets']} | {cell(r['run_id'])} | {r['note']} |"
+            f"{r['pulses']:.3g} | {r['resets']} | {minutes:.1f} | {cell(r['run_id'])} | {r['note']} |"
         )
     md = out / "table.md"
     md.write_text("\n".join(lines) + "\n")

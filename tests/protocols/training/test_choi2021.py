@@ -79,6 +79,13 @@ def test_tiny_sweep_on_a_local_cluster(tmp_path: Path) -> None:
     assert started[0] == "hybrid_s10_k10_stochastic", table[["case", "run_id"]]
     md = (out / "table.md").read_text()
     assert "| hybrid_s50_k10 | 97.00 |" in md and "epochs=1" in md
+    # each run's own training time (its epochs' wall_s), stated in the table and summed once
+    assert not table["reused"].any() and "earlier invocations" not in md
+    with Store(out / "choi2021.sqlite") as store:
+        trained = {int(r): float(epochs_df(store, int(r))["wall_s"].sum()) for r in table["run_id"].unique()}
+    assert (table["train_s"] > 0).all()
+    assert table["train_s"].tolist() == pytest.approx([trained[int(r)] for r in table["run_id"]])
+    assert f"Training time of the runs, summed: {sum(trained.values()):.0f} s" in md
     for fig in ("fig4abc.png", "fig4def.png", "fig5cde.png", "fig5f.png", "fig6abcd.png"):
         assert (out / fig).stat().st_size > 1000
     with Store(out / "choi2021.sqlite") as store:
@@ -99,7 +106,10 @@ def test_a_named_sweep_run_again_reuses_its_completed_cases(tmp_path: Path) -> N
     runs_before = pd.read_csv(out / "table.csv")["run_id"].tolist()
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0, again.output
-    assert pd.read_csv(out / "table.csv")["run_id"].tolist() == runs_before  # the same runs, reused
+    table = pd.read_csv(out / "table.csv")
+    assert table["run_id"].tolist() == runs_before  # the same runs, reused
+    assert table["reused"].all() and (table["train_s"] > 0).all()  # their time is still the runs' own
+    assert "2 of its 2 runs were completed by earlier invocations" in (out / "table.md").read_text()
     with Store(out / "choi2021.sqlite") as store:
         assert len(store.runs_df()) == 2  # nothing run twice
     unnamed = CliRunner().invoke(app, args[:-2])
