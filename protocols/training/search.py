@@ -438,14 +438,22 @@ def write_search_table(outcome: SearchOutcome, out: Any, settings: Mapping[str, 
         + ", ".join(f"{k}={v}" for k, v in sorted(settings.items())),
         "",
         "Score = RMS distance to the paper's accuracies (pp) + the trends' violations (pp); lower is better.",
+        "The accuracy columns are the trial's (%), the paper's in the first row. Each trial runs one seed,",
+        "and on a short budget a score moves by a few points from seed to seed (docs/training.md): confirm",
+        "a close ranking on more seeds (`--search 1 --seed S --set ...`) before trusting it.",
         "",
-        "| trial | score | RMS (pp) | violations (pp) | choices |",
-        "|---|---|---|---|---|",
+        "| trial | score | RMS (pp) | violations (pp) | " + " | ".join(_target_label(c, k) for c, k, _ in PAPER_TARGETS)
+        + " | choices |",
+        "|---|---|---|---|" + "---|" * len(PAPER_TARGETS) + "---|",
+        "| paper | - | - | - | " + " | ".join(f"{v:.2f}" for _, _, v in PAPER_TARGETS) + " | - |",
     ]
     for t in ranked:
         choices = ", ".join(f"{k}={v}" for k, v in sorted(t.parameters.items()))
+        measured = " | ".join(
+            f"{v + t.deviations[f'{c}:{k}']:.2f}" if f"{c}:{k}" in t.deviations else "-" for c, k, v in PAPER_TARGETS
+        )
         lines.append(
-            f"| {t.number} | {t.score:.2f} | {t.rms_pp:.2f} | {sum(t.violations.values()):.2f} | {choices} |"
+            f"| {t.number} | {t.score:.2f} | {t.rms_pp:.2f} | {sum(t.violations.values()):.2f} | {measured} | {choices} |"
         )
     best = outcome.best
     searched = {c.name for c in SEARCH_SPACE} | {"w_max"}
@@ -456,6 +464,11 @@ def write_search_table(outcome: SearchOutcome, out: Any, settings: Mapping[str, 
     md = out / "search.md"
     md.write_text("\n".join(lines))
     return md
+
+
+def _target_label(case: str, column: str) -> str:
+    """A table header for one paper target: the case, and the column when it is not the test's."""
+    return case if column == "test" else f"{case} {column}"
 
 
 def _cli_value(value: Any) -> str:

@@ -259,6 +259,10 @@ def test_reproduce_search_runs_trials_of_the_scored_cases_and_ranks_them(tmp_pat
     assert "best: trial" in result.output
     md = (out / "search.md").read_text()
     assert md.count("| 0 |") + md.count("| 1 |") == 2 and "--set loss=" in md
+    # each trial's accuracy on every paper target, next to the paper's (the first row)
+    header = next(line for line in md.splitlines() if line.startswith("| trial |"))
+    assert "| fp | hybrid_s50_k10 | hybrid_s50_k10 train |" in header
+    assert "| paper | - | - | - | 97.92 | 97.00 | 99.66 |" in md
     searching = next(line for line in result.output.splitlines() if line.startswith("searching: "))
     assert "loss" in searching and "fine_counts" not in searching  # a choice set is not searched
     assert "--set fine_counts=same" in md  # and the confirming command keeps it
