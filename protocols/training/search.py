@@ -304,7 +304,9 @@ def run_search(
     space = free_space(fixed or {})
     finished, started = stored_trials(store, search_id, unfinished_only=False)
     pending = {n: d for n, d in started.items() if n not in {t.number for t in finished}}
-    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
+    study = optuna.create_study(
+        direction="minimize", sampler=optuna.samplers.TPESampler(seed=sampler_seed(seed, started))
+    )
     for record in finished:
         start = started[record.number]
         dists = {k: json_to_distribution(v) for k, v in start["distributions"].items()}
@@ -348,6 +350,21 @@ def run_search(
         raise
     store.finish_run(search_id, "completed")
     return SearchOutcome(search_id, finished)
+
+
+def sampler_seed(seed: int, started: Mapping[int, Any]) -> int:
+    """The optimiser's seed for a search that has started the trials ``started`` (by number).
+
+    A new search uses ``seed`` itself. A resumed one must not: the sampler's generator would start
+    over and draw the same choices as the first trials again (its first ten are random draws),
+    so it is seeded from ``seed`` and the number of the first trial it will start, the same
+    for the same interruption, different from every earlier start."""
+    if not started:
+        return int(seed)
+    import numpy as np
+
+    first_new = max(started) + 1
+    return int(np.random.SeedSequence([int(seed), first_new]).generate_state(1)[0])
 
 
 def start_search(store: Any, parameters: Mapping[str, Any], station: Mapping[str, Any]) -> int:

@@ -226,6 +226,8 @@ def test_a_killed_search_resumes_once_rerunning_the_trial_it_was_in(tmp_path: Pa
     # trial 2 ran again with the choices it had, then trial 3; nothing doubled
     assert second.calls[0] == first.calls[2]
     assert len(second.calls) == 2
+    # trial 3 is a new draw: the resumed optimiser does not replay the first trials' choices
+    assert second.calls[1] not in first.calls
     assert [t.number for t in outcome.trials] == [0, 1, 2, 3]
     with Store(db) as store:
         done, pending = stored_trials(store, sid)
