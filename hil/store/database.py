@@ -282,16 +282,28 @@ class Store:
 
     def _use_wal(self) -> None:
         """Put an rram-hil SQLite file (checked by now: new, or ours) in WAL mode, where readers
-        never block the writer; the mode stays with the file. A read-only file keeps its mode."""
-        with self.engine.connect() as conn:
-            mode = str(conn.exec_driver_sql("PRAGMA journal_mode").scalar() or "").lower()
-            if mode in ("wal", "memory"):
-                return
-            try:
-                conn.exec_driver_sql("PRAGMA journal_mode=WAL")
-            except DBAPIError as exc:
-                if "readonly" not in cause(exc).lower():
-                    raise
+        never block the writer; the mode stays with the file. A read-only file keeps its mode.
+
+        Several processes opening a new file at once race for the switch, and SQLite may refuse
+        it at once ("database is locked") instead of waiting out the busy timeout, depending on
+        the locks the others hold at that moment: it is tried again, until the mode is WAL (this
+        connection's switch or another's) or the busy timeout has passed."""
+        deadline = time.monotonic() + (self.busy_timeout_s or 0.0)
+        while True:
+            with self.engine.connect() as conn:
+                mode = str(conn.exec_driver_sql("PRAGMA journal_mode").scalar() or "").lower()
+                if mode in ("wal", "memory"):
+                    return
+                try:
+                    conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+                    return
+                except DBAPIError as exc:
+                    message = cause(exc).lower()
+                    if "readonly" in message:
+                        return
+                    if "locked" not in message or time.monotonic() >= deadline:
+                        raise
+            time.sleep(0.01)  # another process holds the file for a moment
 
     # ------------------------------------------------------------------ connection
     @property

@@ -412,3 +412,34 @@ def test_a_sample_is_the_head_of_evenly_spaced_blocks(store: Store) -> None:
     pot = store.readings_sample(run_id, readings=4, blocks_at_most=2, kinds=["potentiation"])
     assert set(pot["kind"]) == {"potentiation"} and len(pot) == 4
     assert store.readings_sample(run_id, 10, 5, kinds=["none"]).empty
+
+
+def test_the_switch_to_wal_waits_for_another_connections_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite refuses ``PRAGMA journal_mode=WAL`` at once, without its busy timeout, while another
+    connection holds a write lock (as when several processes open a new file together and one
+    of them is creating the schema): the store tries the switch again until the lock is gone."""
+    import threading
+
+    from hil.store import database
+
+    path = tmp_path / "new.sqlite"
+    Store(path).close()
+    plain = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    plain.execute("PRAGMA journal_mode=DELETE")  # the file as a new one is before its first switch
+    plain.execute("BEGIN IMMEDIATE")  # another process's write lock, as while it creates the schema
+    refused = threading.Event()
+    real_sleep = database.time.sleep
+
+    def released_when_refused(seconds: float) -> None:
+        if not refused.is_set():  # the switch was refused once: the other writer commits now
+            refused.set()
+            plain.execute("COMMIT")
+        real_sleep(seconds)
+
+    monkeypatch.setattr(database.time, "sleep", released_when_refused)
+    with Store(path) as store:
+        assert store.conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    assert refused.is_set()  # it was refused while the lock was held, and tried again
+    plain.close()
