@@ -174,7 +174,7 @@ def test_start_from_the_form_and_watch_it_grow(page: Page, tmp_path: Path) -> No
     assert later % 50 == 0  # whole trains: one point per pulse of each committed cycle
     shot(page, tmp_path, "run-live")
     page.click("#abort")  # leave nothing running for the next test
-    page.wait_for_function("() => document.getElementById('status').textContent === 'interrupted'")
+    page.wait_for_function("() => document.getElementById('status')?.textContent === 'interrupted'")
     assert run_id > 1
 
 
@@ -204,7 +204,7 @@ def test_run_from_the_cli_appears_and_updates(page: Page, server: str, lab: Path
     finally:
         if cli.poll() is None:
             cli.kill()
-    page.wait_for_function("() => document.getElementById('status').textContent === 'completed'")
+    page.wait_for_function("() => document.getElementById('status')?.textContent === 'completed'")
     page.wait_for_selector("#plot[data-exact='1']")
     # the status shows at once, the points at the next draw (at most 4 a second): wait for that draw
     # of every pulse of every cycle, once; a point lost or doubled times out here. (One check in the
@@ -218,7 +218,7 @@ def test_abort_keeps_the_readings(page: Page, server: str, tmp_path: Path) -> No
     run_id = start_from_form(page, cells="all", cycles="1000")
     wait_points_above(page, 0)
     page.click("#abort")
-    page.wait_for_function("() => document.getElementById('status').textContent === 'interrupted'")
+    page.wait_for_function("() => document.getElementById('status')?.textContent === 'interrupted'")
     page.wait_for_selector("#plot[data-exact='1']")
     shown = int(page.inner_text("#reading-count"))
     run = httpx.get(f"{server}/api/runs/{run_id}").json()
@@ -242,7 +242,7 @@ def test_abort_of_a_run_started_from_the_cli(page: Page, server: str, lab: Path,
         wait_points_above(page, 0)
         assert page.inner_text("#status") == "running"
         page.click("#abort")
-        page.wait_for_function("() => document.getElementById('status').textContent === 'interrupted'")
+        page.wait_for_function("() => document.getElementById('status')?.textContent === 'interrupted'")
         assert cli.wait(timeout=120) == 130  # the CLI run ended as Ctrl-C ends it
     finally:
         if cli.poll() is None:
