@@ -107,6 +107,10 @@ def verify_pulses(shortfall_S: np.ndarray, step_S: float, iteration: int, most: 
     )
 
 
+#: the uniform draws :func:`host_counts` gets when it rounds (it reads none), made once
+_NO_DRAWS = np.zeros((0, 0))
+_NO_DRAWS.flags.writeable = False
+
 #: An incremental saturation check reads a cell list while at most this fraction of cells moved.
 _INCREMENTAL_MOST = 0.25
 
@@ -308,10 +312,9 @@ class ArrayNetwork:
         x_rows = np.ascontiguousarray(x[rows], dtype=np.float64)
         delta = np.ascontiguousarray(delta, dtype=np.float64)
         stochastic = self.p.pulse_mapping == "stochastic"
-        no_draws = np.zeros((0, 0))
         for kind, sign in ((plus, 1.0), (minus, -1.0)):
             # one uniform per cell of the block for each device, drawn whatever the counts
-            u = self.rng.random((rows.size, delta.size)) if stochastic else no_draws
+            u = self.rng.random((rows.size, delta.size)) if stochastic else _NO_DRAWS
             rr, cc, counts = self.host_counts(
                 x_rows, delta, -lr, sign, lay.alpha * self.count_step(lay, kind),
                 min(lay.states[kind], self.max_count), u, stochastic,
