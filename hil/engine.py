@@ -67,6 +67,11 @@ class AbortWatch:
     inside a write, so the engine then does what it does for Ctrl-C: safe state (outputs off,
     routes open), every committed reading kept, the run marked ``interrupted``. A request from
     before a resume (one left by a process killed before it saw it) is not seen again.
+
+    It also raises again, at the next commit, an interrupt signal that :func:`interrupt_signals`
+    recorded in :attr:`signalled`: Python drops a ``KeyboardInterrupt`` that its handler raises
+    inside a finaliser (``__del__``, a weakref callback), printing "Exception ignored", and the run
+    would go on as if Ctrl-C had never been pressed.
     """
 
     def __init__(self, store: Store, run_id: int, interval_s: float | None = ABORT_CHECK_S) -> None:
@@ -78,17 +83,18 @@ class AbortWatch:
         self._next = 0.0
         self._thread: threading.Thread | None = None
         self._previous: Callable[[], None] | None = None
+        #: an interrupt signal received during the run, not yet seen by the engine
+        self.signalled: KeyboardInterrupt | None = None
 
     def __enter__(self) -> AbortWatch:
-        if self.interval_s is None:
-            return self
-        # a new run sees every request; a resumed one those since it was resumed (an older one
-        # was for the run's earlier process, which was killed before it saw it)
-        self.after_event_id = self.store.last_event_id(self.run_id, kind="resumed")
+        if self.interval_s is not None:
+            # a new run sees every request; a resumed one those since it was resumed (an older
+            # one was for the run's earlier process, which was killed before it saw it)
+            self.after_event_id = self.store.last_event_id(self.run_id, kind="resumed")
         self._thread = threading.current_thread()
         self._previous = self.store.after_commit
         self.store.after_commit = self.check
-        self._next = time.monotonic() + self.interval_s
+        self._next = time.monotonic() + (self.interval_s or 0.0)
         self.armed = True
         return self
 
@@ -103,11 +109,18 @@ class AbortWatch:
 
     def check(self) -> None:
         """Raise :class:`RunInterrupted` if an abort was requested (looked up at most every
-        ``interval_s``; otherwise this costs one clock read)."""
-        if not self.armed or self.interval_s is None:
+        ``interval_s``; otherwise this costs one clock read), or the interrupt signal recorded in
+        :attr:`signalled` if its own raise was lost."""
+        if not self.armed or threading.current_thread() is not self._thread:
+            return
+        if self.signalled is not None and not self.store.conn.in_transaction():
+            interrupt, self.signalled = self.signalled, None
+            self.disarm()
+            raise interrupt
+        if self.interval_s is None:
             return
         now = time.monotonic()
-        if now < self._next or threading.current_thread() is not self._thread:
+        if now < self._next:
             return
         if self.store.conn.in_transaction():  # inside a write: at its commit
             return
@@ -156,20 +169,32 @@ def parse_params(protocol: Protocol, values: Mapping[str, Any] | BaseModel) -> A
 
 
 @contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into :class:`RunInterrupted` (main thread only) for the duration of a run."""
+def interrupt_signals(watch: AbortWatch | None = None) -> Iterator[None]:
+    """For the duration of a run (main thread only): SIGTERM raises :class:`RunInterrupted`, as
+    Ctrl-C (SIGINT) raises ``KeyboardInterrupt``. With ``watch``, each signal is also recorded in
+    ``watch.signalled``, which raises it again at the run's next commit should the first raise be
+    lost (see :class:`AbortWatch`)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
-    def handler(signum: int, frame: Any) -> None:
-        raise RunInterrupted(f"received signal {signal.Signals(signum).name}")
+    def on_signal(signum: int, frame: Any) -> None:
+        interrupt = (
+            KeyboardInterrupt()
+            if signum == signal.SIGINT
+            else RunInterrupted(f"received signal {signal.Signals(signum).name}")
+        )
+        if watch is not None:
+            watch.signalled = interrupt
+        raise interrupt
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    kinds = (signal.SIGTERM, signal.SIGINT) if watch is not None else (signal.SIGTERM,)
+    previous = {kind: signal.signal(kind, on_signal) for kind in kinds}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for kind, handler in previous.items():
+            signal.signal(kind, handler)
 
 
 def prepare(
@@ -328,7 +353,7 @@ class RunEngine:
         report: SafeStateReport | None = None
         watch = AbortWatch(self.store, ctx.run_id, self.abort_check_s)
         try:
-            with terminate_as_interrupt():
+            with interrupt_signals(watch):
                 try:
                     with watch:
                         ctx.progress = _WatchedProgress(ctx.progress, watch)

@@ -215,7 +215,7 @@ def _search_choi2021(
     set_: list[str] | None,
 ) -> None:
     """``reproduce choi2021 --search N`` / ``--resume-search RUN``: see :mod:`protocols.training.search`."""
-    from hil.engine import prepare, terminate_as_interrupt
+    from hil.engine import interrupt_signals, prepare
     from hil.station import load_station
     from protocols.training.choi2021 import case_parameters, select_cases
     from protocols.training.search import (
@@ -288,7 +288,7 @@ def _search_choi2021(
             common, out_dir / "search", database, search_id, workers, scheduler, station_path
         )
         try:
-            with bad_input(), terminate_as_interrupt():  # SIGTERM ends it as Ctrl-C does
+            with bad_input(), interrupt_signals():  # SIGTERM ends it as Ctrl-C does
                 outcome = run_search(
                     store, int(settings["trials"]), runner, search_id, int(settings["seed"]), report, common
                 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -231,3 +233,43 @@ def test_default_plot_names_never_collide_across_databases(tmp_path: Path, stati
         "bench-b-run-0001-conductance-map.png",
     ]
     assert all(p.exists() for p in written)
+
+
+class CtrlCInAFinaliser(Protocol):
+    """Pulse trains; during the third, Ctrl-C arrives while Python runs a finaliser, which prints
+    the handler's ``KeyboardInterrupt`` as "Exception ignored" and drops it."""
+
+    name = "ctrl-c-in-a-finaliser"
+    title = "test protocol"
+
+    class Params(Params):
+        trains: int = 40
+
+    def execute(self, ctx: RunContext, params: Any) -> None:
+        for k in range(params.trains):
+            if k == 2:
+                Finalised()  # collected at once: its __del__ runs here
+            res = ctx.backend.pulse("A", [(0, 0)], Pulse(2.0, 1e-4), 5, read_after=True)
+            ctx.log_train(res, purpose="potentiation", cycle=k)
+
+    def plot(self, store, run_id, path):
+        return None
+
+
+class Finalised:
+    def __del__(self) -> None:
+        signal.raise_signal(signal.SIGINT)  # the handler runs, and raises, inside __del__
+
+
+def test_a_ctrl_c_lost_in_a_finaliser_still_stops_the_run_at_its_next_commit(
+    store, station, monkeypatch
+) -> None:
+    dropped: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", dropped.append)  # where Python reports it
+    before = signal.getsignal(signal.SIGINT)
+    out = RunEngine(store, abort_check_s=None).run(CtrlCInAFinaliser(), station, {})
+    assert [type(d.exc_value) for d in dropped] == [KeyboardInterrupt]  # the first raise was lost
+    assert out.status == "interrupted" and out.error == "interrupted by the user (Ctrl-C)"
+    assert len(store.readings_df(out.run_id)) == 3 * 5  # stopped once the third train was committed
+    assert list(store.events_df(out.run_id)["kind"])[-1] == "safe-state"
+    assert signal.getsignal(signal.SIGINT) is before  # the run's handlers are taken down
