@@ -254,6 +254,8 @@ def expected_cost(params: Mapping[str, Any]) -> float:
         return 0.2
     cost = 1.0
     cost *= {"stochastic": 3.0, "coincidence": 2.5}.get(str(params.get("pulse_mapping", "round")), 1.0)
+    if params.get("fine_pulse_mapping") == "stochastic" and params.get("pulse_mapping", "round") == "round":
+        cost *= 2.0  # most epochs are fine tuning's
     if params.get("fine_counts") == "rescaled":
         cost *= 2.0
     c2c = params.get("c2c_sigma_over_mu")

@@ -14,7 +14,8 @@ weights in weight units (``W = a * sum_s s G``, ``a`` the layer's weight per sie
   pulse-coincidence outer product) or stochastically rounded (one ``program_cells`` per array
   listing only the pulsed cells, row-major), or (``pulse_mapping=coincidence``) the coincidences
   of stochastic row and column pulse streams of ``bit_length`` slots, one ``program_streams`` per
-  array (two with signed inputs). Depression is never used for updates.
+  array (two with signed inputs). Fine tuning may map its g pair's updates its own way
+  (``fine_pulse_mapping``). Depression is never used for updates.
 - Occasional reset (:meth:`ArrayNetwork.check_saturation`, Burr et al. 2015): a pair with one
   device above ``reset_level`` of its window (and the other above ``1 - reset_level``) gets a
   strong reset of both devices, and its net conductance is re-programmed onto one device by
@@ -281,6 +282,13 @@ class ArrayNetwork:
         return back[:-1] if self.p.bias else back
 
     # ------------------------------------------------------------------ update
+    def pulse_mapping(self, phase: str) -> str:
+        """How a phase's weight changes become pulse counts: ``pulse_mapping``, or in fine tuning
+        ``fine_pulse_mapping`` unless that is ``same``."""
+        if phase == "fine" and self.p.fine_pulse_mapping != "same":
+            return self.p.fine_pulse_mapping
+        return self.p.pulse_mapping
+
     def update(
         self,
         lay: Layer,
@@ -293,16 +301,18 @@ class ArrayNetwork:
     ) -> None:
         """Apply ``dW = -lr delta x^T`` to the layer's active pair (G in dynamic, g in fine tuning).
 
-        Pulse counts are ``|dW|`` over :meth:`count_step` (rounded, or stochastically rounded).
+        Pulse counts are ``|dW|`` over :meth:`count_step` (rounded, stochastically rounded, or
+        counted coincidences of pulse streams), by the phase's :meth:`pulse_mapping`.
 
         ``nonnegative`` says ``x >= 0`` is known (pixels, sigmoid outputs), sparing a check.
         """
         plus, minus = active_pair(phase)
         lr = self.p.lr
-        if self.p.pulse_mapping == "round" and (nonnegative or x.min() >= 0.0):
+        mapping = self.pulse_mapping(phase)
+        if mapping == "round" and (nonnegative or x.min() >= 0.0):
             self._update_outer(lay, x, delta, plus, minus, epoch, sample)
             return
-        if self.p.pulse_mapping == "coincidence":
+        if mapping == "coincidence":
             self._update_streams(lay, x, delta, plus, minus, epoch, sample)
             return
         # general path: host-computed counts (signed inputs, or stochastic rounding)
@@ -311,7 +321,7 @@ class ArrayNetwork:
             return
         x_rows = np.ascontiguousarray(x[rows], dtype=np.float64)
         delta = np.ascontiguousarray(delta, dtype=np.float64)
-        stochastic = self.p.pulse_mapping == "stochastic"
+        stochastic = mapping == "stochastic"
         for kind, sign in ((plus, 1.0), (minus, -1.0)):
             # one uniform per cell of the block for each device, drawn whatever the counts
             u = self.rng.random((rows.size, delta.size)) if stochastic else _NO_DRAWS
@@ -458,7 +468,12 @@ class ArrayNetwork:
             mask[at] = True
 
     def check_saturation(
-        self, phase: str, epoch: int, sample: int, layers: list[Layer] | None = None, incremental: bool = False
+        self,
+        phase: str,
+        epoch: int,
+        sample: int,
+        layers: list[Layer] | None = None,
+        incremental: bool = False,
     ) -> int:
         """Reset the active pairs that near saturation (Burr et al. 2015); returns the pairs reset.
 

@@ -215,8 +215,18 @@ class PulseParams(Params):
         "pulse count per cell: round(|dW|/step), stochastic rounding, or the coincidences of "
         "stochastic row and column pulse streams (expected count |dW|/step)",
     )
+    fine_pulse_mapping: Literal["same", "round", "stochastic", "coincidence"] = quantity(
+        "same",
+        "",
+        "fine tuning's pulse count per cell (the g pair's updates): the same as pulse_mapping, or "
+        "one of its mappings of its own",
+    )
     bit_length: int = quantity(
-        10, "", "pulse_mapping=coincidence: time slots of the row and column streams per update", ge=1, le=1000
+        10,
+        "",
+        "pulse_mapping=coincidence: time slots of the row and column streams per update",
+        ge=1,
+        le=1000,
     )
     read_voltage_V: float = quantity(0.5, "V", "largest VMM drive (inputs scaled to it)", gt=0, le=5)
     pulse_amplitude_V: float = quantity(2.0, "V", "potentiation pulse amplitude", gt=0, le=20)

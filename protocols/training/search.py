@@ -120,6 +120,7 @@ class Choice:
 SEARCH_SPACE: tuple[Choice, ...] = (
     Choice("pulse_mapping", choices=("round", "stochastic", "coincidence")),
     Choice("bit_length", low=4, high=128, log=True, integer=True, when=("pulse_mapping", "coincidence")),
+    Choice("fine_pulse_mapping", choices=("same", "stochastic")),
     Choice("loss", choices=("mse", "cross_entropy")),
     Choice("fine_counts", choices=("same", "rescaled")),
     Choice("w_max_0", low=0.125, high=4.0, log=True),
@@ -459,7 +460,8 @@ def write_search_table(outcome: SearchOutcome, out: Any, settings: Mapping[str, 
         "and on a short budget a score moves by a few points from seed to seed (docs/training.md): confirm",
         "a close ranking on more seeds (`--search 1 --seed S --set ...`) before trusting it.",
         "",
-        "| trial | score | RMS (pp) | violations (pp) | " + " | ".join(_target_label(c, k) for c, k, _ in PAPER_TARGETS)
+        "| trial | score | RMS (pp) | violations (pp) | "
+        + " | ".join(_target_label(c, k) for c, k, _ in PAPER_TARGETS)
         + " | choices |",
         "|---|---|---|---|" + "---|" * len(PAPER_TARGETS) + "---|",
         "| paper | - | - | - | " + " | ".join(f"{v:.2f}" for _, _, v in PAPER_TARGETS) + " | - |",
@@ -467,7 +469,8 @@ def write_search_table(outcome: SearchOutcome, out: Any, settings: Mapping[str, 
     for t in ranked:
         choices = ", ".join(f"{k}={v}" for k, v in sorted(t.parameters.items()))
         measured = " | ".join(
-            f"{v + t.deviations[f'{c}:{k}']:.2f}" if f"{c}:{k}" in t.deviations else "-" for c, k, v in PAPER_TARGETS
+            f"{v + t.deviations[f'{c}:{k}']:.2f}" if f"{c}:{k}" in t.deviations else "-"
+            for c, k, v in PAPER_TARGETS
         )
         lines.append(
             f"| {t.number} | {t.score:.2f} | {t.rms_pp:.2f} | {sum(t.violations.values()):.2f} | {measured} | {choices} |"

@@ -166,6 +166,33 @@ def test_stochastic_mapping_rounds_up_with_the_fraction(store: Store, data_dir: 
     assert totals / (20 * lay.rows * lay.cols) == pytest.approx(0.3, abs=0.05)
 
 
+def test_fine_tuning_maps_its_updates_its_own_way(store: Store, data_dir: str) -> None:
+    """``fine_pulse_mapping=stochastic`` with ``pulse_mapping=round``: an update of 0.3 pulse a
+    cell moves nothing in dynamic tuning (rounded to 0) and lands with its probability on g."""
+    net, backend = array_network(store, data_dir, fine_pulse_mapping="stochastic")
+    lay = net.layers[1]
+    x = np.full(lay.rows, 1.0)
+    delta = np.full(lay.cols, -0.3 * lay.alpha * lay.step["Gp"] / net.p.lr)  # 0.3 of a G step
+    backend.calls.clear()
+    net.update(lay, x, delta, "dynamic", 1, 0)
+    assert not [c for c in backend.calls if c[0].startswith("program")]
+    totals = 0
+    for _ in range(20):
+        backend.calls.clear()
+        net.update(lay, x, delta, "fine", 1, 0)
+        calls = [c for c in backend.calls if c[0].startswith("program")]
+        assert [(c[0], c[1][0]) for c in calls] == [("program_cells", lay.names["gp"])]
+        totals += int(calls[0][1][2].sum())
+    # fine_counts=same: g gets G's counts, 0.3 a cell on average
+    assert totals / (20 * lay.rows * lay.cols) == pytest.approx(0.3, abs=0.05)
+    assert [net.pulse_mapping(phase) for phase in ("dynamic", "fine")] == ["round", "stochastic"]
+    with pytest.raises(
+        ConfigError,
+        match=r"fine_pulse_mapping: .*got 'often'; allowed: .*same, round, stochastic or coincidence",
+    ):
+        prepare("hybrid-training", load_station(None), {"fine_pulse_mapping": "often"})
+
+
 # ---------------------------------------------------------------------- occasional reset
 def test_saturated_pairs_are_reset_and_keep_their_weight(store: Store, data_dir: str) -> None:
     net, backend = array_network(store, data_dir, k=10, c2c_sigma_over_mu=0.0, d2d_sigma=0.0, reset_level=0.8)
