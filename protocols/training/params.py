@@ -216,10 +216,10 @@ class PulseParams(Params):
         "stochastic row and column pulse streams (expected count |dW|/step)",
     )
     fine_pulse_mapping: Literal["same", "round", "stochastic", "coincidence"] = quantity(
-        "same",
+        "stochastic",
         "",
-        "fine tuning's pulse count per cell (the g pair's updates): the same as pulse_mapping, or "
-        "one of its mappings of its own",
+        "fine tuning's pulse count per cell (the g pair's updates): one of pulse_mapping's "
+        "mappings, or the same as pulse_mapping (same)",
     )
     bit_length: int = quantity(
         10,

@@ -28,6 +28,10 @@ def test_every_case_of_the_paper_is_named_as_the_issue_says() -> None:
     assert by["single_s10"].paper_test_accuracy == 9.8 and by["fp"].paper_test_accuracy == 97.92
     assert by["c2c_1.5"].params["c2c_sigma_over_mu"] == 1.5 and by["d2d_0.5"].params["d2d_sigma"] == 0.5
     assert by["hybrid_s10_k10"].params.get("fine_counts", "same") == "same"  # the default mapping
+    for name in ("hybrid_s50_k10", "hybrid_s10_k10"):  # the previous defaults, as named cases
+        old = by[f"{name}_fine_round"]
+        assert old.params == {**by[name].params, "fine_pulse_mapping": "round"}
+        assert old.paper_test_accuracy == by[name].paper_test_accuracy
     assert by["hybrid_s10_k10_rescaled"].params["fine_counts"] == "rescaled"
     for name in ("single_s10_stochastic", "hybrid_s10_k10_stochastic"):
         assert by[name].params["pulse_mapping"] == "stochastic" and by[name].params["states"] == 10

@@ -97,7 +97,7 @@ def test_the_flat_parameters_are_the_groups_together() -> None:
         RecordParams,
     )
     names = [n for g in groups for n in g.model_fields]
-    assert len(names) == len(set(names)) == 43  # 41 before transfer_scale (ex-situ), 42 before bit_length
+    assert len(names) == len(set(names)) == 44  # 41 before transfer_scale (ex-situ), 42 before bit_length, 43 before fine_pulse_mapping
     assert list(HybridTrainingParams.model_fields) == names
     p = HybridTrainingParams.model_validate({"hidden": "30", "states": 20, "lr": 0.2})
     assert all(isinstance(p, g) for g in groups)
