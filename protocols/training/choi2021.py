@@ -551,10 +551,14 @@ def write_figures(db: str, rows: Sequence[Mapping[str, Any]], out: Path) -> list
             if pts:
                 xs, ys = zip(*pts, strict=True)
                 a.plot(xs, ys, "o-", label=syn)
-        for name, marker, label in (("single_s10_stochastic", "C0s", "single, stochastic counts"),
-                                    ("hybrid_s10_k10_stochastic", "C1s", "hybrid k=10, stochastic counts")):  # fmt: skip
+        variants: tuple[tuple[str, str, str | None], ...] = (("single_s10_stochastic", "C0s", "single, stochastic counts"),
+                    ("hybrid_s10_k10_stochastic", "C1s", "hybrid k=10, stochastic counts"),
+                    ("hybrid_s10_k10_fine_round", "C1x", "hybrid k=10, fine tuning rounded"),
+                    ("hybrid_s50_k10_fine_round", "C1x", None))  # fmt: skip
+        for name, marker, legend in variants:
             if name in by_case and by_case[name]["measured_test_accuracy"] is not None:
-                a.plot([10], [by_case[name]["measured_test_accuracy"]], marker, mfc="none", ms=9, label=label)
+                states = json.loads(by_case[name]["parameters"])["states"]
+                a.plot([states], [by_case[name]["measured_test_accuracy"]], marker, mfc="none", ms=9, label=legend)
         a.plot([10], [9.8], "b^", label="paper single")
         a.plot([10, 50], [93.69, 97.00], "r^--", label="paper hybrid")
         a.set(xlabel="states per device", ylabel="test accuracy (%)", title="(6A) states", xscale="log")
