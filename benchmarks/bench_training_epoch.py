@@ -13,9 +13,10 @@ baseline: ``hybrid_epoch_over_sparse_fp_epoch: RATIO x``.
 ``--pulse-mapping`` names the update's pulse mapping (``round``, ``stochastic``,
 ``coincidence``), or several, comma-separated, to time each in the same run between the same
 baselines (us/image and ratio per mapping; the last line is the first mapping's).
+``--fine-pulse-mapping`` sets fine tuning's own (default: the protocol's, ``stochastic``).
 
     python benchmarks/bench_training_epoch.py [--train-limit N] [--phase dynamic|fine]
-        [--pulse-mapping round,stochastic,coincidence] [--bit-length 10]
+        [--pulse-mapping round,stochastic,coincidence] [--bit-length 10] [--fine-pulse-mapping same]
 """
 
 from __future__ import annotations
@@ -82,7 +83,12 @@ def sparse_fp_epoch(
 
 
 def hybrid_epoch(
-    data_dir: str | None, train_limit: int | None, phase: str, pulse_mapping: str = "round", bit_length: int = 10
+    data_dir: str | None,
+    train_limit: int | None,
+    phase: str,
+    pulse_mapping: str = "round",
+    bit_length: int = 10,
+    fine_pulse_mapping: str | None = None,
 ) -> tuple[float, dict]:
     """Seconds of one training epoch of the hybrid protocol (dynamic or fine tuning)."""
     from hil.engine import RunEngine
@@ -94,6 +100,8 @@ def hybrid_epoch(
         store = Store(Path(tmp) / "bench.sqlite")
         params: dict = {"synapse": "hybrid", "epochs": 1 if phase == "dynamic" else 2, "test_limit": 1000}
         params["pulse_mapping"] = pulse_mapping
+        if fine_pulse_mapping is not None:
+            params["fine_pulse_mapping"] = fine_pulse_mapping
         if pulse_mapping == "coincidence":
             params["bit_length"] = bit_length
         if phase == "fine":
@@ -110,6 +118,15 @@ def hybrid_epoch(
         return float(row["wall_s"]), row.to_dict()
 
 
+def row_fine(fine_pulse_mapping: str | None) -> str:
+    """Fine tuning's mapping as the run used it (the protocol's default when not given)."""
+    if fine_pulse_mapping is not None:
+        return fine_pulse_mapping
+    from protocols.training import HybridTrainingParams
+
+    return str(HybridTrainingParams().fine_pulse_mapping)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -119,6 +136,9 @@ def main() -> None:
     parser.add_argument("--phase", choices=["dynamic", "fine"], default="dynamic")
     parser.add_argument("--pulse-mapping", default="round", help="a mapping, or several comma-separated")
     parser.add_argument("--bit-length", type=int, default=10, help="slots per update (coincidence)")
+    parser.add_argument(
+        "--fine-pulse-mapping", default=None, help="fine tuning's own mapping (default: the protocol's)"
+    )
     args = parser.parse_args()
     mappings = [m.strip() for m in args.pulse_mapping.split(",") if m.strip()]
     from protocols.training.mnist import load_mnist
@@ -129,7 +149,10 @@ def main() -> None:
     t_fp = fp_epoch(images, labels)
     t_sp = sparse_fp_epoch(images, labels)
     data_dir = args.data_dir or os.environ.get("RRAM_HIL_DATA")
-    runs = {m: hybrid_epoch(data_dir, args.train_limit, args.phase, m, args.bit_length) for m in mappings}
+    runs = {
+        m: hybrid_epoch(data_dir, args.train_limit, args.phase, m, args.bit_length, args.fine_pulse_mapping)
+        for m in mappings
+    }
     t_fp2 = fp_epoch(images, labels, seed=1)  # again after, against drifting machine load
     t_sp2 = sparse_fp_epoch(images, labels, seed=1)
     fp = 0.5 * (t_fp + t_fp2)
@@ -140,6 +163,8 @@ def main() -> None:
     print(f"plain numpy FP epoch (sparse-aware): {t_sp:.2f} s and {t_sp2:.2f} s ({1e6 * sp / n:.0f} us/image)")
     for m, (t_m, row) in runs.items():
         bits = f", bit_length {args.bit_length}" if m == "coincidence" else ""
+        if args.phase == "fine":
+            bits += f", fine_pulse_mapping={row_fine(args.fine_pulse_mapping)}"
         print(
             f"hybrid {args.phase} epoch on the twin, pulse_mapping={m}{bits}: {t_m:.2f} s "
             f"({1e6 * t_m / n:.0f} us/image); {int(row['pulses'])} pulses, {int(row['resets'])} resets, "
