@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -301,7 +302,11 @@ def _print_protocol(p: dict[str, Any], with_station: bool, as_table: bool) -> No
         widths[1] = min(widths[1], 18)
 
         def line(cells: list[str]) -> str:
-            return "  " + "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+            """The figures of one parameter; a last cell too long for the width continues under
+            itself, broken between words."""
+            head = "  " + "".join(c.ljust(w) + "  " for c, w in zip(cells[:-1], widths[:-1], strict=True))
+            parts = textwrap.wrap(cells[-1], max(out.width - len(head), 16), break_on_hyphens=False) or [""]
+            return "\n".join([(head + parts[0]).rstrip()] + [" " * len(head) + part for part in parts[1:]])
 
         out.print(Text(line(header), style="bold"), soft_wrap=True)
         for row, r in zip(rows, records, strict=True):
