@@ -173,7 +173,8 @@ def interrupt_signals(watch: AbortWatch | None = None) -> Iterator[None]:
     """For the duration of a run (main thread only): SIGTERM raises :class:`RunInterrupted`, as
     Ctrl-C (SIGINT) raises ``KeyboardInterrupt``. With ``watch``, each signal is also recorded in
     ``watch.signalled``, which raises it again at the run's next commit should the first raise be
-    lost (see :class:`AbortWatch`)."""
+    lost (see :class:`AbortWatch`). A process started with SIGINT ignored (a shell's background
+    job) goes on ignoring it."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -188,7 +189,9 @@ def interrupt_signals(watch: AbortWatch | None = None) -> Iterator[None]:
             watch.signalled = interrupt
         raise interrupt
 
-    kinds = (signal.SIGTERM, signal.SIGINT) if watch is not None else (signal.SIGTERM,)
+    kinds = [signal.SIGTERM]
+    if watch is not None and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        kinds.append(signal.SIGINT)  # a process told to ignore Ctrl-C (a background job) still does
     previous = {kind: signal.signal(kind, on_signal) for kind in kinds}
     try:
         yield

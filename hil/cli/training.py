@@ -174,10 +174,17 @@ def reproduce_choi2021(
         why = f" ({row['error']})" if row["status"] != "completed" and row.get("error") else ""
         out.print(f"  {row['case']:<18} run {run:>4} {row['status']:<10} test {shown}{why}", soft_wrap=True)
 
-    with bad_input():  # an unreachable scheduler, a database that cannot be opened: one line
-        result = run_sweep(
-            chosen, common, out_dir, database, workers, scheduler, station_path, report, sweep=sweep
-        )
+    from hil.engine import interrupt_signals
+
+    try:
+        # an unreachable scheduler, a database that cannot be opened: one line; SIGTERM (a job
+        # scheduler's stop, `kill`) ends the sweep as Ctrl-C does
+        with bad_input(), interrupt_signals():
+            result = run_sweep(
+                chosen, common, out_dir, database, workers, scheduler, station_path, report, sweep=sweep
+            )
+    except KeyboardInterrupt:
+        raise fail(f"interrupted: continue with --sweep {sweep}", 130) from None
     out.print(f"table: {result.table_md}")
     out.print(f"table: {result.table_csv}")
     for f in result.figures:

@@ -273,3 +273,15 @@ def test_a_ctrl_c_lost_in_a_finaliser_still_stops_the_run_at_its_next_commit(
     assert len(store.readings_df(out.run_id)) == 3 * 5  # stopped once the third train was committed
     assert list(store.events_df(out.run_id)["kind"])[-1] == "safe-state"
     assert signal.getsignal(signal.SIGINT) is before  # the run's handlers are taken down
+
+
+def test_a_run_started_with_ctrl_c_ignored_goes_on_ignoring_it(store, station, monkeypatch) -> None:
+    """A shell starts a background job with SIGINT ignored; the run keeps that (and completes)."""
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: None)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        out = RunEngine(store, abort_check_s=None).run(CtrlCInAFinaliser(), station, {"trains": 5})
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert out.status == "completed" and len(store.readings_df(out.run_id)) == 5 * 5

@@ -325,6 +325,58 @@ def test_a_terminated_search_is_marked_interrupted_and_says_how_to_resume(tmp_pa
         assert len(finished) >= 1  # the trials done are kept
 
 
+def test_a_terminated_sweep_says_how_to_continue_and_continues_its_runs(tmp_path: Path):
+    """SIGTERM ends a sweep as Ctrl-C does (exit 130, the --sweep NAME that continues it, no
+    traceback); run again under that name it resumes the interrupted case: one run per case."""
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    from tests.helpers import write_tiny_mnist
+
+    data = write_tiny_mnist(tmp_path / "mnist", 40, 20)
+    out = tmp_path / "out"
+    db = out / "choi2021.sqlite"
+    args = [sys.executable, "-m", "hil.cli", "reproduce", "choi2021", "--cases", "hybrid_s50_k10", "--epochs", "400",
+            "--train-limit", "20", "--test-limit", "20", "--workers", "1", "--out", str(out), "--data-dir", str(data),
+            "--set", "hidden=4", "--set", "eval_batch=10", "--sweep", "stopped"]  # fmt: skip
+    env = {**os.environ, "NO_COLOR": "1"}
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    deadline = time.monotonic() + 120
+    epochs = 0
+    while epochs < 2 and time.monotonic() < deadline and proc.poll() is None:
+        if db.exists():
+            con = sqlite3.connect(db, timeout=10)
+            try:
+                epochs = con.execute("select count(*) from epochs").fetchone()[0]
+            except sqlite3.OperationalError:
+                epochs = 0
+            con.close()
+    assert epochs >= 2 and proc.poll() is None, "the sweep did not start its case in time"
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, output
+    assert "interrupted: continue with --sweep stopped" in output and "Traceback" not in output
+    with Store(db) as store:
+        (run,) = store.runs_df()["id"]  # its process gone, the worker's run is no longer running
+        assert store.run(int(run)).status == "interrupted"
+    again = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    deadline = time.monotonic() + 120
+    resumed = False
+    while not resumed and time.monotonic() < deadline and again.poll() is None:
+        con = sqlite3.connect(db, timeout=10)
+        resumed = con.execute("select count(*) from events where kind = 'resumed'").fetchone()[0] > 0
+        con.close()
+    again.send_signal(signal.SIGTERM)
+    output, _ = again.communicate(timeout=120)
+    assert resumed and again.returncode == 130, output
+    with Store(db) as store:
+        assert list(store.runs_df()["id"]) == [run]  # the same run continued, none started anew
+
+
 def test_reproduce_search_bad_input_is_one_line_and_creates_nothing(tmp_path: Path):
     from typer.testing import CliRunner
 
