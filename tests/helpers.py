@@ -457,13 +457,21 @@ def wait_for_readings(
 ) -> int:
     """Poll ``db``'s ``readings`` table with plain sqlite3 until it holds ``at_least`` rows, the
     deadline passes or ``proc`` (the writer) ends; returns the last count (the caller asserts)."""
+    return wait_for_count(db, "select count(*) from readings", at_least, proc, deadline_s)
+
+
+def wait_for_count(
+    db: Path, query: str, at_least: int, proc: subprocess.Popen[str] | None = None, deadline_s: float = 60.0
+) -> int:
+    """Poll ``db`` with plain sqlite3 until the count ``query`` returns reaches ``at_least``, the
+    deadline passes or ``proc`` (the writer) ends; returns the last count (the caller asserts)."""
     deadline = time.monotonic() + deadline_s
     seen = 0
     while seen < at_least and time.monotonic() < deadline and (proc is None or proc.poll() is None):
         if db.exists():
             con = sqlite3.connect(db, timeout=10)
             try:
-                seen = con.execute("select count(*) from readings").fetchone()[0]
+                seen = con.execute(query).fetchone()[0]
             except sqlite3.OperationalError:  # the table is not there yet
                 seen = 0
             con.close()

@@ -288,12 +288,10 @@ def test_a_terminated_search_is_marked_interrupted_and_says_how_to_resume(tmp_pa
     marked interrupted, not left running, and the command names --resume-search."""
     import os
     import signal
-    import sqlite3
     import subprocess
     import sys
-    import time
 
-    from tests.helpers import write_tiny_mnist
+    from tests.helpers import wait_for_count, write_tiny_mnist
 
     data = write_tiny_mnist(tmp_path / "mnist", 40, 20)
     out = tmp_path / "out"
@@ -304,16 +302,7 @@ def test_a_terminated_search_is_marked_interrupted_and_says_how_to_resume(tmp_pa
          "--set", "hidden=4", "--set", "eval_batch=10"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "NO_COLOR": "1"},
     )  # fmt: skip
-    deadline = time.monotonic() + 120
-    done = 0
-    while done < 1 and time.monotonic() < deadline and proc.poll() is None:
-        if db.exists():
-            con = sqlite3.connect(db, timeout=10)
-            try:
-                done = con.execute("select count(*) from events where kind = 'search-trial'").fetchone()[0]
-            except sqlite3.OperationalError:
-                done = 0
-            con.close()
+    done = wait_for_count(db, "select count(*) from events where kind = 'search-trial'", 1, proc, 120)
     assert done >= 1 and proc.poll() is None, "the search did not finish a trial in time"
     proc.send_signal(signal.SIGTERM)
     output, _ = proc.communicate(timeout=120)
@@ -330,12 +319,10 @@ def test_a_terminated_sweep_says_how_to_continue_and_continues_its_runs(tmp_path
     traceback); run again under that name it resumes the interrupted case: one run per case."""
     import os
     import signal
-    import sqlite3
     import subprocess
     import sys
-    import time
 
-    from tests.helpers import write_tiny_mnist
+    from tests.helpers import wait_for_count, write_tiny_mnist
 
     data = write_tiny_mnist(tmp_path / "mnist", 40, 20)
     out = tmp_path / "out"
@@ -345,16 +332,7 @@ def test_a_terminated_sweep_says_how_to_continue_and_continues_its_runs(tmp_path
             "--set", "hidden=4", "--set", "eval_batch=10", "--sweep", "stopped"]  # fmt: skip
     env = {**os.environ, "NO_COLOR": "1"}
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    deadline = time.monotonic() + 120
-    epochs = 0
-    while epochs < 2 and time.monotonic() < deadline and proc.poll() is None:
-        if db.exists():
-            con = sqlite3.connect(db, timeout=10)
-            try:
-                epochs = con.execute("select count(*) from epochs").fetchone()[0]
-            except sqlite3.OperationalError:
-                epochs = 0
-            con.close()
+    epochs = wait_for_count(db, "select count(*) from epochs", 2, proc, 120)
     assert epochs >= 2 and proc.poll() is None, "the sweep did not start its case in time"
     proc.send_signal(signal.SIGTERM)
     output, _ = proc.communicate(timeout=120)
@@ -364,15 +342,10 @@ def test_a_terminated_sweep_says_how_to_continue_and_continues_its_runs(tmp_path
         (run,) = store.runs_df()["id"]  # its process gone, the worker's run is no longer running
         assert store.run(int(run)).status == "interrupted"
     again = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    deadline = time.monotonic() + 120
-    resumed = False
-    while not resumed and time.monotonic() < deadline and again.poll() is None:
-        con = sqlite3.connect(db, timeout=10)
-        resumed = con.execute("select count(*) from events where kind = 'resumed'").fetchone()[0] > 0
-        con.close()
+    resumed = wait_for_count(db, "select count(*) from events where kind = 'resumed'", 1, again, 120)
     again.send_signal(signal.SIGTERM)
     output, _ = again.communicate(timeout=120)
-    assert resumed and again.returncode == 130, output
+    assert resumed == 1 and again.returncode == 130, output
     with Store(db) as store:
         assert list(store.runs_df()["id"]) == [run]  # the same run continued, none started anew
 
