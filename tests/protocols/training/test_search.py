@@ -283,30 +283,50 @@ def test_reproduce_search_runs_trials_of_the_scored_cases_and_ranks_them(tmp_pat
         assert (training["status"] == "completed").all()
 
 
-def test_a_terminated_search_is_marked_interrupted_and_says_how_to_resume(tmp_path: Path):
-    """SIGTERM (a job scheduler's stop, `kill`) ends a search as Ctrl-C does: the search run is
-    marked interrupted, not left running, and the command names --resume-search."""
+def _tiny_reproduce(tmp_path: Path, *options: str) -> tuple[list[str], Path]:
+    """The command line of ``rram-hil reproduce choi2021 OPTIONS`` on a tiny MNIST (written once
+    under ``tmp_path``), one worker, a 4-unit hidden layer; and its database."""
+    import sys
+
+    from tests.helpers import write_tiny_mnist
+
+    data = tmp_path / "mnist"
+    if not data.exists():
+        write_tiny_mnist(data, 40, 20)
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "hil.cli", "reproduce", "choi2021", *options, "--train-limit", "20",
+            "--test-limit", "20", "--workers", "1", "--out", str(out), "--data-dir", str(data),
+            "--set", "hidden=4", "--set", "eval_batch=10"]  # fmt: skip
+    return args, out / "choi2021.sqlite"
+
+
+def _terminate_when(args: list[str], db: Path, query: str, at_least: int) -> tuple[int, bool, int, str]:
+    """Start ``args``, wait (120 s at most) until ``query`` counts ``at_least`` in ``db``, send
+    SIGTERM; returns the count seen, whether the process still ran then, its exit status and
+    its output."""
     import os
     import signal
     import subprocess
-    import sys
 
-    from tests.helpers import wait_for_count, write_tiny_mnist
+    from tests.helpers import wait_for_count
 
-    data = write_tiny_mnist(tmp_path / "mnist", 40, 20)
-    out = tmp_path / "out"
-    db = out / "choi2021.sqlite"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hil.cli", "reproduce", "choi2021", "--search", "50", "--epochs", "1",
-         "--train-limit", "20", "--test-limit", "20", "--workers", "1", "--out", str(out), "--data-dir", str(data),
-         "--set", "hidden=4", "--set", "eval_batch=10"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "NO_COLOR": "1"},
-    )  # fmt: skip
-    done = wait_for_count(db, "select count(*) from events where kind = 'search-trial'", 1, proc, 120)
-    assert done >= 1 and proc.poll() is None, "the search did not finish a trial in time"
+    env = {**os.environ, "NO_COLOR": "1"}
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    seen = wait_for_count(db, query, at_least, proc, 120)
+    running = proc.poll() is None
     proc.send_signal(signal.SIGTERM)
     output, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 130, output
+    return seen, running, proc.returncode, output
+
+
+def test_a_terminated_search_is_marked_interrupted_and_says_how_to_resume(tmp_path: Path):
+    """SIGTERM (a job scheduler's stop, `kill`) ends a search as Ctrl-C does: the search run is
+    marked interrupted, not left running, and the command names --resume-search."""
+    args, db = _tiny_reproduce(tmp_path, "--search", "50", "--epochs", "1")
+    query = "select count(*) from events where kind = 'search-trial'"
+    done, running, status, output = _terminate_when(args, db, query, 1)
+    assert done >= 1 and running, "the search did not finish a trial in time"
+    assert status == 130, output
     assert "--resume-search 1" in output and "Traceback" not in output
     with Store(db) as store:
         assert store.run(1).status == "interrupted"
@@ -317,35 +337,17 @@ def test_a_terminated_search_is_marked_interrupted_and_says_how_to_resume(tmp_pa
 def test_a_terminated_sweep_says_how_to_continue_and_continues_its_runs(tmp_path: Path):
     """SIGTERM ends a sweep as Ctrl-C does (exit 130, the --sweep NAME that continues it, no
     traceback); run again under that name it resumes the interrupted case: one run per case."""
-    import os
-    import signal
-    import subprocess
-    import sys
-
-    from tests.helpers import wait_for_count, write_tiny_mnist
-
-    data = write_tiny_mnist(tmp_path / "mnist", 40, 20)
-    out = tmp_path / "out"
-    db = out / "choi2021.sqlite"
-    args = [sys.executable, "-m", "hil.cli", "reproduce", "choi2021", "--cases", "hybrid_s50_k10", "--epochs", "400",
-            "--train-limit", "20", "--test-limit", "20", "--workers", "1", "--out", str(out), "--data-dir", str(data),
-            "--set", "hidden=4", "--set", "eval_batch=10", "--sweep", "stopped"]  # fmt: skip
-    env = {**os.environ, "NO_COLOR": "1"}
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    epochs = wait_for_count(db, "select count(*) from epochs", 2, proc, 120)
-    assert epochs >= 2 and proc.poll() is None, "the sweep did not start its case in time"
-    proc.send_signal(signal.SIGTERM)
-    output, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 130, output
+    args, db = _tiny_reproduce(tmp_path, "--cases", "hybrid_s50_k10", "--epochs", "400", "--sweep", "stopped")
+    epochs, running, status, output = _terminate_when(args, db, "select count(*) from epochs", 2)
+    assert epochs >= 2 and running, "the sweep did not start its case in time"
+    assert status == 130, output
     assert "interrupted: continue with --sweep stopped" in output and "Traceback" not in output
     with Store(db) as store:
         (run,) = store.runs_df()["id"]  # its process gone, the worker's run is no longer running
         assert store.run(int(run)).status == "interrupted"
-    again = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    resumed = wait_for_count(db, "select count(*) from events where kind = 'resumed'", 1, again, 120)
-    again.send_signal(signal.SIGTERM)
-    output, _ = again.communicate(timeout=120)
-    assert resumed == 1 and again.returncode == 130, output
+    query = "select count(*) from events where kind = 'resumed'"
+    resumed, _, status, output = _terminate_when(args, db, query, 1)
+    assert resumed == 1 and status == 130, output
     with Store(db) as store:
         assert list(store.runs_df()["id"]) == [run]  # the same run continued, none started anew
 
